@@ -1,0 +1,1 @@
+"""Shared service plumbing: settings base, JSON logging, metrics, health, database."""

@@ -1,0 +1,102 @@
+"""Database plumbing: one async engine per service, Alembic migrations at start-up.
+
+SQLite (aiosqlite) is the embedded default, PostgreSQL (asyncpg) production; the
+same SQLAlchemy code runs on both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger("chat.db")
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    if is_sqlite(url):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection: SQLite has one writer anyway, and a single connection
+        # serialises transactions without "database is locked" retries.
+        engine = create_async_engine(
+            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+        return engine
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def _alembic_config(script_location: str, version_table: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location)
+    cfg.attributes["version_table"] = version_table
+    return cfg
+
+
+async def migrate(engine: AsyncEngine, script_location: str, version_table: str) -> None:
+    """Upgrade to head. On PostgreSQL an advisory lock serialises concurrent replicas."""
+    cfg = _alembic_config(script_location, version_table)
+
+    def _run(conn: Connection) -> None:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            key = zlib.crc32(version_table.encode()) & 0x7FFFFFFF
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        await conn.run_sync(_run)
+    log.info("migrations at head", extra={"version_table": version_table})
+
+
+def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:
+    """Body of each service's ``migrations/env.py``."""
+    cfg = context.config
+    conn = cfg.attributes.get("connection")
+    version_table = cfg.attributes.get("version_table", "alembic_version")
+    if conn is None:
+        # Offline mode (`alembic upgrade --sql`), for reviewing SQL.
+        context.configure(
+            url=os.environ.get("DATABASE_URL", "sqlite://"),
+            target_metadata=target_metadata,
+            literal_binds=True,
+            version_table=version_table,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    context.configure(
+        connection=conn,
+        target_metadata=target_metadata,
+        version_table=version_table,
+        render_as_batch=conn.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

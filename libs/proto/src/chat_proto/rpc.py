@@ -1,0 +1,164 @@
+"""Request/reply over core NATS: one envelope, one client, one server helper.
+
+Request: JSON body (a pydantic model of the service's API module); the acting
+user, already authenticated by the gateway, travels in the ``Chat-User`` header.
+Reply: ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": {code, message, ...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats.errors
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel, ValidationError
+
+from chat_proto.errors import ChatError, ErrorCode
+
+USER_HEADER = "Chat-User"
+REQUEST_ID_HEADER = "Chat-Request-Id"
+
+log = logging.getLogger("chat.rpc")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RpcContext:
+    __slots__ = ("request_id", "subject", "user")
+
+    def __init__(self, subject: str, user: str | None, request_id: str | None) -> None:
+        self.subject = subject
+        self.user = user
+        self.request_id = request_id
+
+    def require_user(self) -> str:
+        if not self.user:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "no authenticated user")
+        return self.user
+
+
+Handler = Callable[[Any, RpcContext], Awaitable[Any]]
+
+
+def _dump(result: Any) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", exclude_none=True)
+    return result
+
+
+class RpcServer:
+    """Serves ``<prefix>.<op>`` subjects in a queue group; each op has a request model."""
+
+    def __init__(self, nc: NATS, queue: str, on_request: Callable[[str, str, float], None] | None = None) -> None:
+        self._nc = nc
+        self._queue = queue
+        self._handlers: dict[str, tuple[type[BaseModel], Handler]] = {}
+        self._subs: list[Subscription] = []
+        self._on_request = on_request
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, subject: str, model: type[BaseModel], handler: Handler) -> None:
+        self._handlers[subject] = (model, handler)
+
+    async def start(self) -> None:
+        for subject in self._handlers:
+            self._subs.append(await self._nc.subscribe(subject, queue=self._queue, cb=self._dispatch))
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - connection may already be closed
+                pass
+        self._subs.clear()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    async def _dispatch(self, msg: Msg) -> None:
+        # Handle concurrently: one slow request must not hold up the subscription.
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        started = time.perf_counter()
+        model, handler = self._handlers[msg.subject]
+        headers = msg.headers or {}
+        ctx = RpcContext(msg.subject, headers.get(USER_HEADER), headers.get(REQUEST_ID_HEADER))
+        outcome = "ok"
+        try:
+            try:
+                req = model.model_validate_json(msg.data or b"{}")
+            except ValidationError as exc:
+                raise ChatError(ErrorCode.INVALID, _describe(exc)) from exc
+            result = await handler(req, ctx)
+            reply: dict[str, Any] = {"ok": True, "result": _dump(result)}
+        except ChatError as err:
+            outcome = str(err.code)
+            reply = {"ok": False, "error": err.to_dict()}
+        except Exception:
+            outcome = "internal"
+            log.exception("rpc handler failed", extra={"subject": msg.subject})
+            reply = {"ok": False, "error": ChatError(ErrorCode.INTERNAL).to_dict()}
+        if msg.reply:
+            try:
+                await msg.respond(orjson.dumps(reply))
+            except Exception:  # noqa: BLE001
+                log.warning("rpc reply failed", extra={"subject": msg.subject})
+        if self._on_request:
+            self._on_request(msg.subject, outcome, time.perf_counter() - started)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class RpcClient:
+    def __init__(self, nc: NATS, default_timeout: float = 5.0) -> None:
+        self._nc = nc
+        self._timeout = default_timeout
+
+    async def call(
+        self,
+        subject: str,
+        payload: BaseModel | dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        if isinstance(payload, BaseModel):
+            data = payload.model_dump_json(exclude_none=True).encode()
+        else:
+            data = orjson.dumps(payload or {})
+        headers = {}
+        if user:
+            headers[USER_HEADER] = user
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        try:
+            msg = await self._nc.request(
+                subject, data, timeout=timeout or self._timeout, headers=headers or None
+            )
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+            raise ChatError(ErrorCode.UNAVAILABLE, "service unavailable, try again") from exc
+        except nats.errors.ConnectionClosedError as exc:
+            raise ChatError(ErrorCode.UNAVAILABLE, "bus unavailable") from exc
+        reply = orjson.loads(msg.data)
+        if reply.get("ok"):
+            return reply.get("result")
+        raise ChatError.from_dict(reply.get("error") or {})
+
+    async def call_model(self, subject: str, payload: Any, model: type[M], **kw: Any) -> M:
+        return model.model_validate(await self.call(subject, payload, **kw))

@@ -1,0 +1,65 @@
+"""The ONLY place NATS subject names are built.
+
+Ids embedded in subjects are validated against ``ID_PATTERN`` first, so a
+client-supplied id can never inject tokens (``.``, ``*``, ``>``) into a subject.
+"""
+
+from __future__ import annotations
+
+import re
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+# Streams
+CMD_STREAM = "CHAT_CMDS"
+CMD_SUBJECTS = "chat.cmd.>"
+EVT_STREAM = "CHAT_EVENTS"
+EVT_SUBJECTS = "chat.evt.conv.>"
+
+# Durable consumer names
+MESSAGES_CONSUMER = "messages-writer"
+
+# Queue groups for RPC services
+AUTH_QUEUE = "svc-auth"
+MESSAGES_QUEUE = "svc-messages"
+
+
+def check_id(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(f"invalid id {value!r}")
+    return value
+
+
+def cmd_send(conv: str) -> str:
+    return f"chat.cmd.send.{check_id(conv)}"
+
+
+def evt_conv(conv: str) -> str:
+    return f"chat.evt.conv.{check_id(conv)}"
+
+
+def conv_from_evt_subject(subject: str) -> str:
+    return subject.rsplit(".", 1)[-1]
+
+
+def user_notify(user: str) -> str:
+    """Per-user notices to gateways (membership changes, revocations); core NATS."""
+    return f"chat.notify.user.{check_id(user)}"
+
+
+def gateway_results(gateway_id: str) -> str:
+    """Where the messages service answers commands a gateway published."""
+    return f"chat.gw.{check_id(gateway_id)}.results"
+
+
+def auth_rpc(op: str) -> str:
+    return f"svc.auth.{op}"
+
+
+def messages_rpc(op: str) -> str:
+    return f"svc.messages.{op}"
+
+
+AUTH_RPC_ALL = "svc.auth.*"
+MESSAGES_RPC_ALL = "svc.messages.*"
