@@ -1,0 +1,1 @@
+"""Auth service: users, passwords, access/refresh tokens, signing keys."""

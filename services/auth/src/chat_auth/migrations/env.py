@@ -1,0 +1,6 @@
+from alembic import context
+from chat_common.db import run_env
+
+from chat_auth.models import Base
+
+run_env(context, Base.metadata)

@@ -1,0 +1,253 @@
+"""SQL for the auth service. Each public method is one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, case, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chat_auth.models import LoginThrottle, RefreshFamily, RefreshToken, SigningKey, User
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RefreshRow:
+    token: RefreshToken
+    family: RefreshFamily
+    user: User
+
+
+class AuthStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # The SQLite engine shares ONE connection (StaticPool); serialise our
+        # transactions on it so they cannot interleave. PostgreSQL needs no lock.
+        self._lock: asyncio.Lock | None = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        )
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncSession]:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._lock is not None:
+                await stack.enter_async_context(self._lock)
+            session = await stack.enter_async_context(self._sessions())
+            async with session.begin():
+                yield session
+
+    async def ping(self) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - readiness reports, never raises
+            return False
+
+    # --- users -------------------------------------------------------------
+
+    async def create_user(
+        self, user_id: str, username: str, display_name: str, password_hash: str, now: datetime
+    ) -> User:
+        """Insert a user; the first user ever is an admin. Raises UsernameTaken."""
+        try:
+            async with self._tx() as s:
+                if (await s.scalar(select(User.id).where(User.username == username))) is not None:
+                    raise UsernameTaken(username)
+                first = (await s.scalar(select(func.count()).select_from(User))) == 0
+                user = User(
+                    id=user_id,
+                    username=username,
+                    display_name=display_name,
+                    password_hash=password_hash,
+                    created_at=now,
+                    is_admin=first,
+                )
+                s.add(user)
+            return user
+        except IntegrityError as exc:  # lost a race with a concurrent registration
+            raise UsernameTaken(username) from exc
+
+    async def user_by_username(self, username: str) -> User | None:
+        async with self._tx() as s:
+            return await s.scalar(select(User).where(User.username == username))
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        async with self._tx() as s:
+            return await s.get(User, user_id)
+
+    async def existing_active_ids(self, user_ids: Sequence[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        async with self._tx() as s:
+            rows = await s.scalars(
+                select(User.id).where(User.id.in_(set(user_ids)), User.deactivated_at.is_(None))
+            )
+            return set(rows)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        async with self._tx() as s:
+            await s.execute(
+                update(User).where(User.id == user_id).values(password_hash=password_hash)
+            )
+
+    async def deactivate_user(self, user_id: str, now: datetime) -> None:
+        async with self._tx() as s:
+            await s.execute(update(User).where(User.id == user_id).values(deactivated_at=now))
+            await s.execute(
+                update(RefreshFamily)
+                .where(RefreshFamily.user_id == user_id, RefreshFamily.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    # --- login throttle ----------------------------------------------------
+
+    async def throttle_locked_until(self, username: str) -> datetime | None:
+        async with self._tx() as s:
+            return await s.scalar(
+                select(LoginThrottle.locked_until).where(LoginThrottle.username == username)
+            )
+
+    async def record_failure(
+        self,
+        username: str,
+        now: datetime,
+        window_start_after: datetime,
+        max_failures: int,
+        lockout_for: Callable[[int], timedelta],
+    ) -> datetime | None:
+        """Count one failed login; lock when the window holds ``max_failures``.
+
+        ``lockout_for(n)`` gives the lock duration (timedelta) of the n-th lockout.
+        Returns the new ``locked_until`` when this failure locked the account.
+        """
+        async with self._tx() as s:
+            stale = LoginThrottle.window_start < window_start_after
+            res: CursorResult[Any] = await s.execute(  # type: ignore[assignment]
+                update(LoginThrottle)
+                .where(LoginThrottle.username == username)
+                .values(
+                    failures=case((stale, 1), else_=LoginThrottle.failures + 1),
+                    window_start=case((stale, now), else_=LoginThrottle.window_start),
+                )
+            )
+            if res.rowcount == 0:
+                try:
+                    async with s.begin_nested():
+                        s.add(LoginThrottle(username=username, failures=1, window_start=now,
+                                            lockouts=0, locked_until=None))
+                except IntegrityError:  # concurrent first failure: count ours too
+                    await s.execute(
+                        update(LoginThrottle)
+                        .where(LoginThrottle.username == username)
+                        .values(failures=LoginThrottle.failures + 1)
+                    )
+            row = await s.scalar(
+                select(LoginThrottle).where(LoginThrottle.username == username)
+            )
+            assert row is not None
+            if row.failures < max_failures:
+                return None
+            row.lockouts += 1
+            row.failures = 0
+            row.window_start = now
+            row.locked_until = now + lockout_for(row.lockouts)
+            return row.locked_until
+
+    async def reset_throttle(self, username: str) -> None:
+        async with self._tx() as s:
+            row = await s.get(LoginThrottle, username)
+            if row is not None:
+                await s.delete(row)
+
+    # --- refresh tokens ----------------------------------------------------
+
+    async def create_family(
+        self, family_id: str, user_id: str, token_id: str, secret_hash: str,
+        now: datetime, expires_at: datetime,
+    ) -> None:
+        async with self._tx() as s:
+            s.add(RefreshFamily(id=family_id, user_id=user_id, created_at=now))
+            await s.flush()
+            s.add(RefreshToken(id=token_id, family_id=family_id, secret_hash=secret_hash,
+                               created_at=now, expires_at=expires_at))
+
+    async def get_refresh(self, token_id: str) -> RefreshRow | None:
+        async with self._tx() as s:
+            row = (
+                await s.execute(
+                    select(RefreshToken, RefreshFamily, User)
+                    .join(RefreshFamily, RefreshFamily.id == RefreshToken.family_id)
+                    .join(User, User.id == RefreshFamily.user_id)
+                    .where(RefreshToken.id == token_id)
+                )
+            ).one_or_none()
+            return None if row is None else RefreshRow(row[0], row[1], row[2])
+
+    async def rotate(
+        self, old_token_id: str, new_token_id: str, secret_hash: str,
+        now: datetime, expires_at: datetime,
+    ) -> bool:
+        """Spend ``old_token_id`` and add its successor, atomically.
+
+        The spend is a conditional UPDATE: of two concurrent rotations of the same
+        token exactly one sees rowcount 1. False means it was already spent (or its
+        family was revoked meanwhile).
+        """
+        async with self._tx() as s:
+            res: CursorResult[Any] = await s.execute(  # type: ignore[assignment]
+                update(RefreshToken)
+                .where(
+                    RefreshToken.id == old_token_id,
+                    RefreshToken.spent_at.is_(None),
+                    RefreshToken.family_id.in_(
+                        select(RefreshFamily.id).where(RefreshFamily.revoked_at.is_(None))
+                    ),
+                )
+                .values(spent_at=now)
+            )
+            if res.rowcount != 1:
+                return False
+            family_id = await s.scalar(
+                select(RefreshToken.family_id).where(RefreshToken.id == old_token_id)
+            )
+            s.add(RefreshToken(id=new_token_id, family_id=family_id, secret_hash=secret_hash,
+                               created_at=now, expires_at=expires_at))
+            return True
+
+    async def revoke_family(self, family_id: str, now: datetime) -> None:
+        async with self._tx() as s:
+            await s.execute(
+                update(RefreshFamily)
+                .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    # --- signing keys ------------------------------------------------------
+
+    async def active_keys(self) -> list[SigningKey]:
+        async with self._tx() as s:
+            rows = await s.scalars(
+                select(SigningKey).where(SigningKey.active.is_(True))
+                .order_by(SigningKey.generation)
+            )
+            return list(rows)
+
+    async def insert_key(self, key: SigningKey) -> bool:
+        """False when another replica inserted a key of that generation first."""
+        try:
+            async with self._tx() as s:
+                s.add(key)
+            return True
+        except IntegrityError:
+            return False
