@@ -10,11 +10,11 @@ from chat_proto.auth_api import ACCESS_TOKEN_TYPE, AUDIENCE, RegisterRequest
 from chat_proto.errors import ChatError, ErrorCode
 from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from conftest import FakeClock
-
 from chat_auth.service import AuthService, clean_display_name
 from chat_auth.store import AuthStore
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 
 PW = "correct horse battery"

@@ -23,6 +23,7 @@ class Passwords:
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """Constant-work check; ``stored_hash=None`` verifies against a dummy hash."""
         target = stored_hash or self._dummy
+        ok: bool
         try:
             ok = await asyncio.to_thread(self._ph.verify, target, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

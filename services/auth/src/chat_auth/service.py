@@ -79,7 +79,7 @@ class AuthService:
                 SigningKey(kid=kid, generation=1, private_key_pem=pem,
                            created_at=self._clock(), active=True)
             )
-            log.info("signing key bootstrap", extra={"kid": kid, "created": created})
+            log.info("signing key bootstrap", extra={"kid": kid, "inserted": created})
             keys = await self._store.active_keys()
         self._tokens.set_keys([load_key(k.kid, k.private_key_pem) for k in keys])
 
@@ -181,7 +181,9 @@ class AuthService:
 
     async def _reuse_detected(self, family_id: str, user_id: str, now: datetime) -> NoReturn:
         await self._store.revoke_family(family_id, now)
-        log.warning("refresh token reuse; family revoked", extra={"user": user_id, "sid": family_id})
+        log.warning(
+            "refresh token reuse; family revoked", extra={"user": user_id, "sid": family_id}
+        )
         raise ChatError(ErrorCode.UNAUTHORIZED, BAD_REFRESH)
 
     async def _check_lock(self, username: str, now: datetime) -> None:

@@ -51,7 +51,7 @@ class AuthStore:
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
-        except Exception:  # noqa: BLE001 - readiness reports, never raises
+        except Exception:
             return False
 
     # --- users -------------------------------------------------------------

@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from chat_proto.auth_api import ACCESS_TOKEN_TYPE
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
-
-from chat_proto.auth_api import ACCESS_TOKEN_TYPE
 
 ALGORITHM = "EdDSA"
 HEADER_TYP = "at+jwt"
