@@ -1,0 +1,192 @@
+"""The chat services wired together on free ports: auth, messages (xN), gateways (xN).
+
+Used by ``make run`` (through run.py), the integration tests and the benchmarks. NATS and
+PostgreSQL are not started here: pass their URLs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from chat_devtools.ports import LOOPBACK, free_port
+from chat_devtools.services import ServiceProcess
+
+MODULES = {"auth": "chat_auth", "messages": "chat_messages", "gateway": "chat_gateway"}
+PREFIXES = {"auth": "AUTH_", "messages": "MESSAGES_", "gateway": "GATEWAY_"}
+DB_SERVICES = ("auth", "messages")
+
+
+def sqlite_urls(data_dir: Path | str) -> dict[str, str]:
+    """``sqlite+aiosqlite:////abs/data/<service>.db`` for each service that owns tables."""
+    d = Path(data_dir).resolve()
+    return {svc: f"sqlite+aiosqlite:///{d / (svc + '.db')}" for svc in DB_SERVICES}
+
+
+class Cluster:
+    """Start order: auth, the first messages replica (it migrates), the other replicas,
+    then the gateways. Stop order: gateways, messages, auth.
+
+    ``database_urls`` maps ``"auth"``/``"messages"`` to SQLAlchemy async URLs; without it,
+    SQLite files in ``data_dir``. ``env`` applies to every service (prefixed names, e.g.
+    ``{"AUTH_ARGON2_TIME_COST": "1"}``); ``service_env`` per service name.
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        database_urls: Mapping[str, str] | None = None,
+        data_dir: Path | str | None = None,
+        gateways: int = 1,
+        messages_replicas: int = 1,
+        gateway_port: int | None = None,
+        ports: Mapping[str, int] | None = None,
+        log_dir: Path | str | None = None,
+        environment: str = "development",
+        log_level: str = "INFO",
+        env: Mapping[str, str] | None = None,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
+        ready_timeout: float = 30.0,
+        nats: Any = None,
+    ) -> None:
+        if gateways < 0 or messages_replicas < 1:
+            raise ValueError("need messages_replicas >= 1 and gateways >= 0")
+        self.nats_url = nats_url
+        self.nats = nats  # the NatsServer, when the caller wants to keep it at hand
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir is None and (database_urls is None or log_dir is None):
+            self._tmp = tempfile.TemporaryDirectory(prefix="chat-cluster-")
+            data_dir = self._tmp.name
+        self.data_dir = Path(data_dir).resolve() if data_dir else None
+        self.database_urls = dict(database_urls or sqlite_urls(self.data_dir or "."))
+        self.log_dir = Path(log_dir) if log_dir else (self.data_dir or Path(".")) / "logs"
+        self.environment = environment
+        self.log_level = log_level
+        self.env = dict(env or {})
+        self.service_env = {k: dict(v) for k, v in (service_env or {}).items()}
+        self.ready_timeout = ready_timeout
+        self._ports = dict(ports or {})
+
+        self.auth = self._make("auth", "auth", self._ports.get("auth"))
+        self.messages = [
+            self._make("messages", f"messages-{i}", self._ports.get("messages") if i == 0 else None)
+            for i in range(messages_replicas)
+        ]
+        self.gateways: list[ServiceProcess] = []
+        for i in range(gateways):
+            self.gateways.append(self._make_gateway(gateway_port if i == 0 else None))
+
+    # -- building ---------------------------------------------------------------------
+    def service_environment(
+        self, service: str, port: int, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The env of one service process: contract defaults, then ``extra``, then the
+        caller's ``env`` and ``service_env`` (which win)."""
+        p = PREFIXES[service]
+        env = {
+            f"{p}HOST": LOOPBACK,
+            f"{p}PORT": str(port),
+            f"{p}NATS_URL": self.nats_url,
+            f"{p}ENVIRONMENT": self.environment,
+            f"{p}LOG_LEVEL": self.log_level,
+        }
+        if service in DB_SERVICES:
+            env[f"{p}DATABASE_URL"] = self.database_urls[service]
+        return {**env, **(extra or {}), **self.env, **self.service_env.get(service, {})}
+
+    def _make(
+        self, service: str, name: str, port: int | None, extra: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        port = port or free_port()
+        return ServiceProcess(
+            name,
+            MODULES[service],
+            self.service_environment(service, port, extra),
+            port,
+            log_file=self.log_dir / f"{name}.log",
+            ready_timeout=self.ready_timeout,
+        )
+
+    def _make_gateway(self, port: int | None) -> ServiceProcess:
+        i = len(self.gateways)
+        port = port or free_port()
+        # unique per gateway process (the port is unique on this host at a time)
+        return self._make("gateway", f"gateway-{i}", port, {"GATEWAY_GATEWAY_ID": f"gw{i}-{port}"})
+
+    def add_gateway(self, port: int | None = None, start: bool = True) -> ServiceProcess:
+        gw = self._make_gateway(port)
+        self.gateways.append(gw)
+        if start:
+            gw.start()
+        return gw
+
+    # -- views ------------------------------------------------------------------------
+    @property
+    def processes(self) -> list[ServiceProcess]:
+        """In start order."""
+        return [self.auth, *self.messages, *self.gateways]
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [g.base_url for g in self.gateways]
+
+    @property
+    def gateway_url(self) -> str:
+        return self.gateways[0].base_url
+
+    @property
+    def ws_urls(self) -> list[str]:
+        return [f"ws://{g.host}:{g.port}/ws" for g in self.gateways]
+
+    def dead(self) -> list[ServiceProcess]:
+        """Started processes that have exited."""
+        return [p for p in self.processes if p.proc is not None and not p.running()]
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> Cluster:
+        try:
+            first, *rest = self.messages
+            for p in (self.auth, first):
+                p.spawn()
+            for p in (self.auth, first):
+                p.wait_ready()
+            self._start_all(rest)
+            self._start_all(self.gateways)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @staticmethod
+    def _start_all(procs: list[ServiceProcess]) -> None:
+        for p in procs:
+            p.spawn()
+        for p in procs:
+            p.wait_ready()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Gateways first (they drain clients), then messages, then auth."""
+        for group in (self.gateways, self.messages, [self.auth]):
+            for p in group:  # SIGTERM the whole group at once, then wait for each
+                if p.running() and p.proc is not None:
+                    p.proc.terminate()
+            for p in group:
+                p.stop(timeout)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
