@@ -1,0 +1,57 @@
+# Two commands: `make run` (the whole backend on this machine) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Every lib and service with a pyproject.toml; services added later are picked up.
+PYPROJECTS := $(sort $(wildcard libs/*/pyproject.toml services/*/pyproject.toml))
+PKG_DIRS   := $(patsubst %/pyproject.toml,%,$(PYPROJECTS))
+DEV_DEPS   := pytest pytest-asyncio pytest-timeout httpx websockets ruff mypy
+STAMP      := $(VENV)/.install-stamp
+# The stamp also remembers the package list, so a removed/added package re-installs.
+PKG_LIST   := $(VENV)/.install-packages
+
+.PHONY: help install run test lint bench clean clean-data FORCE
+
+help:
+	@echo "make install  - create $(VENV) and install every lib/service editable + dev tools"
+	@echo "make run      - start NATS, auth, messages, gateway (http://127.0.0.1:$${GATEWAY_PORT:-8080})"
+	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
+	@echo "make lint     - ruff + mypy"
+	@echo "make bench    - bench/run.sh (when present)"
+	@echo "make clean    - caches and the install stamp (make clean-data removes ./data)"
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(PKG_LIST): FORCE | $(BIN)/python
+	@echo "$(PKG_DIRS)" | cmp -s - $@ || echo "$(PKG_DIRS)" > $@
+
+$(STAMP): $(PYPROJECTS) $(PKG_LIST) pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(PKG_DIRS)) $(DEV_DEPS)
+	@touch $@
+
+run: install
+	$(BIN)/chat-run
+
+test:
+	scripts/test.sh
+
+lint: install
+	$(BIN)/ruff check libs services tests
+	$(BIN)/mypy $(wildcard libs/*/src services/*/src)
+
+bench: install
+	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh does not exist yet"; fi
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .tmp $(STAMP) $(PKG_LIST)
+	find libs services tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-data:
+	rm -rf data
