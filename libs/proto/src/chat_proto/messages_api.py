@@ -1,0 +1,109 @@
+"""RPC API of the messages service (subjects ``svc.messages.<op>``).
+
+The acting user travels in the ``Chat-User`` header (set by the gateway after it
+verified the token); ops under ``internal.*`` act as the system and are only for
+gateways (gap filling, connection set-up).
+
+- ``conv.create``        CreateConversation -> {"conversation": Conversation, "created": bool}
+- ``conv.list``          Empty              -> {"conversations": [Conversation]}
+- ``conv.get``           ConvRef            -> Conversation with "members"
+- ``conv.join``          ConvRef            -> {"conversation": Conversation, "changed": bool}
+- ``conv.add_member``    AddMember          -> {"conversation": Conversation, "changed": bool}
+- ``conv.remove_member`` MemberRef          -> {}
+- ``conv.set_role``      SetRole            -> {"conversation": Conversation}
+- ``history``            HistoryQuery       -> {"events": [Event], "has_more": bool}
+- ``lookup_send``        LookupSend         -> Event (not_found until stored)
+- ``internal.user_convs`` UserRef           -> {"convs": [{"id", "last_seq"}]}
+- ``internal.events``    EventsRange        -> {"events": [Event]}
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat_proto.errors import ChatError, ErrorCode
+
+ID = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_BODY_CODEPOINTS = 4000
+
+
+def clean_body(body: str, max_codepoints: int = MAX_BODY_CODEPOINTS) -> str:
+    """Trimmed of surrounding whitespace; 1..max code points (empty 422, longer 413)."""
+    text = body.strip()
+    if not text:
+        raise ChatError(ErrorCode.INVALID, "body must not be empty")
+    if len(text) > max_codepoints:
+        raise ChatError(ErrorCode.TOO_LARGE, f"body longer than {max_codepoints} characters")
+    return text
+
+
+class _Req(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CreateConversation(_Req):
+    kind: Literal["channel", "dm", "group"]
+    name: str | None = Field(default=None, max_length=400)
+    private: bool | None = None
+    members: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ConvRef(_Req):
+    conv: str = Field(pattern=ID)
+
+
+class AddMember(_Req):
+    conv: str = Field(pattern=ID)
+    user_id: str = Field(max_length=64)
+    role: Literal["admin", "member", "guest", "owner"] | None = None
+
+
+class MemberRef(_Req):
+    conv: str = Field(pattern=ID)
+    user_id: str = Field(max_length=64)
+
+
+class SetRole(_Req):
+    conv: str = Field(pattern=ID)
+    user_id: str = Field(max_length=64)
+    role: Literal["owner", "admin", "member", "guest"]
+
+
+class HistoryQuery(_Req):
+    conv: str = Field(pattern=ID)
+    before: int | None = Field(default=None, ge=0)
+    after: int | None = Field(default=None, ge=0)
+    limit: int = 50
+    # Only members may read (sync); public-channel readers are refused.
+    members_only: bool = False
+
+
+class LookupSend(_Req):
+    conv: str = Field(pattern=ID)
+    client_msg_id: str = Field(min_length=1, max_length=64)
+
+
+class UserRef(_Req):
+    user_id: str = Field(max_length=64)
+
+
+class EventsRange(_Req):
+    conv: str = Field(pattern=ID)
+    after: int = Field(ge=0)
+    before: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=200, ge=1, le=500)
+
+
+class Empty(_Req):
+    pass
+
+
+class UserNotice(BaseModel):
+    """Published on ``chat.notify.user.<user>`` (core NATS) for gateways."""
+
+    v: Literal[1] = 1
+    kind: Literal["membership"] = "membership"
+    conv: str
+    event: dict  # type: ignore[type-arg]  # the wire event object

@@ -1,0 +1,1 @@
+"""The gateway: WebSocket and REST edge; authenticates with JWTs issued by auth."""

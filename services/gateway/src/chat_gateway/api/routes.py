@@ -1,0 +1,150 @@
+"""REST ``/v1``: validate, then forward to the owning service over NATS request/reply."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat_gateway.api.deps import Caller, Res
+from chat_proto import auth_api, messages_api
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.events import Attachment
+from chat_proto.subjects import ID_PATTERN, auth_rpc, messages_rpc
+
+router = APIRouter(prefix="/v1")
+
+ConvId = Annotated[str, Path(max_length=64)]
+UserId = Annotated[str, Path(max_length=64)]
+
+
+_ID = re.compile(ID_PATTERN)
+
+
+def _conv(conv: str) -> str:
+    if not _ID.match(conv):
+        raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+    return conv
+
+
+# --- auth ----------------------------------------------------------------------------------
+@router.post("/auth/register", status_code=201)
+async def register(body: auth_api.RegisterRequest, res: Res) -> Any:
+    return await res.rpc.call(auth_rpc("register"), body)
+
+
+@router.post("/auth/login")
+async def login(body: auth_api.LoginRequest, request: Request, res: Res) -> Any:
+    body.client_ip = request.client.host if request.client else None
+    return await res.rpc.call(auth_rpc("login"), body)
+
+
+@router.post("/auth/refresh")
+async def refresh(body: auth_api.RefreshRequest, res: Res) -> Any:
+    return await res.rpc.call(auth_rpc("refresh"), body)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(body: auth_api.RefreshRequest, res: Res) -> Response:
+    await res.rpc.call(auth_rpc("logout"), body)
+    return Response(status_code=204)
+
+
+@router.get("/auth/jwks")
+async def jwks(res: Res) -> Any:
+    return await res.rpc.call(auth_rpc("jwks"), {})
+
+
+@router.get("/me")
+async def me(caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(auth_rpc("get_user"), auth_api.UserIdRequest(user_id=caller.user_id))
+
+
+# --- conversations -------------------------------------------------------------------------
+@router.post("/conversations")
+async def create_conversation(body: messages_api.CreateConversation, caller: Caller, res: Res) -> Any:
+    out = await res.rpc.call(messages_rpc("conv.create"), body, user=caller.user_id)
+    return JSONResponse(out["conversation"], status_code=201 if out["created"] else 200)
+
+
+@router.get("/conversations")
+async def list_conversations(caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(messages_rpc("conv.list"), {}, user=caller.user_id)
+
+
+@router.get("/conversations/{conv}")
+async def get_conversation(conv: ConvId, caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(messages_rpc("conv.get"), {"conv": _conv(conv)}, user=caller.user_id)
+
+
+@router.post("/conversations/{conv}/join")
+async def join(conv: ConvId, caller: Caller, res: Res) -> Any:
+    out = await res.rpc.call(messages_rpc("conv.join"), {"conv": _conv(conv)}, user=caller.user_id)
+    return out["conversation"]
+
+
+class AddMemberBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    user_id: str = Field(max_length=64)
+    role: Literal["owner", "admin", "member", "guest"] | None = None
+
+
+@router.post("/conversations/{conv}/members")
+async def add_member(conv: ConvId, body: AddMemberBody, caller: Caller, res: Res) -> Any:
+    req = messages_api.AddMember(conv=_conv(conv), user_id=body.user_id, role=body.role)
+    out = await res.rpc.call(messages_rpc("conv.add_member"), req, user=caller.user_id)
+    return out["conversation"]
+
+
+@router.delete("/conversations/{conv}/members/{user_id}", status_code=204)
+async def remove_member(conv: ConvId, user_id: UserId, caller: Caller, res: Res) -> Response:
+    req = messages_api.MemberRef(conv=_conv(conv), user_id=user_id)
+    await res.rpc.call(messages_rpc("conv.remove_member"), req, user=caller.user_id)
+    return Response(status_code=204)
+
+
+class RoleBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["owner", "admin", "member", "guest"]
+
+
+@router.put("/conversations/{conv}/members/{user_id}/role")
+async def set_role(conv: ConvId, user_id: UserId, body: RoleBody, caller: Caller, res: Res) -> Any:
+    req = messages_api.SetRole(conv=_conv(conv), user_id=user_id, role=body.role)
+    out = await res.rpc.call(messages_rpc("conv.set_role"), req, user=caller.user_id)
+    return out["conversation"]
+
+
+# --- messages ------------------------------------------------------------------------------
+@router.get("/conversations/{conv}/messages")
+async def history(
+    conv: ConvId,
+    caller: Caller,
+    res: Res,
+    before: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query()] = 50,
+) -> Any:
+    q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=max(1, min(200, limit)))
+    return await res.rpc.call(messages_rpc("history"), q, user=caller.user_id)
+
+
+class SendBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    client_msg_id: str = Field(min_length=1, max_length=64)
+    body: str
+    attachments: list[Attachment] | None = Field(default=None, max_length=10)
+    reply_to: int | None = Field(default=None, ge=1)
+
+
+@router.post("/conversations/{conv}/messages")
+async def send(conv: ConvId, body: SendBody, caller: Caller, res: Res) -> Any:
+    out = await res.sender.send(
+        caller.user_id, _conv(conv), body.client_msg_id, body.body, body.attachments, body.reply_to
+    )
+    if not out.ok or out.event is None:
+        raise ChatError.from_dict(out.error or {})
+    return JSONResponse(out.event.to_wire(), status_code=201 if out.created else 200)

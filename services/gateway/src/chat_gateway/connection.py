@@ -1,0 +1,136 @@
+"""One client connection: its bounded outbound queue, writer task and per-conversation state.
+
+Live frames (events, later receipts/typing/presence) count against the queue bound;
+when an event does not fit, nothing more is queued and close 4009 is written behind
+what is queued. Replies to the client's own frames never cause 4009: the reader waits
+for room instead (it stops reading from a client whose replies it cannot write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from starlette.websockets import WebSocket
+
+from chat_proto.frames import CLOSE_SLOW_CONSUMER
+
+log = logging.getLogger("chat.gateway.conn")
+
+CONNECTIONS = Gauge("chat_gateway_connections", "Authenticated WebSocket connections")
+FRAMES_OUT = Counter("chat_gateway_frames_out_total", "Frames written to clients", ["kind"])
+SLOW_CLOSES = Counter("chat_gateway_slow_consumer_closes_total", "Connections closed with 4009")
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, max_frames: int, max_bytes: int) -> None:
+        self.ws = ws
+        self.id = uuid.uuid4().hex
+        self.user: str = ""
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self._q: deque[tuple[str, bool]] = deque()
+        self._live_n = 0
+        self._live_bytes = 0
+        self._reply_bytes = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._close: tuple[int, str] | None = None
+        self.closed = asyncio.Event()
+        # conv -> last seq written (or queued) on this connection
+        self.last: dict[str, int] = {}
+        # conversations being replayed by sync: live events held back until the replay is out
+        self.held: dict[str, list[tuple[int, str]]] = {}
+        self.convs: set[str] = set()
+
+    # --- queueing ------------------------------------------------------------------------
+    def push_event(self, conv: str, seq: int, frame: str) -> None:
+        held = self.held.get(conv)
+        if held is not None:
+            if len(held) >= self.max_frames:
+                self.close_after_queue(CLOSE_SLOW_CONSUMER, "slow consumer")
+                return
+            held.append((seq, frame))
+            return
+        if seq <= self.last.get(conv, 0):
+            return  # at most once, in increasing order
+        self.last[conv] = seq
+        self.push_live(frame)
+
+    def push_live(self, frame: str, droppable: bool = False) -> None:
+        if self._close is not None:
+            return
+        size = len(frame)
+        if self._live_n + 1 > self.max_frames or self._live_bytes + size > self.max_bytes:
+            if droppable:
+                return
+            SLOW_CLOSES.inc()
+            self.close_after_queue(CLOSE_SLOW_CONSUMER, "slow consumer")
+            return
+        self._live_n += 1
+        self._live_bytes += size
+        self._q.append((frame, True))
+        self._wake.set()
+
+    async def push_reply(self, frame: str) -> None:
+        while self._reply_bytes > self.max_bytes and self._close is None and not self.closed.is_set():
+            self._room.clear()
+            await self._room.wait()
+        self._reply_bytes += len(frame)
+        self._q.append((frame, False))
+        self._wake.set()
+
+    def begin_replay(self, conv: str) -> None:
+        self.held.setdefault(conv, [])
+
+    def end_replay(self, conv: str, replayed_to: int) -> None:
+        """Called once the replay frames are queued: release held live events after them."""
+        if replayed_to > self.last.get(conv, 0):
+            self.last[conv] = replayed_to
+        for seq, frame in self.held.pop(conv, []):
+            self.push_event(conv, seq, frame)
+
+    def close_after_queue(self, code: int, reason: str = "") -> None:
+        if self._close is None:
+            self._close = (code, reason)
+            self._wake.set()
+
+    def close_now(self, code: int, reason: str = "") -> None:
+        """Drop what is queued and close (auth failures, policy violations)."""
+        self._q.clear()
+        self._close = (code, reason)
+        self._wake.set()
+
+    # --- writing -------------------------------------------------------------------------
+    async def writer(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._q:
+                    frame, live = self._q.popleft()
+                    if live:
+                        self._live_n -= 1
+                        self._live_bytes -= len(frame)
+                    else:
+                        self._reply_bytes -= len(frame)
+                        if self._reply_bytes <= self.max_bytes:
+                            self._room.set()
+                    await self.ws.send_text(frame)
+                if self._close is not None:
+                    code, reason = self._close
+                    await self.ws.close(code=code, reason=reason)
+                    return
+        except Exception as exc:  # noqa: BLE001 - peer gone; the reader notices too
+            log.debug("writer ended", extra={"conn": self.id, "error": repr(exc)})
+        finally:
+            self.closed.set()
+            self._room.set()
+
+    def info(self) -> dict[str, Any]:
+        return {"conn": self.id, "user": self.user, "queued": len(self._q)}

@@ -1,0 +1,222 @@
+"""Fanout hub: per-conversation NATS subscriptions reference-counted by local members.
+
+Each conversation this gateway serves has one subscription and one sequencer: events
+are delivered to local members in seq order, each once; an event ahead of a missing
+seq is held, the gap is filled from the messages service, and after ``gap_give_up_s``
+delivery moves on. Membership events change the local member set as they are
+delivered: a joining user's connections are added before their ``member_joined``, a
+leaving user's removed after their ``member_left``. Per-user notices (on
+``chat.notify.user.<id>``) bring the membership events of conversations this gateway
+is not yet subscribed to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from prometheus_client import Counter, Gauge
+
+from chat_gateway.connection import Connection
+from chat_proto import subjects
+from chat_proto.errors import ChatError
+from chat_proto.frames import event_frame_from_event_json
+from chat_proto.messages_api import EventsRange, UserRef
+from chat_proto.rpc import RpcClient
+
+log = logging.getLogger("chat.gateway.hub")
+
+SUBSCRIBED = Gauge("chat_gateway_conversations", "Conversations with a local subscription")
+DELIVERIES = Counter("chat_gateway_event_deliveries_total", "Event frames queued to connections")
+GAPS = Counter("chat_gateway_gaps_total", "Sequence gaps seen", ["outcome"])
+
+
+class ConvState:
+    def __init__(self, hub: Hub, conv: str, last: int) -> None:
+        self.hub = hub
+        self.conv = conv
+        self.last = last
+        self.members: dict[str, set[Connection]] = {}
+        self.sub: Subscription | None = None
+        self.pending: dict[int, tuple[dict[str, Any], bytes]] = {}
+        self.gap_task: asyncio.Task[None] | None = None
+
+    def empty(self) -> bool:
+        return not self.members
+
+    def feed(self, ev: dict[str, Any], raw: bytes) -> None:
+        seq = ev["seq"]
+        if seq <= self.last:
+            return
+        if seq == self.last + 1:
+            self._deliver(ev, raw)
+            self._drain()
+        else:
+            self.pending[seq] = (ev, raw)
+            if self.gap_task is None:
+                self.gap_task = asyncio.create_task(self._fill_gap())
+
+    def _drain(self) -> None:
+        while self.last + 1 in self.pending:
+            ev, raw = self.pending.pop(self.last + 1)
+            self._deliver(ev, raw)
+
+    def _deliver(self, ev: dict[str, Any], raw: bytes) -> None:
+        self.last = ev["seq"]
+        kind = ev.get("kind")
+        if kind == "member_joined":
+            self.hub._add_user_locally(self, ev.get("user_id") or "")
+        frame = event_frame_from_event_json(raw)
+        n = 0
+        for conns in self.members.values():
+            for c in conns:
+                c.push_event(self.conv, self.last, frame)
+                n += 1
+        DELIVERIES.inc(n)
+        if kind == "member_left":
+            self.hub._remove_user_locally(self, ev.get("user_id") or "")
+
+    async def _fill_gap(self) -> None:
+        hub = self.hub
+        try:
+            await asyncio.sleep(hub.gap_fill_after)
+            if self.pending and min(self.pending) > self.last + 1:
+                try:
+                    res = await hub.rpc.call(
+                        subjects.messages_rpc("internal.events"),
+                        EventsRange(conv=self.conv, after=self.last, before=min(self.pending)),
+                    )
+                    for ev in res.get("events", []):
+                        self.feed(ev, orjson.dumps(ev))
+                    GAPS.labels("filled").inc()
+                except ChatError:
+                    pass
+            if self.pending and min(self.pending) > self.last + 1:
+                await asyncio.sleep(max(0.0, hub.gap_give_up - hub.gap_fill_after))
+            if self.pending and min(self.pending) > self.last + 1:
+                GAPS.labels("skipped").inc()
+                self.last = min(self.pending) - 1
+            self._drain()
+        finally:
+            self.gap_task = None
+            if self.pending:
+                self.gap_task = asyncio.create_task(self._fill_gap())
+
+
+class Hub:
+    def __init__(self, nc: NATS, rpc: RpcClient, gap_fill_after: float, gap_give_up: float) -> None:
+        self.nc = nc
+        self.rpc = rpc
+        self.gap_fill_after = gap_fill_after
+        self.gap_give_up = gap_give_up
+        self.convs: dict[str, ConvState] = {}
+        self.users: dict[str, set[Connection]] = {}
+        self._user_subs: dict[str, Subscription] = {}
+
+    # --- connections ---------------------------------------------------------------------
+    async def attach(self, conn: Connection) -> None:
+        user = conn.user
+        conns = self.users.setdefault(user, set())
+        conns.add(conn)
+        if user not in self._user_subs:
+            self._user_subs[user] = await self.nc.subscribe(
+                subjects.user_notify(user), cb=self._on_notice
+            )
+        res = await self.rpc.call(subjects.messages_rpc("internal.user_convs"), UserRef(user_id=user))
+        for item in res.get("convs", []):
+            state = await self._state(item["id"], int(item["last_seq"]))
+            state.members.setdefault(user, set()).add(conn)
+            conn.convs.add(state.conv)
+
+    async def detach(self, conn: Connection) -> None:
+        user = conn.user
+        for conv in list(conn.convs):
+            state = self.convs.get(conv)
+            if state is None:
+                continue
+            conns = state.members.get(user)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del state.members[user]
+            await self._maybe_drop(state)
+        conn.convs.clear()
+        conns = self.users.get(user)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.users[user]
+                sub = self._user_subs.pop(user, None)
+                if sub is not None:
+                    await _unsubscribe(sub)
+
+    # --- conversation states -------------------------------------------------------------
+    async def _state(self, conv: str, last: int) -> ConvState:
+        state = self.convs.get(conv)
+        if state is None:
+            state = ConvState(self, conv, last)
+            self.convs[conv] = state
+            state.sub = await self.nc.subscribe(subjects.evt_conv(conv), cb=self._on_event)
+            SUBSCRIBED.set(len(self.convs))
+        return state
+
+    async def _maybe_drop(self, state: ConvState) -> None:
+        if state.empty() and self.convs.get(state.conv) is state:
+            del self.convs[state.conv]
+            SUBSCRIBED.set(len(self.convs))
+            if state.gap_task:
+                state.gap_task.cancel()
+            if state.sub is not None:
+                await _unsubscribe(state.sub)
+
+    def _add_user_locally(self, state: ConvState, user: str) -> None:
+        for c in self.users.get(user, ()):
+            if state.conv not in c.convs:
+                state.members.setdefault(user, set()).add(c)
+                c.convs.add(state.conv)
+
+    def _remove_user_locally(self, state: ConvState, user: str) -> None:
+        for c in state.members.pop(user, set()):
+            c.convs.discard(state.conv)
+            c.last.pop(state.conv, None)
+        if state.empty():
+            asyncio.create_task(self._maybe_drop(state))
+
+    # --- bus callbacks -------------------------------------------------------------------
+    async def _on_event(self, msg: Msg) -> None:
+        state = self.convs.get(subjects.conv_from_evt_subject(msg.subject))
+        if state is None:
+            return
+        try:
+            ev = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            return
+        state.feed(ev, msg.data)
+
+    async def _on_notice(self, msg: Msg) -> None:
+        try:
+            notice = orjson.loads(msg.data)
+            ev, conv = notice["event"], notice["conv"]
+            user = msg.subject.rsplit(".", 1)[-1]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if user not in self.users:
+            return
+        state = self.convs.get(conv)
+        if state is None:
+            if ev.get("kind") != "member_joined":
+                return
+            state = await self._state(conv, int(ev["seq"]) - 1)
+        state.feed(ev, orjson.dumps(ev))
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    try:
+        await sub.unsubscribe()
+    except Exception:  # noqa: BLE001 - connection closing
+        pass

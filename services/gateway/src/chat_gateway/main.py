@@ -1,0 +1,89 @@
+"""Gateway: ``create_app(settings)``; resources are built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response, WebSocket
+from prometheus_client import Histogram
+
+from chat_common.app import install_error_handlers, install_ops_routes, problem_response
+from chat_common.logging import setup_logging
+from chat_gateway.api.deps import Resources
+from chat_gateway.api.routes import router
+from chat_gateway.hub import Hub
+from chat_gateway.sends import Sender
+from chat_gateway.settings import GatewaySettings
+from chat_gateway.tokens import TokenVerifier
+from chat_gateway.ws import Session
+from chat_proto import bus, streams
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.rpc import RpcClient
+
+log = logging.getLogger("chat.gateway")
+HTTP_LATENCY = Histogram(
+    "chat_gateway_http_seconds", "REST request handling time", ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    setup_logging("gateway", settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nc = await bus.connect(settings.nats_url, f"gateway-{settings.gateway_id}")
+        js = nc.jetstream()
+        # The gateway publishes into CHAT_CMDS: make sure it exists even before messages starts.
+        await bus.ensure_stream(js, streams.cmd_stream(settings.js_replicas))
+        rpc = RpcClient(nc, settings.rpc_timeout_s)
+        verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
+        sender = Sender(nc, js, rpc, settings.gateway_id, settings.send_timeout_s)
+        await sender.start()
+        app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
+        app.state.resources = Resources(settings, rpc, verifier, sender)
+        app.state.nc = nc
+        try:
+            yield
+        finally:
+            try:
+                await asyncio.wait_for(nc.drain(), timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+
+    app = FastAPI(title="chat gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
+            return problem_response(ChatError(ErrorCode.TOO_LARGE, "request body too large"), request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - started)
+        if path.startswith("/v1"):
+            log.info("request", extra={"method": request.method, "route": path, "status": response.status_code,
+                                       "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return response
+
+    @app.websocket("/ws")
+    async def ws_endpoint(websocket: WebSocket) -> None:
+        st = websocket.app.state
+        res: Resources = st.resources
+        await Session(websocket, settings, st.hub, res.verifier, res.sender, res.rpc).run()
+
+    async def ready(request: Request) -> dict[str, bool]:
+        nc = getattr(request.app.state, "nc", None)
+        return {"nats": bool(nc and nc.is_connected)}
+
+    install_ops_routes(app, ready)
+    return app

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import uuid
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from chat_common.settings import ServiceSettings
+from chat_proto.auth_api import AUDIENCE
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Unique per process: names this gateway's results subject.
+    gateway_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    jwt_issuer: str = "chat-auth"
+    jwt_audience: str = AUDIENCE
+    # WebSocket
+    heartbeat_s: float = 5.0
+    auth_timeout_s: float = 5.0
+    max_frame_bytes: int = 64 * 1024
+    # Frames above this are refused by the WebSocket layer itself (close 1009).
+    ws_max_message_bytes: int = 1024 * 1024
+    queue_max_frames: int = 1000
+    queue_max_bytes: int = 4 * 1024 * 1024
+    max_inflight_frames: int = 256
+    # Sends
+    send_timeout_s: float = 10.0
+    rpc_timeout_s: float = 5.0
+    # Ordering: how long out-of-order events are held waiting for a missing seq.
+    gap_fill_after_s: float = 0.15
+    gap_give_up_s: float = 1.0
+    sync_max_events: int = 500
+    max_request_bytes: int = 256 * 1024

@@ -1,0 +1,94 @@
+"""Access-token verification with keys from auth's JWKS (cached, refreshed on unknown kid)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from jwt import PyJWK
+
+from chat_proto.auth_api import ACCESS_TOKEN_TYPE
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.rpc import RpcClient
+from chat_proto.subjects import auth_rpc
+
+log = logging.getLogger("chat.gateway.tokens")
+
+ALLOWED_ALGS = ["EdDSA", "RS256"]  # asymmetric only: "none" and HS* can never verify
+JWKS_MIN_REFRESH_S = 5.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    exp: float
+    session: str | None
+    claims: dict[str, Any]
+
+
+class TokenVerifier:
+    def __init__(self, rpc: RpcClient, issuer: str, audience: str) -> None:
+        self.rpc = rpc
+        self.issuer = issuer
+        self.audience = audience
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, force: bool = False) -> None:
+        async with self._lock:
+            if not force and time.monotonic() - self._fetched_at < JWKS_MIN_REFRESH_S:
+                return
+            res = await self.rpc.call(auth_rpc("jwks"), {})
+            keys: dict[str, PyJWK] = {}
+            for jwk in res.get("keys", []):
+                try:
+                    keys[jwk["kid"]] = PyJWK(jwk)
+                except Exception:  # noqa: BLE001 - skip keys we cannot use
+                    log.warning("unusable jwk", extra={"kid": jwk.get("kid")})
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+    async def _key(self, kid: str) -> PyJWK:
+        key = self._keys.get(kid)
+        if key is None:
+            try:
+                await self.refresh()
+            except ChatError as err:
+                raise ChatError(ErrorCode.UNAVAILABLE, "cannot fetch signing keys") from err
+            key = self._keys.get(kid)
+        if key is None:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "unknown signing key")
+        return key
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "malformed token") from exc
+        kid, alg = header.get("kid"), header.get("alg")
+        if not isinstance(kid, str) or alg not in ALLOWED_ALGS:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "unacceptable token")
+        key = await self._key(kid)
+        if key.algorithm_name != alg:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "algorithm does not match key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise ChatError(ErrorCode.UNAUTHORIZED, "invalid token") from exc
+        if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(claims.get("sub"), str):
+            raise ChatError(ErrorCode.UNAUTHORIZED, "not an access token")
+        return Principal(claims["sub"], float(claims["exp"]), claims.get("sid"), claims)

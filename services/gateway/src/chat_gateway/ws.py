@@ -1,0 +1,294 @@
+"""The WebSocket endpoint: authenticate, then handle frames in order and answer in order.
+
+Frames are handled concurrently (a send waits for the store) but their answers are
+written in the order the frames arrived: each frame gets a slot in ``answers``, and
+one task writes the slots out in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Counter
+from starlette.websockets import WebSocket, WebSocketState
+
+from chat_gateway.connection import CONNECTIONS, Connection
+from chat_gateway.hub import Hub
+from chat_gateway.sends import Sender
+from chat_gateway.settings import GatewaySettings
+from chat_gateway.tokens import Principal, TokenVerifier
+from chat_proto import frames as F
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.messages_api import HistoryQuery
+from chat_proto.rpc import RpcClient
+from chat_proto.subjects import messages_rpc
+
+log = logging.getLogger("chat.gateway.ws")
+FRAMES_IN = Counter("chat_gateway_frames_in_total", "Frames received from clients", ["type"])
+
+# An answer: frames to write, then an optional action run right after they are queued.
+Answer = tuple[list[str], Callable[[], None] | None]
+
+
+class Session:
+    def __init__(self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier,
+                 sender: Sender, rpc: RpcClient) -> None:
+        self.ws, self.s, self.hub, self.verifier, self.sender, self.rpc = ws, s, hub, verifier, sender, rpc
+        self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
+        self.principal: Principal | None = None
+        self.answers: asyncio.Queue[asyncio.Future[Answer]] = asyncio.Queue(s.max_inflight_frames)
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        writer = asyncio.create_task(self.conn.writer())
+        try:
+            if await self._authenticate():
+                await self._serve()
+        finally:
+            if self._expiry:
+                self._expiry.cancel()
+            if self.principal is not None:
+                CONNECTIONS.dec()
+                await self.hub.detach(self.conn)
+            self.conn.close_after_queue(1000)
+            try:
+                await asyncio.wait_for(writer, timeout=2)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+
+    # --- authentication ------------------------------------------------------------------
+    async def _authenticate(self) -> bool:
+        deadline = time.monotonic() + self.s.auth_timeout_s
+        try:
+            msg = await asyncio.wait_for(self.ws.receive(), timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            await self._refuse("no auth frame in time")
+            return False
+        if msg["type"] != "websocket.receive" or msg.get("text") is None:
+            return self._bad_first(msg)
+        try:
+            frame = F.parse_client_frame(msg["text"])
+        except (F.FrameRejected, F.FrameInvalid):
+            await self._refuse("first frame must be auth")
+            return False
+        if not isinstance(frame, F.AuthFrame):
+            await self._refuse("first frame must be auth")
+            return False
+        try:
+            self.principal = await self.verifier.verify(frame.token)
+        except ChatError as err:
+            await self._refuse(err.message)
+            return False
+        self.conn.user = self.principal.user_id
+        CONNECTIONS.inc()
+        try:
+            await self.hub.attach(self.conn)
+        except ChatError:
+            self.conn.close_now(F.CLOSE_SERVICE_RESTART, "try again")
+            return False
+        self._watch_expiry()
+        await self.conn.push_reply(F.encode(_with_ref(
+            {"type": "auth_ok", "user_id": self.conn.user, "session_id": self.conn.id,
+             "heartbeat_s": self.s.heartbeat_s}, frame.ref)))
+        return True
+
+    def _bad_first(self, msg: dict[str, Any]) -> bool:
+        if msg["type"] == "websocket.receive":
+            self.conn.close_now(F.CLOSE_UNAUTHORIZED, "first frame must be auth")
+        return False
+
+    async def _refuse(self, why: str) -> None:
+        await self.conn.push_reply(F.error_frame(ChatError(ErrorCode.UNAUTHORIZED, why)))
+        self.conn.close_after_queue(F.CLOSE_UNAUTHORIZED, "unauthorized")
+
+    def _watch_expiry(self) -> None:
+        if self._expiry:
+            self._expiry.cancel()
+        assert self.principal is not None
+        exp = self.principal.exp
+
+        async def expire() -> None:
+            await asyncio.sleep(max(0.0, exp - time.time()))
+            self.conn.close_after_queue(F.CLOSE_TOKEN_EXPIRED, "token expired")
+
+        self._expiry = asyncio.create_task(expire())
+
+    # --- frames --------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        answerer = asyncio.create_task(self._write_answers())
+        try:
+            while not self.conn.closed.is_set():
+                msg = await self.ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                text = msg.get("text")
+                if text is None:
+                    self.conn.close_now(F.CLOSE_POLICY, "binary frames are not accepted")
+                    break
+                try:
+                    frame = F.parse_client_frame(text)
+                except F.FrameRejected as exc:
+                    FRAMES_IN.labels("rejected").inc()
+                    await self._answer_now([F.error_frame(ChatError(ErrorCode.INVALID, str(exc)))])
+                    self._close_after_answers(F.CLOSE_POLICY, str(exc))
+                    break
+                except F.FrameInvalid as err:
+                    FRAMES_IN.labels("invalid").inc()
+                    await self._answer_now([F.error_frame(err, err.ref)])
+                    continue
+                FRAMES_IN.labels(frame.type).inc()
+                fut = asyncio.ensure_future(self._handle(frame))
+                await self.answers.put(fut)
+        finally:
+            await self.answers.put(_done(None))
+            try:
+                await asyncio.wait_for(answerer, timeout=self.s.send_timeout_s + 1)
+            except (TimeoutError, asyncio.CancelledError):
+                answerer.cancel()
+
+    async def _answer_now(self, out: list[str]) -> None:
+        await self.answers.put(_done((out, None)))
+
+    def _close_after_answers(self, code: int, reason: str) -> None:
+        self._final_close = (code, reason)
+
+    _final_close: tuple[int, str] | None = None
+
+    async def _write_answers(self) -> None:
+        while True:
+            fut = await self.answers.get()
+            try:
+                answer = await fut
+            except Exception:  # noqa: BLE001
+                log.exception("frame handler failed", extra={"conn": self.conn.id})
+                answer = ([F.error_frame(ChatError(ErrorCode.INTERNAL))], None)
+            if answer is None:
+                if self._final_close:
+                    self.conn.close_after_queue(*self._final_close)
+                return
+            out, after = answer
+            for text in out:
+                await self.conn.push_reply(text)
+            if after is not None:
+                after()
+
+    async def _handle(self, frame: Any) -> Answer:
+        handler = _HANDLERS[frame.type]
+        try:
+            return await handler(self, frame)
+        except ChatError as err:
+            return [F.error_frame(err, frame.ref)], None
+
+    async def _on_auth(self, frame: F.AuthFrame) -> Answer:
+        try:
+            p = await self.verifier.verify(frame.token)
+        except ChatError:
+            self.conn.close_now(F.CLOSE_UNAUTHORIZED, "unauthorized")
+            return [], None
+        if p.user_id != self.conn.user:
+            self.conn.close_now(F.CLOSE_UNAUTHORIZED, "token of another user")
+            return [], None
+        self.principal = p
+        self._watch_expiry()
+        return [F.encode(_with_ref({"type": "auth_ok", "user_id": p.user_id, "session_id": self.conn.id,
+                                    "heartbeat_s": self.s.heartbeat_s}, frame.ref))], None
+
+    async def _on_send(self, frame: F.SendFrame) -> Answer:
+        res = await self.sender.send(self.conn.user, frame.conv, frame.client_msg_id, frame.body,
+                                     frame.attachments, frame.reply_to)
+        if not res.ok or res.event is None:
+            err = ChatError.from_dict(res.error or {})
+            return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
+        return [F.encode(_with_ref({"type": "ack", "conv": frame.conv, "client_msg_id": frame.client_msg_id,
+                                    "seq": res.event.seq, "ts": res.event.ts}, frame.ref))], None
+
+    async def _on_sync(self, frame: F.SyncFrame) -> Answer:
+        # Hold live events of the listed conversations now, in frame order.
+        for conv in frame.positions:
+            if conv in self.conn.convs:
+                self.conn.begin_replay(conv)
+        out: list[str] = []
+        truncated: list[str] = []
+        not_found: list[str] = []
+        replayed: dict[str, int] = {}
+        for conv, after in frame.positions.items():
+            try:
+                evs, more = await self._replay(conv, after)
+            except ChatError as err:
+                if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+                    not_found.append(conv)
+                    continue
+                self._release(frame, replayed)
+                raise
+            out.extend(F.encode({"type": "event", "event": e}) for e in evs)
+            replayed[conv] = evs[-1]["seq"] if evs else after
+            if more:
+                truncated.append(conv)
+        out.append(F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref)))
+        return out, lambda: self._release(frame, replayed)
+
+    def _release(self, frame: F.SyncFrame, replayed: dict[str, int]) -> None:
+        for conv in frame.positions:
+            if conv in self.conn.held:
+                self.conn.end_replay(conv, replayed.get(conv, 0))
+
+    async def _replay(self, conv: str, after: int) -> tuple[list[dict[str, Any]], bool]:
+        evs: list[dict[str, Any]] = []
+        more = True
+        while more and len(evs) < self.s.sync_max_events:
+            page = min(200, self.s.sync_max_events - len(evs))
+            res = await self.rpc.call(
+                messages_rpc("history"),
+                HistoryQuery(conv=conv, after=after, limit=page, members_only=True),
+                user=self.conn.user,
+            )
+            batch = res.get("events", [])
+            evs.extend(batch)
+            more = bool(res.get("has_more"))
+            if batch:
+                after = batch[-1]["seq"]
+        return evs, more
+
+    async def _on_ping(self, frame: F.PingFrame) -> Answer:
+        return [F.encode(_with_ref({"type": "pong"}, frame.ref))], None
+
+    async def _on_ignored(self, frame: Any) -> Answer:
+        # Receipts and typing arrive with later issues; accepted and answered with nothing.
+        return [], None
+
+
+_HANDLERS: dict[str, Callable[[Session, Any], Awaitable[Answer]]] = {
+    "auth": Session._on_auth,
+    "send": Session._on_send,
+    "sync": Session._on_sync,
+    "ping": Session._on_ping,
+    "delivered": Session._on_ignored,
+    "read": Session._on_ignored,
+    "typing": Session._on_ignored,
+}
+
+
+def _with_ref(d: dict[str, Any], ref: str | None) -> dict[str, Any]:
+    if ref is not None:
+        d["ref"] = ref
+    return d
+
+
+def _done(value: Any) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return fut
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_open(ws: WebSocket) -> bool:
+    return ws.application_state == WebSocketState.CONNECTED

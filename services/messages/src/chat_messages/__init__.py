@@ -1,0 +1,1 @@
+"""The messages service: conversations, membership, the event log and its write path."""

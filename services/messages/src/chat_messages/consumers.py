@@ -1,0 +1,156 @@
+"""The JetStream command consumer: fetch a batch, commit it, publish, then ack.
+
+A crash anywhere before the ack means redelivery; the store's idempotency key
+turns a redelivered command into the event stored the first time, which is
+published again (the stream de-duplicates it, gateways drop seqs they have seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from chat_messages.ports import Publisher
+from chat_messages.writer import Outcome, Writer
+from chat_proto import streams, subjects
+from chat_proto.commands import RESULT_SCHEMA, CommandResult, SendCommand
+
+log = logging.getLogger("chat.messages.consumer")
+
+COMMANDS = Counter("chat_messages_commands_total", "Send commands handled", ["outcome"])
+BATCH = Histogram(
+    "chat_messages_batch_size", "Commands per write transaction",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500),
+)
+BATCH_SECONDS = Histogram(
+    "chat_messages_batch_seconds", "Time from fetch to ack of one batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class CommandConsumer:
+    def __init__(
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        writer: Writer,
+        publisher: Publisher,
+        *,
+        batch_size: int = 256,
+        fetch_timeout_s: float = 1.0,
+        ack_wait_s: float = 30.0,
+    ) -> None:
+        self.nc, self.js, self.writer, self.pub = nc, js, writer, publisher
+        self.batch_size = batch_size
+        self.fetch_timeout = fetch_timeout_s
+        self.ack_wait = ack_wait_s
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        psub = await self.js.pull_subscribe(
+            subjects.CMD_SUBJECTS,
+            durable=subjects.MESSAGES_CONSUMER,
+            stream=subjects.CMD_STREAM,
+            config=streams.messages_consumer(self.ack_wait),
+        )
+        self._task = asyncio.create_task(self._loop(psub), name="command-consumer")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task:
+            try:
+                await asyncio.wait_for(self._task, timeout=self.fetch_timeout + 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+
+    async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await psub.fetch(self.batch_size, timeout=self.fetch_timeout)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except Exception as exc:  # noqa: BLE001 - bus trouble: wait and fetch again
+                if self._stopping.is_set():
+                    break
+                log.warning("fetch failed", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            started = time.perf_counter()
+            try:
+                await self.handle(msgs)
+            except Exception:  # noqa: BLE001 - never let the loop die; msgs will be redelivered
+                log.exception("batch failed")
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        cmds: list[SendCommand] = []
+        live: list[Msg] = []
+        for m in msgs:
+            try:
+                cmds.append(SendCommand.model_validate_json(m.data))
+                live.append(m)
+            except ValidationError:
+                log.error("poison command terminated", extra={"subject": m.subject})
+                COMMANDS.labels("poison").inc()
+                await m.term()
+        if not cmds:
+            return
+        BATCH.observe(len(cmds))
+        try:
+            result = await self.writer.write_batch(cmds)
+            await self.pub.publish_events(result.new_events)
+            again = [
+                o.event for m, o in zip(live, result.outcomes, strict=True)
+                if o.event is not None and not o.created and m.metadata.num_delivered > 1
+            ]
+            await self.pub.publish_events(again)
+        except Exception as exc:  # noqa: BLE001 - transient (database, bus): redeliver later
+            log.warning("batch not committed or not published; redelivering", extra={"error": repr(exc), "n": len(live)})
+            for m in live:
+                await _nak(m)
+            COMMANDS.labels("retried").inc(len(live))
+            return
+        for m, cmd, o in zip(live, cmds, result.outcomes, strict=True):
+            await self._answer(cmd, o)
+            if o.error is not None:
+                await m.term()
+                COMMANDS.labels(str(o.error.code)).inc()
+            else:
+                await m.ack()
+                COMMANDS.labels("stored" if o.created else "replayed").inc()
+
+    async def _answer(self, cmd: SendCommand, o: Outcome) -> None:
+        if not cmd.reply_subject:
+            return
+        res = CommandResult(
+            conv=cmd.conv,
+            sender=cmd.sender,
+            client_msg_id=cmd.client_msg_id,
+            ok=o.error is None,
+            created=o.created,
+            event=o.event,
+            error=o.error.to_dict() if o.error else None,
+        )
+        try:
+            await self.nc.publish(
+                cmd.reply_subject, res.model_dump_json(exclude_none=True).encode(),
+                headers={"Chat-Schema": RESULT_SCHEMA},
+            )
+        except Exception:  # noqa: BLE001 - the gateway falls back to lookup_send
+            log.warning("result not published", extra={"conv": cmd.conv})
+
+
+async def _nak(m: Msg) -> None:
+    try:
+        await m.nak(delay=streams.backoff_s(m.metadata.num_delivered))
+    except Exception:  # noqa: BLE001 - ack_wait expiry redelivers anyway
+        pass

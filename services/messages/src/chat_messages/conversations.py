@@ -1,0 +1,294 @@
+"""Conversation rules: create, list, get, join, add/remove members, roles, history.
+
+Every membership change is an event in the conversation's log (with its own seq),
+published to the conversation's subject and announced to the member concerned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chat_messages.ports import Publisher, UserDirectory
+from chat_messages.rules import at_least, clean_name, dm_key, hidden_or_forbidden, outranks
+from chat_messages.store import Store
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.events import Event
+from chat_proto.messages_api import (
+    AddMember,
+    CreateConversation,
+    EventsRange,
+    HistoryQuery,
+    MemberRef,
+    SetRole,
+)
+from chat_proto.timefmt import now_ts
+
+
+def conv_view(row: Row[Any], role: str | None, delivered: int = 0, read: int = 0) -> dict[str, Any]:
+    last = int(row.last_seq)
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name,
+        "private": bool(row.private),
+        "created_by": row.created_by,
+        "created_at": row.created_at,
+        "last_seq": last,
+        "role": role,
+        "delivered_seq": int(delivered),
+        "read_seq": int(read),
+        "unread": max(0, last - int(read)),
+    }
+
+
+class Conversations:
+    def __init__(
+        self, store: Store, publisher: Publisher, users: UserDirectory, max_group_size: int = 16
+    ) -> None:
+        self.store = store
+        self.pub = publisher
+        self.users = users
+        self.max_group = max_group_size
+
+    # --- helpers -------------------------------------------------------------------------
+    async def _append(
+        self, conn: AsyncConnection, conv: str, specs: list[dict[str, Any]]
+    ) -> list[Event]:
+        first = await self.store.allocate(conn, conv, len(specs))
+        ts = now_ts()
+        evs = [Event(conv=conv, seq=first + n, ts=ts, **s) for n, s in enumerate(specs)]
+        await self.store.insert_events(conn, evs)
+        return evs
+
+    async def _announce(self, evs: list[Event]) -> None:
+        await self.pub.publish_events(evs)
+        for ev in evs:
+            if ev.user_id:
+                await self.pub.notify_membership(ev.user_id, ev)
+
+    async def _load(
+        self, conn: AsyncConnection, conv: str, user: str
+    ) -> tuple[Row[Any], Row[Any] | None]:
+        row = await self.store.get_conversation(conn, conv)
+        if row is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+        return row, await self.store.get_member(conn, conv, user)
+
+    async def _view(self, conn: AsyncConnection, conv: str, user: str) -> dict[str, Any]:
+        row, me = await self._load(conn, conv, user)
+        if me is None:
+            return conv_view(row, None)
+        return conv_view(row, me.role, me.delivered_seq, me.read_seq)
+
+    # --- create --------------------------------------------------------------------------
+    async def create(self, user: str, req: CreateConversation) -> dict[str, Any]:
+        others = list(dict.fromkeys(m for m in req.members if m != user))
+        name: str | None = None
+        private = True
+        if req.kind == "dm":
+            if len(others) > 1 or (not others and user not in req.members):
+                raise ChatError(ErrorCode.INVALID, "a dm needs exactly one other user")
+        elif req.kind == "group":
+            if not 2 <= len(others) + 1 <= self.max_group:
+                raise ChatError(ErrorCode.INVALID, f"a group has 2 to {self.max_group} users")
+        else:
+            name = clean_name(req.name)
+            private = bool(req.private)
+        missing = await self.users.missing(others) if others else []
+        if missing:
+            raise ChatError(ErrorCode.INVALID, "unknown user ids", extra={"unknown": missing})
+        key = dm_key(user, others[0] if others else user) if req.kind == "dm" else None
+        if key is not None:
+            existing = await self._existing_dm(key, user)
+            if existing is not None:
+                return {"conversation": existing, "created": False}
+        conv_id = uuid.uuid4().hex
+        ts = now_ts()
+        creator_role = "member" if req.kind == "dm" else "owner"
+        roster = [(user, creator_role)] + [(o, "member") for o in others]
+        try:
+            async with self.store.tx() as conn:
+                await self.store.insert_conversation(
+                    conn,
+                    {
+                        "id": conv_id, "kind": req.kind, "name": name, "private": private,
+                        "created_by": user, "created_at": ts, "last_seq": 0, "dm_key": key,
+                    },
+                )
+                await self.store.insert_members(
+                    conn,
+                    [
+                        {"conv_id": conv_id, "user_id": u, "role": r, "joined_at": ts,
+                         "delivered_seq": 0, "read_seq": 0}
+                        for u, r in roster
+                    ],
+                )
+                evs = await self._append(
+                    conn,
+                    conv_id,
+                    [{"kind": "member_joined", "sender": user, "user_id": u, "role": r} for u, r in roster],
+                )
+                view = await self._view(conn, conv_id, user)
+        except IntegrityError:
+            if key is None:
+                raise
+            existing = await self._existing_dm(key, user)  # lost a race creating the same dm
+            if existing is None:
+                raise
+            return {"conversation": existing, "created": False}
+        await self._announce(evs)
+        return {"conversation": view, "created": True}
+
+    async def _existing_dm(self, key: str, user: str) -> dict[str, Any] | None:
+        async with self.store.tx() as conn:
+            row = await self.store.find_dm(conn, key)
+            if row is None:
+                return None
+            return await self._view(conn, row.id, user)
+
+    # --- reads ---------------------------------------------------------------------------
+    async def list_for(self, user: str) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            rows = await self.store.conversations_of(conn, user)
+        return {"conversations": [conv_view(r, r.role, r.delivered_seq, r.read_seq) for r in rows]}
+
+    async def get(self, user: str, conv: str) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            row, me = await self._load(conn, conv, user)
+            if me is None and (row.kind != "channel" or row.private):
+                raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+            view = conv_view(row, me.role if me else None, *( (me.delivered_seq, me.read_seq) if me else (0, 0)))
+            view["members"] = [
+                {"user_id": m.user_id, "role": m.role} for m in await self.store.members_of(conn, conv)
+            ]
+        return view
+
+    async def history(self, user: str, q: HistoryQuery) -> dict[str, Any]:
+        limit = max(1, min(200, q.limit))
+        async with self.store.tx() as conn:
+            row, me = await self._load(conn, q.conv, user)
+            if me is None and (q.members_only or row.kind != "channel" or row.private):
+                raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+            evs, has_more = await self.store.history(conn, q.conv, q.before, q.after, limit)
+        return {"events": [e.to_wire() for e in evs], "has_more": has_more}
+
+    async def events_range(self, q: EventsRange) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            evs, _ = await self.store.history(conn, q.conv, q.before, q.after, q.limit)
+        return {"events": [e.to_wire() for e in evs]}
+
+    async def user_convs(self, user: str) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            rows = await self.store.conv_positions_of(conn, user)
+        return {"convs": [{"id": r.id, "last_seq": int(r.last_seq)} for r in rows]}
+
+    async def lookup_send(self, user: str, conv: str, client_msg_id: str) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            found = await self.store.existing_sends(conn, [(conv, user, client_msg_id)])
+        if not found:
+            raise ChatError(ErrorCode.NOT_FOUND, "no message with that client_msg_id yet")
+        return next(iter(found.values())).to_wire()
+
+    # --- membership changes --------------------------------------------------------------
+    async def join(self, user: str, conv: str) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            row, me = await self._load(conn, conv, user)
+            if me is not None:
+                return {"conversation": await self._view(conn, conv, user), "changed": False}
+            if row.kind != "channel" or row.private:
+                raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+            evs = await self._add(conn, conv, user, user, "member")
+            view = await self._view(conn, conv, user)
+        await self._announce(evs)
+        return {"conversation": view, "changed": True}
+
+    async def _add(
+        self, conn: AsyncConnection, conv: str, actor: str, user: str, role: str
+    ) -> list[Event]:
+        await self.store.insert_members(
+            conn,
+            [{"conv_id": conv, "user_id": user, "role": role, "joined_at": now_ts(),
+              "delivered_seq": 0, "read_seq": 0}],
+        )
+        return await self._append(
+            conn, conv, [{"kind": "member_joined", "sender": actor, "user_id": user, "role": role}]
+        )
+
+    async def add_member(self, actor: str, req: AddMember) -> dict[str, Any]:
+        role = req.role or "member"
+        if role == "owner":
+            raise ChatError(ErrorCode.INVALID, "an owner cannot be added; transfer ownership instead")
+        async with self.store.tx() as conn:
+            row, me = await self._load(conn, req.conv, actor)
+            if me is None:
+                raise hidden_or_forbidden(row.kind, bool(row.private))
+            if row.kind == "dm":
+                raise ChatError(ErrorCode.INVALID, "members cannot be added to a dm")
+            if not at_least(me.role, "admin") or (role == "admin" and me.role != "owner"):
+                raise ChatError(ErrorCode.FORBIDDEN, "your role may not add this member")
+            if await self.store.get_member(conn, req.conv, req.user_id) is not None:
+                return {"conversation": await self._view(conn, req.conv, actor), "changed": False}
+            if await self.users.missing([req.user_id]):
+                raise ChatError(ErrorCode.INVALID, "unknown user id")
+            if row.kind == "group" and len(await self.store.members_of(conn, req.conv)) >= self.max_group:
+                raise ChatError(ErrorCode.CONFLICT, f"a group has at most {self.max_group} users")
+            evs = await self._add(conn, req.conv, actor, req.user_id, role)
+            view = await self._view(conn, req.conv, actor)
+        await self._announce(evs)
+        return {"conversation": view, "changed": True}
+
+    async def remove_member(self, actor: str, req: MemberRef) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            row, me = await self._load(conn, req.conv, actor)
+            if me is None:
+                raise hidden_or_forbidden(row.kind, bool(row.private))
+            target = me if req.user_id == actor else await self.store.get_member(conn, req.conv, req.user_id)
+            if target is None:
+                raise ChatError(ErrorCode.NOT_FOUND, "not a member")
+            if row.kind == "dm":
+                raise ChatError(ErrorCode.INVALID, "a dm cannot be left")
+            if req.user_id == actor:
+                if me.role == "owner" and await self.store.count_role(conn, req.conv, "owner") <= 1:
+                    raise ChatError(ErrorCode.CONFLICT, "the last owner must transfer ownership first")
+            elif not (at_least(me.role, "admin") and outranks(me.role, target.role)):
+                raise ChatError(ErrorCode.FORBIDDEN, "your role may not remove this member")
+            await self.store.delete_member(conn, req.conv, req.user_id)
+            evs = await self._append(
+                conn, req.conv,
+                [{"kind": "member_left", "sender": actor, "user_id": req.user_id, "role": target.role}],
+            )
+        await self._announce(evs)
+        return {}
+
+    async def set_role(self, actor: str, req: SetRole) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            row, me = await self._load(conn, req.conv, actor)
+            if me is None:
+                raise hidden_or_forbidden(row.kind, bool(row.private))
+            if me.role != "owner":
+                raise ChatError(ErrorCode.FORBIDDEN, "only the owner may change roles")
+            if row.kind == "dm":
+                raise ChatError(ErrorCode.INVALID, "a dm has no roles")
+            target = await self.store.get_member(conn, req.conv, req.user_id)
+            if target is None:
+                raise ChatError(ErrorCode.NOT_FOUND, "not a member")
+            specs: list[dict[str, Any]] = []
+            if req.user_id == actor:
+                if req.role != "owner" and await self.store.count_role(conn, req.conv, "owner") <= 1:
+                    raise ChatError(ErrorCode.CONFLICT, "the last owner must name a new owner first")
+            if target.role != req.role:
+                await self.store.set_role(conn, req.conv, req.user_id, req.role)
+                specs.append({"kind": "role_changed", "sender": actor, "user_id": req.user_id, "role": req.role})
+            if req.role == "owner" and req.user_id != actor:
+                await self.store.set_role(conn, req.conv, actor, "admin")
+                specs.append({"kind": "role_changed", "sender": actor, "user_id": actor, "role": "admin"})
+            evs = await self._append(conn, req.conv, specs) if specs else []
+            view = await self._view(conn, req.conv, actor)
+        if evs:
+            await self._announce(evs)
+        return {"conversation": view}

@@ -1,0 +1,6 @@
+from alembic import context
+
+from chat_common.db import run_env
+from chat_messages.models import metadata
+
+run_env(context, metadata)

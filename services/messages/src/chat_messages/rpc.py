@@ -1,0 +1,57 @@
+"""RPC transport of the messages service: parse, delegate to the rules, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chat_messages.conversations import Conversations
+from chat_proto import messages_api as api
+from chat_proto.rpc import RpcContext, RpcServer
+from chat_proto.subjects import messages_rpc
+
+
+def register(server: RpcServer, convs: Conversations) -> None:
+    async def create(req: api.CreateConversation, ctx: RpcContext) -> Any:
+        return await convs.create(ctx.require_user(), req)
+
+    async def list_(req: api.Empty, ctx: RpcContext) -> Any:
+        return await convs.list_for(ctx.require_user())
+
+    async def get(req: api.ConvRef, ctx: RpcContext) -> Any:
+        return await convs.get(ctx.require_user(), req.conv)
+
+    async def join(req: api.ConvRef, ctx: RpcContext) -> Any:
+        return await convs.join(ctx.require_user(), req.conv)
+
+    async def add_member(req: api.AddMember, ctx: RpcContext) -> Any:
+        return await convs.add_member(ctx.require_user(), req)
+
+    async def remove_member(req: api.MemberRef, ctx: RpcContext) -> Any:
+        return await convs.remove_member(ctx.require_user(), req)
+
+    async def set_role(req: api.SetRole, ctx: RpcContext) -> Any:
+        return await convs.set_role(ctx.require_user(), req)
+
+    async def history(req: api.HistoryQuery, ctx: RpcContext) -> Any:
+        return await convs.history(ctx.require_user(), req)
+
+    async def lookup_send(req: api.LookupSend, ctx: RpcContext) -> Any:
+        return await convs.lookup_send(ctx.require_user(), req.conv, req.client_msg_id)
+
+    async def user_convs(req: api.UserRef, ctx: RpcContext) -> Any:
+        return await convs.user_convs(req.user_id)
+
+    async def events(req: api.EventsRange, ctx: RpcContext) -> Any:
+        return await convs.events_range(req)
+
+    server.add(messages_rpc("conv.create"), api.CreateConversation, create)
+    server.add(messages_rpc("conv.list"), api.Empty, list_)
+    server.add(messages_rpc("conv.get"), api.ConvRef, get)
+    server.add(messages_rpc("conv.join"), api.ConvRef, join)
+    server.add(messages_rpc("conv.add_member"), api.AddMember, add_member)
+    server.add(messages_rpc("conv.remove_member"), api.MemberRef, remove_member)
+    server.add(messages_rpc("conv.set_role"), api.SetRole, set_role)
+    server.add(messages_rpc("history"), api.HistoryQuery, history)
+    server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
+    server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)
+    server.add(messages_rpc("internal.events"), api.EventsRange, events)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from chat_common.settings import DatabaseSettings
+
+
+class MessagesSettings(DatabaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MESSAGES_")
+
+    host: str = "127.0.0.1"
+    port: int = 8082
+    database_url: str = "sqlite+aiosqlite:///data/messages.db"
+    # Write path: commands taken from JetStream per transaction, and how long a fetch waits.
+    batch_size: int = 256
+    fetch_timeout_s: float = 1.0
+    ack_wait_s: float = 30.0
+    max_body_codepoints: int = 4000
+    max_group_size: int = 16

@@ -1,0 +1,200 @@
+"""SQL of the messages service. Core SQLAlchemy; the same statements on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, tuple_, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chat_common.db import is_sqlite
+from chat_messages.models import conversations as C
+from chat_messages.models import events as E
+from chat_messages.models import members as M
+from chat_proto.events import Event
+
+SendKey = tuple[str, str, str]  # (conv, sender, client_msg_id)
+
+
+def event_from_row(r: Row[Any] | Any) -> Event:
+    return Event(
+        conv=r.conv_id,
+        seq=r.seq,
+        kind=r.kind,
+        sender=r.sender,
+        ts=r.ts,
+        client_msg_id=r.client_msg_id,
+        body=None if r.deleted else r.body,
+        attachments=None if r.deleted else r.attachments,
+        reply_to=r.reply_to,
+        target=r.target,
+        user_id=r.user_id,
+        role=r.role,
+        deleted=True if r.deleted else None,
+    )
+
+
+def event_row(ev: Event) -> dict[str, Any]:
+    return {
+        "conv_id": ev.conv,
+        "seq": ev.seq,
+        "kind": ev.kind,
+        "sender": ev.sender,
+        "ts": ev.ts,
+        "client_msg_id": ev.client_msg_id,
+        "body": ev.body,
+        "attachments": [a.model_dump(exclude_none=True) for a in ev.attachments]
+        if ev.attachments
+        else None,
+        "reply_to": ev.reply_to,
+        "target": ev.target,
+        "user_id": ev.user_id,
+        "role": ev.role,
+        "deleted": bool(ev.deleted),
+    }
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite has one writer; its single pooled connection is used by one transaction at a time.
+        self._lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncConnection]:
+        if self._lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    # --- conversations -------------------------------------------------------------------
+    async def get_conversation(self, conn: AsyncConnection, conv: str) -> Row[Any] | None:
+        return (await conn.execute(select(C).where(C.c.id == conv))).first()
+
+    async def find_dm(self, conn: AsyncConnection, dm_key: str) -> Row[Any] | None:
+        return (await conn.execute(select(C).where(C.c.dm_key == dm_key))).first()
+
+    async def insert_conversation(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        await conn.execute(insert(C).values(**row))
+
+    async def allocate(self, conn: AsyncConnection, conv: str, count: int) -> int:
+        """Reserve ``count`` seqs; returns the first. Row-locks the conversation until commit."""
+        res = await conn.execute(
+            update(C)
+            .where(C.c.id == conv)
+            .values(last_seq=C.c.last_seq + count)
+            .returning(C.c.last_seq)
+        )
+        last = res.scalar_one()
+        return int(last) - count + 1
+
+    # --- members -------------------------------------------------------------------------
+    async def get_member(self, conn: AsyncConnection, conv: str, user: str) -> Row[Any] | None:
+        q = select(M).where(and_(M.c.conv_id == conv, M.c.user_id == user))
+        return (await conn.execute(q)).first()
+
+    async def members_of(self, conn: AsyncConnection, conv: str) -> Sequence[Row[Any]]:
+        q = select(M.c.user_id, M.c.role).where(M.c.conv_id == conv).order_by(M.c.joined_at)
+        return (await conn.execute(q)).all()
+
+    async def insert_members(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await conn.execute(insert(M), rows)
+
+    async def delete_member(self, conn: AsyncConnection, conv: str, user: str) -> None:
+        await conn.execute(delete(M).where(and_(M.c.conv_id == conv, M.c.user_id == user)))
+
+    async def set_role(self, conn: AsyncConnection, conv: str, user: str, role: str) -> None:
+        await conn.execute(
+            update(M).where(and_(M.c.conv_id == conv, M.c.user_id == user)).values(role=role)
+        )
+
+    async def count_role(self, conn: AsyncConnection, conv: str, role: str) -> int:
+        q = select(M.c.user_id).where(and_(M.c.conv_id == conv, M.c.role == role))
+        return len((await conn.execute(q)).all())
+
+    async def conversations_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any]]:
+        q = (
+            select(C, M.c.role, M.c.delivered_seq, M.c.read_seq)
+            .join(M, M.c.conv_id == C.c.id)
+            .where(M.c.user_id == user)
+            .order_by(C.c.created_at, C.c.id)
+        )
+        return (await conn.execute(q)).all()
+
+    async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any]]:
+        q = (
+            select(C.c.id, C.c.last_seq)
+            .join(M, M.c.conv_id == C.c.id)
+            .where(M.c.user_id == user)
+        )
+        return (await conn.execute(q)).all()
+
+    async def memberships(
+        self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        pairs = list(set(pairs))
+        if not pairs:
+            return {}
+        q = select(M.c.conv_id, M.c.user_id, M.c.role).where(
+            tuple_(M.c.conv_id, M.c.user_id).in_(pairs)
+        )
+        return {(r.conv_id, r.user_id): r.role for r in (await conn.execute(q)).all()}
+
+    async def conv_kinds(
+        self, conn: AsyncConnection, convs: Iterable[str]
+    ) -> dict[str, tuple[str, bool]]:
+        ids = list(set(convs))
+        q = select(C.c.id, C.c.kind, C.c.private).where(C.c.id.in_(ids))
+        return {r.id: (r.kind, bool(r.private)) for r in (await conn.execute(q)).all()}
+
+    # --- events --------------------------------------------------------------------------
+    async def insert_events(self, conn: AsyncConnection, evs: list[Event]) -> None:
+        if evs:
+            await conn.execute(insert(E), [event_row(e) for e in evs])
+
+    async def existing_sends(
+        self, conn: AsyncConnection, keys: Iterable[SendKey]
+    ) -> dict[SendKey, Event]:
+        keys = list(set(keys))
+        if not keys:
+            return {}
+        q = select(E).where(tuple_(E.c.conv_id, E.c.sender, E.c.client_msg_id).in_(keys))
+        out: dict[SendKey, Event] = {}
+        for r in (await conn.execute(q)).all():
+            out[(r.conv_id, r.sender, r.client_msg_id)] = event_from_row(r)
+        return out
+
+    async def get_event(self, conn: AsyncConnection, conv: str, seq: int) -> Event | None:
+        r = (await conn.execute(select(E).where(and_(E.c.conv_id == conv, E.c.seq == seq)))).first()
+        return event_from_row(r) if r else None
+
+    async def history(
+        self,
+        conn: AsyncConnection,
+        conv: str,
+        before: int | None,
+        after: int | None,
+        limit: int,
+    ) -> tuple[list[Event], bool]:
+        q = select(E).where(E.c.conv_id == conv)
+        if before is not None:
+            q = q.where(E.c.seq < before)
+        if after is not None:
+            q = q.where(E.c.seq > after)
+            q = q.order_by(E.c.seq.asc())
+        else:
+            q = q.order_by(E.c.seq.desc())
+        rows = (await conn.execute(q.limit(limit + 1))).all()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        evs = [event_from_row(r) for r in rows]
+        if after is None:
+            evs.reverse()
+        return evs, has_more

@@ -1,0 +1,112 @@
+"""The write path: a batch of send commands becomes events in ONE transaction.
+
+Per batch: validate, find events already stored under the same idempotency key,
+check membership, allocate seqs per conversation (one UPDATE ... RETURNING each,
+conversations in sorted order so concurrent replicas never deadlock) and insert
+all new events. The caller publishes the events and only then acks the commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chat_messages.rules import clean_body, hidden_or_forbidden
+from chat_messages.store import SendKey, Store
+from chat_proto.commands import SendCommand
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.events import Event
+from chat_proto.timefmt import now_ts
+
+
+@dataclass
+class Outcome:
+    event: Event | None = None
+    created: bool = False
+    error: ChatError | None = None
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[Outcome]
+    new_events: list[Event] = field(default_factory=list)
+
+
+class Writer:
+    def __init__(self, store: Store, max_body_codepoints: int = 4000) -> None:
+        self.store = store
+        self.max_body = max_body_codepoints
+
+    def _validate(self, cmd: SendCommand) -> str:
+        body = clean_body(cmd.body, self.max_body)
+        if cmd.attachments:
+            raise ChatError(ErrorCode.INVALID, "attachments need the media service (not enabled)")
+        return body
+
+    async def write_batch(self, cmds: list[SendCommand]) -> BatchResult:
+        outcomes = [Outcome() for _ in cmds]
+        bodies: dict[int, str] = {}
+        for i, cmd in enumerate(cmds):
+            try:
+                bodies[i] = self._validate(cmd)
+            except ChatError as err:
+                outcomes[i].error = err
+        keys: dict[int, SendKey] = {i: (cmds[i].conv, cmds[i].sender, cmds[i].client_msg_id) for i in bodies}
+        new_events: list[Event] = []
+        async with self.store.tx() as conn:
+            existing = await self.store.existing_sends(conn, keys.values())
+            roles = await self.store.memberships(conn, ((k[0], k[1]) for k in keys.values()))
+            kinds = await self.store.conv_kinds(conn, (k[0] for k in keys.values()))
+            first_of: dict[SendKey, int] = {}
+            pending: dict[str, list[int]] = {}
+            for i, key in keys.items():
+                if key in existing:
+                    outcomes[i].event = existing[key]
+                    continue
+                if key in first_of:  # same key twice in one batch: answered like a replay
+                    continue
+                err = self._authorize(key, roles, kinds)
+                if err is not None:
+                    outcomes[i].error = err
+                    continue
+                first_of[key] = i
+                pending.setdefault(key[0], []).append(i)
+            ts = now_ts()
+            for conv in sorted(pending):
+                idx = pending[conv]
+                first = await self.store.allocate(conn, conv, len(idx))
+                for n, i in enumerate(idx):
+                    cmd = cmds[i]
+                    ev = Event(
+                        conv=conv,
+                        seq=first + n,
+                        kind="message",
+                        sender=cmd.sender,
+                        ts=ts,
+                        client_msg_id=cmd.client_msg_id,
+                        body=bodies[i],
+                        reply_to=cmd.reply_to,
+                    )
+                    outcomes[i].event = ev
+                    outcomes[i].created = True
+                    new_events.append(ev)
+            await self.store.insert_events(conn, new_events)
+        for i, key in keys.items():
+            if outcomes[i].event is None and outcomes[i].error is None:
+                first = outcomes[first_of[key]]
+                outcomes[i].event, outcomes[i].error = first.event, first.error
+        return BatchResult(outcomes, new_events)
+
+    @staticmethod
+    def _authorize(
+        key: SendKey, roles: dict[tuple[str, str], str], kinds: dict[str, tuple[str, bool]]
+    ) -> ChatError | None:
+        conv, sender, _ = key
+        if conv not in kinds:
+            return ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+        role = roles.get((conv, sender))
+        if role is None:
+            kind, private = kinds[conv]
+            return hidden_or_forbidden(kind, private)
+        if role == "guest":
+            return ChatError(ErrorCode.FORBIDDEN, "guests may not post")
+        return None
