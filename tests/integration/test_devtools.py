@@ -1,0 +1,98 @@
+"""The process tooling itself works: real NATS (JetStream) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import nats as nats_py
+import pytest
+from chat_devtools.nats import NatsServer
+from chat_devtools.ports import free_port, port_is_free
+from chat_devtools.postgres import asyncpg_dsn
+from chat_devtools.testing import NatsFactory, PgTarget
+from nats.js.api import StorageType, StreamConfig
+
+
+def test_free_port_is_bindable() -> None:
+    port = free_port()
+    assert 1024 < port < 65536
+    assert port_is_free(port)
+
+
+async def _publish(url: str, stream: str, subject: str, n: int) -> None:
+    nc = await nats_py.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(
+            StreamConfig(name=stream, subjects=[f"{subject}.>"], storage=StorageType.FILE)
+        )
+        for i in range(n):
+            ack = await js.publish(f"{subject}.{i}", f"m{i}".encode())
+            assert ack.seq == i + 1
+    finally:
+        await nc.close()
+
+
+async def _read_all(url: str, stream: str) -> list[bytes]:
+    nc = await nats_py.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        return [
+            (await js.get_msg(stream, seq)).data or b"" for seq in range(1, info.state.last_seq + 1)
+        ]
+    finally:
+        await nc.close()
+
+
+async def test_nats_jetstream_survives_sigkill(nats_factory: NatsFactory, tmp_path: Path) -> None:
+    # JetStream acks are not fsynced by default: sync every write so SIGKILL cannot lose it
+    server = nats_factory(sync_interval="always")
+    url, port = server.url, server.port
+    await _publish(url, "DEVTOOLS", "dev.t", 5)
+
+    server.kill()
+    assert not server.running()
+    server.start()  # same ports, same store dir
+    assert server.url == url and server.port == port
+
+    assert await _read_all(url, "DEVTOOLS") == [f"m{i}".encode() for i in range(5)]
+    assert (server.store_dir / "jetstream" / "$G" / "streams" / "DEVTOOLS").is_dir()
+
+    server.restart()  # graceful stop + start keeps the data too
+    assert len(await _read_all(url, "DEVTOOLS")) == 5
+
+
+def test_nats_config_limits(tmp_path: Path) -> None:
+    with NatsServer(tmp_path / "n") as server:
+        text = server.config_file.read_text()
+        assert "max_payload: 8MB" in text and "listen: 127.0.0.1:" in text
+
+        async def max_payload() -> int:
+            nc = await nats_py.connect(server.url)
+            try:
+                return int(nc.max_payload)
+            finally:
+                await nc.close()
+
+        assert asyncio.run(max_payload()) == 8 * 1024 * 1024
+    assert not server.running()
+
+
+@pytest.mark.postgres
+async def test_postgres_databases_accept_connections(pg_server: PgTarget) -> None:
+    name = f"t_{uuid.uuid4().hex[:16]}_devtools"
+    url = pg_server.create_database(name)
+    assert url.startswith("postgresql+asyncpg://") and url.endswith("/" + name)
+    conn = await asyncpg.connect(asyncpg_dsn(url, name))
+    try:
+        await conn.execute("CREATE TABLE t (id int primary key, v text)")
+        await conn.execute("INSERT INTO t VALUES (1, 'x')")
+        assert await conn.fetchval("SELECT v FROM t WHERE id = 1") == "x"
+        assert await conn.fetchval("SHOW fsync") == "on"
+        assert await conn.fetchval("SELECT current_database()") == name
+    finally:
+        await conn.close()
