@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,6 +49,19 @@ async def connect(
         pending_size=64 * 1024 * 1024,
         **kw,
     )
+
+
+async def close(nc: NATS, timeout: float = 5.0) -> None:
+    """Drain (flush what is pending) within ``timeout``, then close regardless."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout)
+    except Exception:  # noqa: BLE001 - closing anyway
+        pass
+    if not nc.is_closed:
+        try:
+            await nc.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 async def ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from chat_common.app import install_error_handlers, install_ops_routes, observe_rpc
 from chat_common.db import make_engine, migrate
 from chat_common.logging import setup_logging
+from chat_proto.bus import close as close_bus
 from chat_proto.bus import connect
 from fastapi import FastAPI, Request
 
@@ -42,8 +43,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                 yield
             finally:
                 await rpc.stop()
-                if not nc.is_closed:
-                    await nc.drain()
+                await close_bus(nc)
         finally:
             await engine.dispose()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,10 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            try:
-                await asyncio.wait_for(nc.drain(), timeout=5)
-            except Exception:  # noqa: BLE001
-                pass
+            await bus.close(nc)
 
     app = FastAPI(title="chat gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)

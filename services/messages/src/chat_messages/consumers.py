@@ -53,6 +53,7 @@ class CommandConsumer:
         self.fetch_timeout = fetch_timeout_s
         self.ack_wait = ack_wait_s
         self._task: asyncio.Task[None] | None = None
+        self._psub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -62,6 +63,7 @@ class CommandConsumer:
             stream=subjects.CMD_STREAM,
             config=streams.messages_consumer(self.ack_wait),
         )
+        self._psub = psub
         self._task = asyncio.create_task(self._loop(psub), name="command-consumer")
 
     async def stop(self) -> None:
@@ -71,6 +73,11 @@ class CommandConsumer:
                 await asyncio.wait_for(self._task, timeout=self.fetch_timeout + 5)
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
+        if self._psub is not None:
+            try:
+                await self._psub.unsubscribe()
+            except Exception:  # noqa: BLE001 - connection may be gone
+                pass
 
     async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():

@@ -57,10 +57,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         finally:
             await consumer.stop()
             await server.stop()
-            try:
-                await nc.drain()
-            except Exception:  # noqa: BLE001
-                pass
+            await bus.close(nc)
             await engine.dispose()
 
     app = FastAPI(title="chat messages", lifespan=lifespan, docs_url=None, redoc_url=None)
