@@ -7,12 +7,13 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import nats as nats_py
 import pytest
 from chat_devtools.nats import NatsServer
 from chat_devtools.ports import free_port, port_is_free
 from chat_devtools.postgres import asyncpg_dsn
-from chat_devtools.testing import NatsFactory, PgTarget
+from chat_devtools.testing import Backend, ClusterFactory, NatsFactory, PgTarget
 from nats.js.api import StorageType, StreamConfig
 
 
@@ -96,3 +97,18 @@ async def test_postgres_databases_accept_connections(pg_server: PgTarget) -> Non
         assert await conn.fetchval("SELECT current_database()") == name
     finally:
         await conn.close()
+
+
+def test_cluster_starts_serves_health_and_stops(cluster: ClusterFactory, backend: Backend) -> None:
+    c = cluster(gateways=2, messages_replicas=2, backend=backend)
+    assert len(c.gateway_urls) == 2 and len(set(c.gateway_urls)) == 2
+    ids = {g.env["GATEWAY_GATEWAY_ID"] for g in c.gateways}
+    assert len(ids) == 2
+    for p in c.processes:
+        assert p.running(), p
+        for path in ("/healthz", "/readyz"):
+            assert httpx.get(p.base_url + path, timeout=5).status_code == 200, (p, path)
+    if backend.name == "postgres":
+        assert c.database_urls["auth"].startswith("postgresql+asyncpg://")
+    c.stop()
+    assert all(not p.running() for p in c.processes)
