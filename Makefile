@@ -42,9 +42,12 @@ run: install
 test:
 	scripts/test.sh
 
+# Both tools always run; the target fails if either found something.
 lint: install
-	$(BIN)/ruff check libs services tests
-	$(BIN)/mypy $(wildcard libs/*/src services/*/src)
+	@rc=0; \
+	$(BIN)/ruff check libs services tests || rc=1; \
+	$(BIN)/mypy $(wildcard libs/*/src services/*/src) || rc=1; \
+	exit $$rc
 
 bench: install
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh does not exist yet"; fi
