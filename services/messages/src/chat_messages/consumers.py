@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from chat_messages.ports import Publisher
-from chat_messages.writer import Outcome, Writer
+from chat_messages.writer import BatchResult, Outcome, Writer
 from chat_proto import streams, subjects
 from chat_proto.commands import RESULT_SCHEMA, CommandResult, SendCommand
 
@@ -47,11 +47,13 @@ class CommandConsumer:
         batch_size: int = 256,
         fetch_timeout_s: float = 1.0,
         ack_wait_s: float = 30.0,
+        batch_window_s: float = 0.002,
     ) -> None:
         self.nc, self.js, self.writer, self.pub = nc, js, writer, publisher
         self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout_s
         self.ack_wait = ack_wait_s
+        self.batch_window = batch_window_s
         self._task: asyncio.Task[None] | None = None
         self._psub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
@@ -80,9 +82,10 @@ class CommandConsumer:
                 pass
 
     async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
+        tail: asyncio.Task[None] | None = None
         while not self._stopping.is_set():
             try:
-                msgs = await psub.fetch(self.batch_size, timeout=self.fetch_timeout)
+                msgs = await self._fetch(psub)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001 - bus trouble: wait and fetch again
@@ -93,12 +96,38 @@ class CommandConsumer:
                 continue
             started = time.perf_counter()
             try:
-                await self.handle(msgs)
+                prepared = await self._commit(msgs)
             except Exception:  # noqa: BLE001 - never let the loop die; msgs will be redelivered
                 log.exception("batch failed")
-            BATCH_SECONDS.observe(time.perf_counter() - started)
+                continue
+            if prepared is not None:
+                # Publishing and acking batch N overlaps committing batch N+1; the chain
+                # keeps publication in commit order.
+                tail = asyncio.create_task(self._finish(tail, started, *prepared))
+        if tail is not None:
+            await asyncio.wait([tail], timeout=10)
+
+    async def _fetch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Wait for the first command, then take what else is there within a short window.
+
+        nats-py's ``fetch(n, timeout)`` lingers until it has ``n`` messages or the timeout
+        passes, which at low rates would add up to ``fetch_timeout`` of latency.
+        """
+        msgs = await psub.fetch(1, timeout=self.fetch_timeout)
+        if self.batch_size > 1:
+            try:
+                msgs += await psub.fetch(self.batch_size - 1, timeout=self.batch_window)
+            except (nats.errors.TimeoutError, TimeoutError):
+                pass
+        return msgs
 
     async def handle(self, msgs: list[Msg]) -> None:
+        """Commit, publish and ack one batch (the loop pipelines these two halves)."""
+        prepared = await self._commit(msgs)
+        if prepared is not None:
+            await self._finish(None, time.perf_counter(), *prepared)
+
+    async def _commit(self, msgs: list[Msg]) -> tuple[list[Msg], list[SendCommand], BatchResult] | None:
         cmds: list[SendCommand] = []
         live: list[Msg] = []
         for m in msgs:
@@ -110,21 +139,33 @@ class CommandConsumer:
                 COMMANDS.labels("poison").inc()
                 await m.term()
         if not cmds:
-            return
+            return None
         BATCH.observe(len(cmds))
         try:
-            result = await self.writer.write_batch(cmds)
+            return live, cmds, await self.writer.write_batch(cmds)
+        except Exception as exc:  # noqa: BLE001 - transient (database): redeliver later
+            await self._retry_later(live, exc)
+            return None
+
+    async def _finish(
+        self,
+        prev: asyncio.Task[None] | None,
+        started: float,
+        live: list[Msg],
+        cmds: list[SendCommand],
+        result: BatchResult,
+    ) -> None:
+        if prev is not None:
+            await asyncio.wait([prev])
+        try:
             await self.pub.publish_events(result.new_events)
             again = [
                 o.event for m, o in zip(live, result.outcomes, strict=True)
                 if o.event is not None and not o.created and m.metadata.num_delivered > 1
             ]
             await self.pub.publish_events(again)
-        except Exception as exc:  # noqa: BLE001 - transient (database, bus): redeliver later
-            log.warning("batch not committed or not published; redelivering", extra={"error": repr(exc), "n": len(live)})
-            for m in live:
-                await _nak(m)
-            COMMANDS.labels("retried").inc(len(live))
+        except Exception as exc:  # noqa: BLE001 - bus trouble: redelivery publishes them again
+            await self._retry_later(live, exc)
             return
         for m, cmd, o in zip(live, cmds, result.outcomes, strict=True):
             await self._answer(cmd, o)
@@ -134,6 +175,14 @@ class CommandConsumer:
             else:
                 await m.ack()
                 COMMANDS.labels("stored" if o.created else "replayed").inc()
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _retry_later(self, live: list[Msg], exc: Exception) -> None:
+        log.warning("batch not committed or not published; redelivering",
+                    extra={"error": repr(exc), "n": len(live)})
+        for m in live:
+            await _nak(m)
+        COMMANDS.labels("retried").inc(len(live))
 
     async def _answer(self, cmd: SendCommand, o: Outcome) -> None:
         if not cmd.reply_subject:

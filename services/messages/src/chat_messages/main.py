@@ -49,6 +49,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
             batch_size=settings.batch_size,
             fetch_timeout_s=settings.fetch_timeout_s,
             ack_wait_s=settings.ack_wait_s,
+            batch_window_s=settings.batch_window_s,
         )
         await consumer.start()
         app.state.nc, app.state.engine = nc, engine

@@ -14,6 +14,8 @@ class MessagesSettings(DatabaseSettings):
     # Write path: commands taken from JetStream per transaction, and how long a fetch waits.
     batch_size: int = 256
     fetch_timeout_s: float = 1.0
+    # After the first command arrives, how long to gather more into the same transaction.
+    batch_window_s: float = 0.002
     ack_wait_s: float = 30.0
     max_body_codepoints: int = 4000
     max_group_size: int = 16

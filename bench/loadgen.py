@@ -1,0 +1,166 @@
+"""Load generator: C clients over the given gateways in ONE conversation, each sending at a
+fixed rate (open loop: latency is measured from the scheduled send time, so a stalled
+server is not hidden by a stalled client).
+
+Reports send->ack and send->receive latency p50/p99 and persisted (acked) messages/s over
+the steady window. Bounded: stops after --duration seconds of sending plus --drain seconds.
+Loopback only.
+
+    python bench/loadgen.py --gateway http://127.0.0.1:8080 --gateway http://127.0.0.1:8090 \
+        --clients 10 --rate 500 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import httpx
+import orjson
+import websockets
+
+PASSWORD = "bench-password-1"
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    acked: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    ack_lat: list[float] = field(default_factory=list)
+    recv_lat: list[float] = field(default_factory=list)
+    received: int = 0
+    ack_times: list[float] = field(default_factory=list)
+
+
+def _check_loopback(url: str) -> None:
+    host = urlparse(url).hostname or ""
+    if not (host.startswith("127.") or host in ("localhost", "::1")):
+        sys.exit(f"refusing non-loopback target {url}")
+
+
+async def setup(gateways: list[str], clients: int) -> tuple[str, list[dict]]:
+    async with httpx.AsyncClient(base_url=gateways[0], timeout=60) as http:
+        tag = uuid.uuid4().hex[:6]
+        users = []
+        for i in range(clients):
+            name = f"bench{tag}{i}"
+            r = await http.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
+            r.raise_for_status()
+            r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
+            r.raise_for_status()
+            users.append(r.json())
+        owner = users[0]
+        h = {"Authorization": f"Bearer {owner['access_token']}"}
+        r = await http.post("/v1/conversations", headers=h, json={"kind": "channel", "name": f"bench-{tag}"})
+        r.raise_for_status()
+        conv = r.json()["id"]
+        for u in users[1:]:
+            r = await http.post(f"/v1/conversations/{conv}/join", headers={"Authorization": f"Bearer {u['access_token']}"})
+            r.raise_for_status()
+        return conv, users
+
+
+async def client(i: int, url: str, user: dict, conv: str, rate: float, duration: float,
+                 drain: float, sent_at: dict[str, float], st: Stats, expected_recv: asyncio.Event) -> None:
+    async with websockets.connect(url, max_size=None, max_queue=None, compression=None) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": user["access_token"]}))
+        assert json.loads(await ws.recv())["type"] == "auth_ok"
+        stop_at = time.perf_counter() + duration + drain
+
+        async def reader() -> None:
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), max(0.01, stop_at - time.perf_counter()))
+                except (TimeoutError, websockets.ConnectionClosed):
+                    return
+                now = time.perf_counter()
+                f = orjson.loads(raw)
+                t = f.get("type")
+                if t == "event":
+                    cmid = f["event"].get("client_msg_id")
+                    if cmid is not None and cmid in sent_at:
+                        st.received += 1
+                        st.recv_lat.append(now - sent_at[cmid])
+                elif t == "ack":
+                    st.acked += 1
+                    st.ack_times.append(now)
+                    st.ack_lat.append(now - sent_at[f["client_msg_id"]])
+                elif t == "error":
+                    st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
+
+        rtask = asyncio.create_task(reader())
+        interval = 1.0 / rate
+        start = time.perf_counter() + (i % 50) * interval / 50  # spread clients over the interval
+        n = 0
+        while True:
+            due = start + n * interval
+            if due - start >= duration:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            cmid = f"{i}-{n}"
+            sent_at[cmid] = due
+            await ws.send(orjson.dumps({"type": "send", "conv": conv, "client_msg_id": cmid, "body": f"bench message {n} from {i}"}).decode())
+            st.sent += 1
+            n += 1
+        await rtask
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+async def run(args: argparse.Namespace) -> dict:
+    for g in args.gateway:
+        _check_loopback(g)
+    conv, users = await setup(args.gateway, args.clients)
+    ws_urls = [g.replace("http://", "ws://").rstrip("/") + "/ws" for g in args.gateway]
+    st = Stats()
+    sent_at: dict[str, float] = {}
+    per_client = args.rate / args.clients
+    t0 = time.perf_counter()
+    await asyncio.gather(*(
+        client(i, ws_urls[i % len(ws_urls)], u, conv, per_client, args.duration, args.drain, sent_at, st, asyncio.Event())
+        for i, u in enumerate(users)
+    ))
+    # Sustained persisted rate: acks in the steady window (skip the first and last 10 %).
+    lo, hi = t0 + 0.1 * args.duration, t0 + 0.9 * args.duration
+    steady = [t for t in st.ack_times if lo <= t <= hi]
+    steady_rate = len(steady) / (hi - lo) if hi > lo else 0.0
+    expected_recv = st.sent * args.clients
+    return {
+        "clients": args.clients, "gateways": len(args.gateway), "offered_rate": args.rate,
+        "duration_s": args.duration, "sent": st.sent, "acked": st.acked, "errors": st.errors,
+        "persisted_per_s_steady": round(steady_rate, 1),
+        "ack_ms": {"p50": round(pct(st.ack_lat, .5), 2), "p99": round(pct(st.ack_lat, .99), 2)},
+        "recv_ms": {"p50": round(pct(st.recv_lat, .5), 2), "p99": round(pct(st.recv_lat, .99), 2)},
+        "deliveries": st.received, "deliveries_expected": expected_recv,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gateway", action="append", required=True, help="gateway base URL (repeat)")
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--rate", type=float, default=500, help="messages/s offered in total")
+    ap.add_argument("--duration", type=float, default=20, help="seconds of sending (max 600)")
+    ap.add_argument("--drain", type=float, default=5, help="seconds to wait for the tail")
+    args = ap.parse_args()
+    args.duration = min(args.duration, 600)
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

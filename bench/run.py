@@ -1,0 +1,123 @@
+"""Benchmark harness: starts NATS, the database (SQLite files or a throwaway PostgreSQL with
+durable commits), auth, messages and 2 gateways on loopback, then runs ``loadgen.py`` as its
+own process ``--repeat`` times and prints each run and the medians. Optionally profiles one
+service process with py-spy during the first run.
+
+    .venv/bin/python bench/run.py --backend postgres --clients 10 --rate 500 --duration 20
+    .venv/bin/python bench/run.py --backend postgres --clients 4 --rate 2000 --profile messages
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from chat_devtools.cluster import Cluster, sqlite_urls
+from chat_devtools.nats import NatsServer
+from chat_devtools.postgres import PostgresServer
+
+HERE = Path(__file__).parent
+
+
+def start_backend(kind: str, tmp: Path) -> tuple[dict[str, str], PostgresServer | None]:
+    if kind == "sqlite":
+        return sqlite_urls(tmp / "db"), None
+    pg = PostgresServer(tmp / "pg").start()
+    return {svc: pg.create_database(f"bench_{svc}") for svc in ("auth", "messages")}, pg
+
+
+def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("py-spy not installed (pip install py-spy); no profile", file=sys.stderr)
+        return None
+    return subprocess.Popen(
+        [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(raw: Path, top: int = 25) -> list[tuple[str, float]]:
+    """Self time per function from py-spy's collapsed-stack output."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + n
+    return [(k, round(100 * v / total, 1)) for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--duration", type=float, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--messages-replicas", type=int, default=1)
+    ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
+        tmp = Path(d)
+        nats = NatsServer(tmp / "nats").start()
+        pg = None
+        cluster = None
+        try:
+            urls, pg = start_backend(args.backend, tmp)
+            cluster = Cluster(
+                nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
+                messages_replicas=args.messages_replicas, log_level="WARNING",
+            ).start()
+            results = []
+            for i in range(args.repeat):
+                spy = None
+                if i == 0 and args.profile:
+                    proc = {"messages": cluster.messages[0], "gateway": cluster.gateways[0], "auth": cluster.auth}[args.profile]
+                    spy = profile(proc.pid or 0, int(args.duration), tmp / "profile.txt")
+                out = subprocess.run(
+                    [sys.executable, str(HERE / "loadgen.py"), *sum((["--gateway", u] for u in cluster.gateway_urls), []),
+                     "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration)],
+                    check=True, capture_output=True, text=True, timeout=args.duration + 120,
+                )
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                results.append(res)
+                print(json.dumps(res), flush=True)
+                if spy is not None:
+                    spy.wait(timeout=args.duration + 30)
+                    if (tmp / "profile.txt").exists():
+                        print(f"profile of {args.profile} (self time %):")
+                        for fn, share in summarize_profile(tmp / "profile.txt"):
+                            print(f"  {share:5.1f}  {fn}")
+            med = {
+                "backend": args.backend, "clients": args.clients, "offered_rate": args.rate, "runs": len(results),
+                "persisted_per_s_steady": statistics.median(r["persisted_per_s_steady"] for r in results),
+                "ack_p50_ms": statistics.median(r["ack_ms"]["p50"] for r in results),
+                "ack_p99_ms": statistics.median(r["ack_ms"]["p99"] for r in results),
+                "recv_p50_ms": statistics.median(r["recv_ms"]["p50"] for r in results),
+                "recv_p99_ms": statistics.median(r["recv_ms"]["p99"] for r in results),
+                "lost_deliveries": sum(r["deliveries_expected"] - r["deliveries"] for r in results),
+                "unacked": sum(r["sent"] - r["acked"] for r in results),
+            }
+            print("MEDIANS " + json.dumps(med), flush=True)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+            if pg is not None:
+                pg.stop()
+            nats.stop()
+
+
+if __name__ == "__main__":
+    main()
