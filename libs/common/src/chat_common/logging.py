@@ -14,6 +14,7 @@ class _Formatter(JsonFormatter):
         self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         super().add_fields(log_record, record, message_dict)
+        log_record.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate
         log_record["level"] = record.levelname.lower()
         log_record["logger"] = record.name
         log_record.setdefault("service", self.service)
