@@ -1,4 +1,7 @@
-"""The same flows on PostgreSQL (asyncpg). Needs AUTH_TEST_POSTGRES_URL, else skipped."""
+"""The same flows on PostgreSQL (asyncpg), on the server `make test` starts (CHAT_TEST_PG_URL).
+
+Missing server: skipped locally, a failure under CI=true.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +22,17 @@ from chat_auth.store import AuthStore
 
 pytestmark = pytest.mark.postgres
 
-PG_URL = os.environ.get("AUTH_TEST_POSTGRES_URL", "")
+_BASE = os.environ.get("CHAT_TEST_PG_URL", "")
+PG_URL = os.environ.get("AUTH_TEST_POSTGRES_URL") or (f"{_BASE.rstrip('/')}/postgres" if _BASE else "")
 PW = "correct horse battery"
 
 
 @pytest.fixture
 async def pg_service() -> AsyncIterator[AuthService]:
     if not PG_URL:
-        pytest.skip("AUTH_TEST_POSTGRES_URL not set")
+        if os.environ.get("CI") == "true":
+            pytest.fail("CHAT_TEST_PG_URL not set under CI")
+        pytest.skip("CHAT_TEST_PG_URL not set (run the tests with `make test`)")
     admin = make_engine(PG_URL)
     db = f"auth_{uuid.uuid4().hex[:12]}"
     async with admin.connect() as conn:
