@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# One image for every service; the command selects which one runs:
+#   python -m chat_auth | python -m chat_messages | python -m chat_gateway (default)
+# Build:  docker build -t chat-backend:dev .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: wheels of the workspace packages, installed (non-editable) into a venv -----------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY libs/ libs/
+COPY services/ services/
+# Every libs/* and services/* package with a pyproject.toml (new services are picked up),
+# except libs/devtools: process supervision for `make run`/tests, which bundles nats-server.
+# Local wheels are passed by path so `chat-proto`/`chat-common` never resolve from an index.
+# ($dirs is split on purpose.)
+# hadolint ignore=SC2086
+RUN set -eux; \
+    dirs=""; \
+    for d in libs/*/ services/*/; do \
+      [ -f "${d}pyproject.toml" ] || continue; \
+      case "$d" in libs/devtools/) continue ;; esac; \
+      dirs="$dirs $d"; \
+    done; \
+    /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels $dirs; \
+    /opt/venv/bin/pip install /wheels/*.whl; \
+    /opt/venv/bin/python -c "import chat_auth.main, chat_messages.main, chat_gateway.main"
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="chat-backend" \
+      org.opencontainers.image.description="Realtime chat backend services (auth, messages, gateway)"
+RUN groupadd --system --gid 10001 chat \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin chat \
+ && mkdir -p /app/data \
+ && chown 10001:10001 /app/data
+COPY --from=build /opt/venv /opt/venv
+# Inside a container the services must listen on all interfaces (defaults are 127.0.0.1).
+# Bytecode was compiled at install time, so a read-only root filesystem is fine.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    AUTH_HOST=0.0.0.0 \
+    MESSAGES_HOST=0.0.0.0 \
+    GATEWAY_HOST=0.0.0.0
+# Relative SQLite defaults (data/*.db) land in /app/data; production uses PostgreSQL.
+WORKDIR /app
+USER 10001:10001
+# gateway 8080, auth 8081, messages 8082 (each <P>_PORT)
+EXPOSE 8080 8081 8082
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "chat_gateway"]
