@@ -200,8 +200,11 @@ class Session:
                                     "heartbeat_s": self.s.heartbeat_s}, frame.ref))], None
 
     async def _on_send(self, frame: F.SendFrame) -> Answer:
-        res = await self.sender.send(self.conn.user, frame.conv, frame.client_msg_id, frame.body,
-                                     frame.attachments, frame.reply_to)
+        try:
+            res = await self.sender.send(self.conn.user, frame.conv, frame.client_msg_id, frame.body,
+                                         frame.attachments, frame.reply_to)
+        except ChatError as err:  # refused before the store (body limits, unavailable)
+            return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
         if not res.ok or res.event is None:
             err = ChatError.from_dict(res.error or {})
             return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
