@@ -18,7 +18,6 @@ import pytest
 from chat_client import Api, User, Ws
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
-from conftest import SERVICE_TEST_ENV
 from test_delivery import Peer
 
 Frame = dict[str, Any]
@@ -26,7 +25,13 @@ AUTH_TIMEOUT_S = 1.5
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def gw(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    # SERVICE_TEST_ENV of this directory's conftest (registered under its path; importing
+    # "conftest" by name could find another directory's conftest in a full run)
+    conftest = request.config.pluginmanager.get_plugin(str(Path(__file__).with_name("conftest.py")))
+    service_env: dict[str, str] = dict(conftest.SERVICE_TEST_ENV)
     base: Path = tmp_path_factory.mktemp("frames")
     nats = NatsServer(store_dir=base / "nats").start()
     c = Cluster(
@@ -36,7 +41,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         log_dir=base / "logs",
         gateways=1,
         environment="test",
-        env={**SERVICE_TEST_ENV, "GATEWAY_AUTH_TIMEOUT_S": str(AUTH_TIMEOUT_S)},
+        env={**service_env, "GATEWAY_AUTH_TIMEOUT_S": str(AUTH_TIMEOUT_S)},
     )
     try:
         c.start()
