@@ -44,6 +44,9 @@ class Connection:
         self.closed = asyncio.Event()
         # conv -> last seq written (or queued) on this connection
         self.last: dict[str, int] = {}
+        # conv -> the conversation's last seq when this connection started receiving it live;
+        # events up to it are history (sync), events after it came or come live.
+        self.floor: dict[str, int] = {}
         # conversations being replayed by sync: live events held back until the replay is out
         self.held: dict[str, list[tuple[int, str]]] = {}
         self.convs: set[str] = set()
@@ -84,6 +87,20 @@ class Connection:
         self._reply_bytes += len(frame)
         self._q.append((frame, False))
         self._wake.set()
+
+    def start_live(self, conv: str, after: int) -> None:
+        self.convs.add(conv)
+        self.floor[conv] = after
+        self.last[conv] = max(after, self.last.get(conv, 0))
+
+    def stop_live(self, conv: str) -> None:
+        self.convs.discard(conv)
+        self.last.pop(conv, None)
+        self.floor.pop(conv, None)
+
+    def replayable(self, conv: str, seq: int) -> bool:
+        """A sync replay skips what this connection already received live (at most once)."""
+        return seq <= self.floor.get(conv, 0) or seq > self.last.get(conv, 0)
 
     def begin_replay(self, conv: str) -> None:
         self.held.setdefault(conv, [])

@@ -131,7 +131,8 @@ class Hub:
         for item in res.get("convs", []):
             state = await self._state(item["id"], int(item["last_seq"]))
             state.members.setdefault(user, set()).add(conn)
-            conn.convs.add(state.conv)
+            # Live from the seq the store reported: anything at or below it is history.
+            conn.start_live(state.conv, int(item["last_seq"]))
 
     async def detach(self, conn: Connection) -> None:
         user = conn.user
@@ -178,12 +179,11 @@ class Hub:
         for c in self.users.get(user, ()):
             if state.conv not in c.convs:
                 state.members.setdefault(user, set()).add(c)
-                c.convs.add(state.conv)
+                c.start_live(state.conv, state.last - 1)  # from their own member_joined on
 
     def _remove_user_locally(self, state: ConvState, user: str) -> None:
         for c in state.members.pop(user, set()):
-            c.convs.discard(state.conv)
-            c.last.pop(state.conv, None)
+            c.stop_live(state.conv)
         if state.empty():
             asyncio.create_task(self._maybe_drop(state))
 

@@ -229,7 +229,9 @@ class Session:
                     continue
                 self._release(frame, replayed)
                 raise
-            out.extend(F.encode({"type": "event", "event": e}) for e in evs)
+            out.extend(
+                F.encode({"type": "event", "event": e}) for e in evs if self.conn.replayable(conv, e["seq"])
+            )
             replayed[conv] = evs[-1]["seq"] if evs else after
             if more:
                 truncated.append(conv)
