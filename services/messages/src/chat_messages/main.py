@@ -52,7 +52,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
             batch_window_s=settings.batch_window_s,
         )
         await consumer.start()
-        app.state.nc, app.state.engine = nc, engine
+        app.state.nc, app.state.engine, app.state.store = nc, engine, store
         try:
             yield
         finally:
@@ -67,7 +67,11 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
     async def ready(request: Request) -> dict[str, bool]:
         checks = {"nats": bool(getattr(request.app.state, "nc", None) and request.app.state.nc.is_connected)}
         try:
-            async with request.app.state.engine.connect() as conn:
+            # Through the store: on SQLite every transaction shares ONE connection
+            # (StaticPool), and only Store.tx() serialises them. A bare engine.connect()
+            # here would ROLLBACK a concurrent write transaction when it is returned to the
+            # pool (acked sends lost, or last_seq left behind stored events).
+            async with request.app.state.store.tx() as conn:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = True
         except Exception:  # noqa: BLE001
