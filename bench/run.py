@@ -28,7 +28,7 @@ HERE = Path(__file__).parent
 def start_backend(kind: str, tmp: Path) -> tuple[dict[str, str], PostgresServer | None]:
     if kind == "sqlite":
         return sqlite_urls(tmp / "db"), None
-    pg = PostgresServer(tmp / "pg").start()
+    pg = PostgresServer().start()  # its own base dir, handed to the postgres user when root
     return {svc: pg.create_database(f"bench_{svc}") for svc in ("auth", "messages")}, pg
 
 
@@ -116,6 +116,7 @@ def main() -> None:
                 cluster.stop()
             if pg is not None:
                 pg.stop()
+                pg.destroy()
             nats.stop()
 
 

@@ -18,7 +18,6 @@ from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger("chat.db")
 
@@ -32,11 +31,10 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # One connection: SQLite has one writer anyway, and a single connection
-        # serialises transactions without "database is locked" retries.
-        engine = create_async_engine(
-            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
+        # ONE pooled connection, lent to one user at a time: SQLite has one writer anyway,
+        # and every use of the engine (transactions, readiness probes) waits its turn instead
+        # of sharing a connection mid-transaction (a probe's ROLLBACK would undo a write).
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
