@@ -37,12 +37,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await bus.connect(settings.nats_url, f"gateway-{settings.gateway_id}")
-        js = nc.jetstream()
         # The gateway publishes into CHAT_CMDS: make sure it exists even before messages starts.
-        await bus.ensure_stream(js, streams.cmd_stream(settings.js_replicas))
+        await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas))
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
-        sender = Sender(nc, js, rpc, settings.gateway_id, settings.send_timeout_s)
+        sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s)
         await sender.start()
         app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
         app.state.resources = Resources(settings, rpc, verifier, sender)

@@ -1,24 +1,27 @@
 """Posting messages: publish a command into JetStream, wait for the stored event.
 
-The messages service answers on this gateway's results subject once the event
-is committed. A command JetStream reports as a duplicate (a resend, maybe through
-another gateway) is answered by looking the first event up in the store.
+The messages service answers on this gateway's results subject once the event is
+committed. JetStream's publish acknowledgements come back on this gateway's own inbox
+(one subscription, no per-send request machinery); one that reports a duplicate (a
+resend, maybe through another gateway) makes us look the first event up in the store.
+This is the hot path of every send, so it avoids per-message pydantic work: the command
+is encoded straight from the fields of ``SendCommand`` and the result read as JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
-import nats.errors
+import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from prometheus_client import Histogram
 
 from chat_proto import subjects
-from chat_proto.commands import COMMAND_SCHEMA, CommandResult, SendCommand, msg_id
+from chat_proto.commands import COMMAND_SCHEMA, msg_id
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 from chat_proto.messages_api import LookupSend, clean_body
@@ -34,25 +37,61 @@ SEND_LATENCY = Histogram(
 Key = tuple[str, str, str]
 
 
+class SendResult:
+    """What the store answered: the event (as its wire dict) and whether it is new."""
+
+    __slots__ = ("created", "event")
+
+    def __init__(self, event: dict[str, Any], created: bool) -> None:
+        self.event = event
+        self.created = created
+
+
 class Sender:
-    def __init__(self, nc: NATS, js: JetStreamContext, rpc: RpcClient, gateway_id: str, timeout_s: float) -> None:
-        self.nc, self.js, self.rpc = nc, js, rpc
+    def __init__(self, nc: NATS, rpc: RpcClient, gateway_id: str, timeout_s: float) -> None:
+        self.nc, self.rpc = nc, rpc
         self.results_subject = subjects.gateway_results(gateway_id)
+        self._ack_prefix = f"_INBOX.chatgw.{gateway_id}."
+        self._ids = itertools.count()
         self.timeout = timeout_s
-        self._waiting: dict[Key, list[asyncio.Future[CommandResult]]] = {}
+        self._waiting: dict[Key, list[asyncio.Future[SendResult]]] = {}
+        self._by_token: dict[str, tuple[Key, asyncio.Future[SendResult]]] = {}
 
     async def start(self) -> None:
         await self.nc.subscribe(self.results_subject, cb=self._on_result)
+        await self.nc.subscribe(self._ack_prefix + "*", cb=self._on_puback)
 
     async def _on_result(self, msg: Msg) -> None:
         try:
-            res = CommandResult.model_validate_json(msg.data)
-        except Exception:  # noqa: BLE001
+            res = orjson.loads(msg.data)
+            key = (res["conv"], res["sender"], res["client_msg_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("bad command result")
             return
-        for fut in self._waiting.pop((res.conv, res.sender, res.client_msg_id), []):
-            if not fut.done():
-                fut.set_result(res)
+        for fut in self._waiting.pop(key, []):
+            if fut.done():
+                continue
+            if res.get("ok") and res.get("event"):
+                fut.set_result(SendResult(res["event"], bool(res.get("created"))))
+            else:
+                fut.set_exception(ChatError.from_dict(res.get("error") or {}))
+
+    async def _on_puback(self, msg: Msg) -> None:
+        entry = self._by_token.pop(msg.subject[len(self._ack_prefix):], None)
+        if entry is None:
+            return
+        key, fut = entry
+        try:
+            ack = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            return
+        if fut.done():
+            return
+        if "error" in ack:
+            fut.set_exception(ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry"))
+        elif ack.get("duplicate"):
+            task = asyncio.create_task(self._poll_store(key))
+            fut.add_done_callback(lambda _f: task.cancel())
 
     async def send(
         self,
@@ -62,41 +101,39 @@ class Sender:
         body: str,
         attachments: list[Attachment] | None = None,
         reply_to: int | None = None,
-    ) -> CommandResult:
+    ) -> SendResult:
         body = clean_body(body)  # fast refusal of empty or oversized bodies; the store checks again
         loop = asyncio.get_running_loop()
         started = loop.time()
-        cmd = SendCommand(
-            conv=conv, sender=user, client_msg_id=client_msg_id, body=body,
-            attachments=attachments, reply_to=reply_to, reply_subject=self.results_subject,
-        )
+        # The fields of chat_proto.commands.SendCommand (v1); the messages service validates it.
+        cmd: dict[str, Any] = {
+            "v": 1, "conv": conv, "sender": user, "client_msg_id": client_msg_id, "body": body,
+            "reply_subject": self.results_subject,
+        }
+        if attachments:
+            cmd["attachments"] = [a.model_dump(exclude_none=True) for a in attachments]
+        if reply_to is not None:
+            cmd["reply_to"] = reply_to
         key = (conv, user, client_msg_id)
-        fut: asyncio.Future[CommandResult] = loop.create_future()
+        fut: asyncio.Future[SendResult] = loop.create_future()
         self._waiting.setdefault(key, []).append(fut)
-        poll: asyncio.Task[Any] | None = None
+        token = str(next(self._ids))
+        self._by_token[token] = (key, fut)
+        timer = loop.call_later(self.timeout, _expire, fut)
         try:
             try:
-                ack = await self.js.publish(
-                    subjects.cmd_send(conv),
-                    cmd.model_dump_json(exclude_none=True).encode(),
+                await self.nc.publish(
+                    subjects.cmd_send(conv), orjson.dumps(cmd), reply=self._ack_prefix + token,
                     headers={"Nats-Msg-Id": msg_id(conv, user, client_msg_id), "Chat-Schema": COMMAND_SCHEMA},
-                    timeout=2.0,
                 )
-            except (nats.errors.Error, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - bus down or closing
                 raise ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry") from exc
-            waits: set[asyncio.Future[Any]] = {fut}
-            if ack.duplicate:
-                poll = asyncio.create_task(self._poll_store(user, conv, client_msg_id))
-                waits.add(poll)
-            done, _ = await asyncio.wait(waits, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                raise ChatError(ErrorCode.UNAVAILABLE, "not stored in time; retry with the same client_msg_id")
-            res: CommandResult = next(iter(done)).result()
+            res = await fut
             SEND_LATENCY.observe(loop.time() - started)
             return res
         finally:
-            if poll is not None:
-                poll.cancel()
+            timer.cancel()
+            self._by_token.pop(token, None)
             lst = self._waiting.get(key)
             if lst is not None:
                 if fut in lst:
@@ -104,21 +141,31 @@ class Sender:
                 if not lst:
                     self._waiting.pop(key, None)
 
-    async def _poll_store(self, user: str, conv: str, client_msg_id: str) -> CommandResult:
+    async def _poll_store(self, key: Key) -> None:
+        conv, user, client_msg_id = key
         delay = 0.05
-        while True:
+        while key in self._waiting:
             try:
                 ev = await self.rpc.call(
                     subjects.messages_rpc("lookup_send"),
                     LookupSend(conv=conv, client_msg_id=client_msg_id), user=user,
                 )
-                return CommandResult.model_validate(
-                    {"conv": conv, "sender": user, "client_msg_id": client_msg_id,
-                     "ok": True, "created": False, "event": ev}
-                )
+                for fut in self._waiting.pop(key, []):
+                    if not fut.done():
+                        fut.set_result(SendResult(ev, False))
+                return
             except ChatError as err:
                 if err.code not in (ErrorCode.NOT_FOUND, ErrorCode.UNAVAILABLE):
-                    return CommandResult(conv=conv, sender=user, client_msg_id=client_msg_id,
-                                         ok=False, error=err.to_dict())
+                    for fut in self._waiting.pop(key, []):
+                        if not fut.done():
+                            fut.set_exception(err)
+                    return
             await asyncio.sleep(delay)
             delay = min(1.0, delay * 2)
+
+
+def _expire(fut: asyncio.Future[SendResult]) -> None:
+    if not fut.done():
+        fut.set_exception(
+            ChatError(ErrorCode.UNAVAILABLE, "not stored in time; retry with the same client_msg_id")
+        )

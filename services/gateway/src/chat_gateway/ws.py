@@ -203,13 +203,10 @@ class Session:
         try:
             res = await self.sender.send(self.conn.user, frame.conv, frame.client_msg_id, frame.body,
                                          frame.attachments, frame.reply_to)
-        except ChatError as err:  # refused before the store (body limits, unavailable)
-            return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
-        if not res.ok or res.event is None:
-            err = ChatError.from_dict(res.error or {})
+        except ChatError as err:  # refused (body limits, membership, unavailable)
             return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
         return [F.encode(_with_ref({"type": "ack", "conv": frame.conv, "client_msg_id": frame.client_msg_id,
-                                    "seq": res.event.seq, "ts": res.event.ts}, frame.ref))], None
+                                    "seq": res.event["seq"], "ts": res.event["ts"]}, frame.ref))], None
 
     async def _on_sync(self, frame: F.SyncFrame) -> Answer:
         # Hold live events of the listed conversations now, in frame order.

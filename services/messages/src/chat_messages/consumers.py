@@ -12,6 +12,7 @@ import logging
 import time
 
 import nats.errors
+import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -21,9 +22,10 @@ from pydantic import ValidationError
 from chat_messages.ports import Publisher
 from chat_messages.writer import BatchResult, Outcome, Writer
 from chat_proto import streams, subjects
-from chat_proto.commands import RESULT_SCHEMA, CommandResult, SendCommand
+from chat_proto.commands import RESULT_SCHEMA, SendCommand
 
 log = logging.getLogger("chat.messages.consumer")
+RESULT_HEADERS = {"Chat-Schema": RESULT_SCHEMA}
 
 COMMANDS = Counter("chat_messages_commands_total", "Send commands handled", ["outcome"])
 BATCH = Histogram(
@@ -187,21 +189,19 @@ class CommandConsumer:
     async def _answer(self, cmd: SendCommand, o: Outcome) -> None:
         if not cmd.reply_subject:
             return
-        res = CommandResult(
-            conv=cmd.conv,
-            sender=cmd.sender,
-            client_msg_id=cmd.client_msg_id,
-            ok=o.error is None,
-            created=o.created,
-            event=o.event,
-            error=o.error.to_dict() if o.error else None,
-        )
+        # The fields of chat_proto.commands.CommandResult (v1), encoded without a model
+        # round trip: this runs once per command on the hot path.
+        res: dict[str, object] = {
+            "v": 1, "conv": cmd.conv, "sender": cmd.sender, "client_msg_id": cmd.client_msg_id,
+            "ok": o.error is None, "created": o.created,
+        }
+        if o.event is not None:
+            res["event"] = o.event.to_wire()
+        if o.error is not None:
+            res["error"] = o.error.to_dict()
         try:
-            await self.nc.publish(
-                cmd.reply_subject, res.model_dump_json(exclude_none=True).encode(),
-                headers={"Chat-Schema": RESULT_SCHEMA},
-            )
-        except Exception:  # noqa: BLE001 - the gateway falls back to lookup_send
+            await self.nc.publish(cmd.reply_subject, orjson.dumps(res), headers=RESULT_HEADERS)
+        except Exception:  # noqa: BLE001 - the gateway times out and the client resends
             log.warning("result not published", extra={"conv": cmd.conv})
 
 

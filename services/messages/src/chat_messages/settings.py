@@ -16,6 +16,7 @@ class MessagesSettings(DatabaseSettings):
     fetch_timeout_s: float = 1.0
     # After the first command arrives, how long to gather more into the same transaction.
     batch_window_s: float = 0.002
-    ack_wait_s: float = 30.0
+    # A replica that dies holding commands: they are redelivered to another after this.
+    ack_wait_s: float = 5.0
     max_body_codepoints: int = 4000
     max_group_size: int = 16

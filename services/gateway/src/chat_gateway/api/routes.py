@@ -145,6 +145,4 @@ async def send(conv: ConvId, body: SendBody, caller: Caller, res: Res) -> Any:
     out = await res.sender.send(
         caller.user_id, _conv(conv), body.client_msg_id, body.body, body.attachments, body.reply_to
     )
-    if not out.ok or out.event is None:
-        raise ChatError.from_dict(out.error or {})
-    return JSONResponse(out.event.to_wire(), status_code=201 if out.created else 200)
+    return JSONResponse(out.event, status_code=201 if out.created else 200)
