@@ -25,10 +25,11 @@ from chat_devtools.postgres import PostgresServer
 HERE = Path(__file__).parent
 
 
-def start_backend(kind: str, tmp: Path) -> tuple[dict[str, str], PostgresServer | None]:
+def start_backend(kind: str, tmp: Path, slow_ms: int | None = None) -> tuple[dict[str, str], PostgresServer | None]:
     if kind == "sqlite":
         return sqlite_urls(tmp / "db"), None
-    pg = PostgresServer().start()  # its own base dir, handed to the postgres user when root
+    settings = {"log_min_duration_statement": str(slow_ms)} if slow_ms is not None else None
+    pg = PostgresServer(settings=settings).start()  # its own dir, handed to the postgres user when root
     return {svc: pg.create_database(f"bench_{svc}") for svc in ("auth", "messages")}, pg
 
 
@@ -38,14 +39,16 @@ def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None
         print("py-spy not installed (pip install py-spy); no profile", file=sys.stderr)
         return None
     return subprocess.Popen(
-        [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out)],
+        [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
 
-def summarize_profile(raw: Path, top: int = 25) -> list[tuple[str, float]]:
-    """Self time per function from py-spy's collapsed-stack output."""
+def summarize_profile(raw: Path, top: int = 25) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """From py-spy's collapsed stacks: self time per function, and inclusive time of the
+    project's own functions (``chat_*``), as % of samples."""
     own: dict[str, int] = {}
+    incl: dict[str, int] = {}
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -53,9 +56,16 @@ def summarize_profile(raw: Path, top: int = 25) -> list[tuple[str, float]]:
             continue
         n = int(count)
         total += n
-        leaf = stack.split(";")[-1]
-        own[leaf] = own.get(leaf, 0) + n
-    return [(k, round(100 * v / total, 1)) for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            if "chat_" in f:
+                incl[f] = incl.get(f, 0) + n
+
+    def pct(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / max(total, 1), 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
+    return pct(own), pct(incl)
 
 
 def main() -> None:
@@ -66,6 +76,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--messages-replicas", type=int, default=1)
+    ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
     args = ap.parse_args()
 
@@ -75,7 +86,7 @@ def main() -> None:
         pg = None
         cluster = None
         try:
-            urls, pg = start_backend(args.backend, tmp)
+            urls, pg = start_backend(args.backend, tmp, args.pg_log_slow_ms)
             cluster = Cluster(
                 nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
                 messages_replicas=args.messages_replicas, log_level="WARNING",
@@ -97,8 +108,12 @@ def main() -> None:
                 if spy is not None:
                     spy.wait(timeout=args.duration + 30)
                     if (tmp / "profile.txt").exists():
-                        print(f"profile of {args.profile} (self time %):")
-                        for fn, share in summarize_profile(tmp / "profile.txt"):
+                        own, incl = summarize_profile(tmp / "profile.txt")
+                        print(f"profile of {args.profile}, self time (% of samples):")
+                        for fn, share in own:
+                            print(f"  {share:5.1f}  {fn}")
+                        print(f"profile of {args.profile}, inclusive time of project functions:")
+                        for fn, share in incl:
                             print(f"  {share:5.1f}  {fn}")
             med = {
                 "backend": args.backend, "clients": args.clients, "offered_rate": args.rate, "runs": len(results),
@@ -116,6 +131,10 @@ def main() -> None:
                 cluster.stop()
             if pg is not None:
                 pg.stop()
+                if args.pg_log_slow_ms is not None and pg.log_file.exists():
+                    for line in pg.log_file.read_text().splitlines():
+                        if "duration:" in line:
+                            print(line[:300])
                 pg.destroy()
             nats.stop()
 
