@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import uuid
 
 import orjson
 from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from chat_proto import subjects
 from chat_proto.auth_api import UserIdsRequest
@@ -16,29 +19,66 @@ from chat_proto.rpc import RpcClient
 
 
 class NatsPublisher:
-    def __init__(self, nc: NATS, js: JetStreamContext) -> None:
+    """Publishes events into CHAT_EVENTS and waits until JetStream stored all of them.
+
+    JetStream's acknowledgements come back on one inbox subscription of this publisher,
+    counted per batch: no request future or timer per event on the write path.
+    """
+
+    def __init__(self, nc: NATS, ack_timeout_s: float = 5.0) -> None:
         self.nc = nc
-        self.js = js
+        self.ack_timeout = ack_timeout_s
+        self._prefix = f"_INBOX.chatmsg.{uuid.uuid4().hex}."
+        self._batches: dict[str, _Pending] = {}
+        self._ids = itertools.count()
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        pending = self._batches.get(msg.subject[len(self._prefix):])
+        if pending is None or pending.fut.done():
+            return
+        if b'"error"' in msg.data:
+            pending.fut.set_exception(RuntimeError(f"JetStream refused an event: {msg.data[:200]!r}"))
+            return
+        pending.left -= 1
+        if pending.left == 0:
+            pending.fut.set_result(None)
 
     async def publish_events(self, events: list[Event], *, dedupe: bool = False) -> None:
-        # Started in list order, so per-conversation order is kept on the wire; the
+        # Published in list order, so per-conversation order is kept on the wire; the
         # Nats-Msg-Id makes a re-publish after a crash a no-op in the stream.
         if not events:
             return
-        await asyncio.gather(
-            *(
-                self.js.publish(
+        token = str(next(self._ids))
+        pending = _Pending(len(events), asyncio.get_running_loop().create_future())
+        self._batches[token] = pending
+        reply = self._prefix + token
+        try:
+            for ev in events:
+                await self.nc.publish(
                     subjects.evt_conv(ev.conv),
                     ev.to_json(),
+                    reply=reply,
                     headers={"Nats-Msg-Id": f"{ev.conv}:{ev.seq}", "Chat-Schema": EVENT_SCHEMA},
                 )
-                for ev in events
-            )
-        )
+            await asyncio.wait_for(pending.fut, self.ack_timeout)
+        finally:
+            self._batches.pop(token, None)
 
     async def notify_membership(self, user: str, event: Event) -> None:
         notice = UserNotice(conv=event.conv, event=event.to_wire())
         await self.nc.publish(subjects.user_notify(user), orjson.dumps(notice.model_dump()))
+
+
+class _Pending:
+    __slots__ = ("fut", "left")
+
+    def __init__(self, left: int, fut: asyncio.Future[None]) -> None:
+        self.left = left
+        self.fut = fut
 
 
 class AuthUserDirectory:
