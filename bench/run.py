@@ -68,6 +68,35 @@ def summarize_profile(raw: Path, top: int = 25) -> tuple[list[tuple[str, float]]
     return pct(own), pct(incl)
 
 
+def _metric_sums(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        for n in names:
+            if line.startswith(n + " ") or line.startswith(n + "{"):
+                out[n] = out.get(n, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def server_metrics(cluster: Cluster) -> dict[str, float]:
+    """Cumulative server-side averages (since start): batch size and time, gateway send time."""
+    import httpx
+
+    m = _metric_sums(httpx.get(cluster.messages[0].base_url + "/metrics").text, (
+        "chat_messages_batch_size_sum", "chat_messages_batch_size_count",
+        "chat_messages_batch_seconds_sum", "chat_messages_batch_seconds_count"))
+    g: dict[str, float] = {}
+    for gw in cluster.gateways:
+        for k, v in _metric_sums(httpx.get(gw.base_url + "/metrics").text, (
+                "chat_gateway_send_seconds_sum", "chat_gateway_send_seconds_count")).items():
+            g[k] = g.get(k, 0.0) + v
+    div = lambda a, b: round(a / b, 4) if b else 0.0  # noqa: E731
+    return {
+        "avg_batch_size": div(m.get("chat_messages_batch_size_sum", 0), m.get("chat_messages_batch_size_count", 0)),
+        "avg_batch_ms": 1000 * div(m.get("chat_messages_batch_seconds_sum", 0), m.get("chat_messages_batch_seconds_count", 0)),
+        "avg_gateway_send_ms": 1000 * div(g.get("chat_gateway_send_seconds_sum", 0), g.get("chat_gateway_send_seconds_count", 0)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -103,6 +132,7 @@ def main() -> None:
                     check=True, capture_output=True, text=True, timeout=args.duration + 120,
                 )
                 res = json.loads(out.stdout.strip().splitlines()[-1])
+                res["server"] = server_metrics(cluster)
                 results.append(res)
                 print(json.dumps(res), flush=True)
                 if spy is not None:

@@ -75,3 +75,14 @@ async def test_guest_cannot_post(store: Store, convs: Conversations) -> None:
     await convs.add_member("alice", AddMember(conv=chan, user_id="bob", role="guest"))
     res = await Writer(store).write_batch([cmd(chan, "bob", "a")])
     assert res.outcomes[0].error is not None and res.outcomes[0].error.code == ErrorCode.FORBIDDEN
+
+
+async def test_optimistic_write_falls_back_on_a_replay(store: Store, convs: Conversations) -> None:
+    conv = await _dm(convs)
+    w = Writer(store)
+    first = (await w.write_batch([cmd(conv, "alice", "x", "one")], maybe_replays=False)).outcomes[0]
+    # A replay beyond JetStream's window arrives as a first delivery: still the first event.
+    res = await w.write_batch([cmd(conv, "alice", "x", "two"), cmd(conv, "alice", "y")], maybe_replays=False)
+    assert res.outcomes[0].event == first.event and not res.outcomes[0].created
+    assert res.outcomes[1].created and res.outcomes[1].event is not None
+    assert res.outcomes[1].event.seq == first.event.seq + 1  # the rolled-back attempt left no gap

@@ -84,30 +84,55 @@ class CommandConsumer:
                 pass
 
     async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
+        """Three stages, each in order: fetching, committing, publishing+acking.
+
+        The fetcher keeps pulling while a batch commits, so when a commit ends everything
+        that arrived meanwhile is committed next as one batch: the batch grows with the
+        load and a command waits at most about one commit.
+        """
+        inbox: asyncio.Queue[Msg] = asyncio.Queue()
+        fetcher = asyncio.create_task(self._fetcher(psub, inbox))
         tail: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping.is_set():
+                try:
+                    first = await asyncio.wait_for(inbox.get(), self.fetch_timeout)
+                except TimeoutError:
+                    continue
+                msgs = [first]
+                while len(msgs) < self.batch_size and not inbox.empty():
+                    msgs.append(inbox.get_nowait())
+                started = time.perf_counter()
+                try:
+                    prepared = await self._commit(msgs)
+                except Exception:  # noqa: BLE001 - never let the loop die; msgs are redelivered
+                    log.exception("batch failed")
+                    continue
+                if prepared is not None:
+                    # Publishing and acking batch N overlaps committing batch N+1; the chain
+                    # keeps publication in commit order.
+                    tail = asyncio.create_task(self._finish(tail, started, *prepared))
+        finally:
+            fetcher.cancel()
+            if tail is not None:
+                await asyncio.wait([tail], timeout=10)
+
+    async def _fetcher(self, psub: JetStreamContext.PullSubscription, inbox: asyncio.Queue[Msg]) -> None:
+        # Bounded by the consumer's max_ack_pending: JetStream hands out no more than that
+        # many unacknowledged commands.
         while not self._stopping.is_set():
             try:
-                msgs = await self._fetch(psub)
+                for m in await self._fetch(psub):
+                    inbox.put_nowait(m)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # noqa: BLE001 - bus trouble: wait and fetch again
                 if self._stopping.is_set():
                     break
                 log.warning("fetch failed", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
-                continue
-            started = time.perf_counter()
-            try:
-                prepared = await self._commit(msgs)
-            except Exception:  # noqa: BLE001 - never let the loop die; msgs will be redelivered
-                log.exception("batch failed")
-                continue
-            if prepared is not None:
-                # Publishing and acking batch N overlaps committing batch N+1; the chain
-                # keeps publication in commit order.
-                tail = asyncio.create_task(self._finish(tail, started, *prepared))
-        if tail is not None:
-            await asyncio.wait([tail], timeout=10)
 
     async def _fetch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
         """Wait for the first command, then take what else is there within a short window.
@@ -144,7 +169,8 @@ class CommandConsumer:
             return None
         BATCH.observe(len(cmds))
         try:
-            return live, cmds, await self.writer.write_batch(cmds)
+            replays = any(m.metadata.num_delivered > 1 for m in live)
+            return live, cmds, await self.writer.write_batch(cmds, maybe_replays=replays)
         except Exception as exc:  # noqa: BLE001 - transient (database): redeliver later
             await self._retry_later(live, exc)
             return None

@@ -136,30 +136,28 @@ class Store:
         )
         return (await conn.execute(q)).all()
 
-    async def memberships(
+    async def senders_roles(
         self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], str]:
-        pairs = list(set(pairs))
-        if not pairs:
-            return {}
-        # Column-wise IN lists (then exact pairs in Python): row-value IN lists of a batch's
-        # size planned badly on PostgreSQL (100+ ms for a few hundred pairs).
-        q = select(M.c.conv_id, M.c.user_id, M.c.role).where(
-            M.c.conv_id.in_({c for c, _ in pairs}), M.c.user_id.in_({u for _, u in pairs})
-        )
-        wanted = set(pairs)
-        return {
-            (r.conv_id, r.user_id): r.role
-            for r in (await conn.execute(q)).all()
-            if (r.conv_id, r.user_id) in wanted
-        }
+    ) -> tuple[dict[str, tuple[str, bool]], dict[tuple[str, str], str]]:
+        """For a batch of (conv, user): each existing conversation's (kind, private), and the
+        role of each user who is a member, in ONE query (the write path counts round trips).
 
-    async def conv_kinds(
-        self, conn: AsyncConnection, convs: Iterable[str]
-    ) -> dict[str, tuple[str, bool]]:
-        ids = list(set(convs))
-        q = select(C.c.id, C.c.kind, C.c.private).where(C.c.id.in_(ids))
-        return {r.id: (r.kind, bool(r.private)) for r in (await conn.execute(q)).all()}
+        Column-wise IN lists, exact pairs filtered here: row-value IN lists of a batch's
+        size planned badly on PostgreSQL (100+ ms for a few hundred pairs).
+        """
+        pairs = set(pairs)
+        if not pairs:
+            return {}, {}
+        convs, users = {c for c, _ in pairs}, {u for _, u in pairs}
+        j = C.outerjoin(M, and_(M.c.conv_id == C.c.id, M.c.user_id.in_(users)))
+        q = select(C.c.id, C.c.kind, C.c.private, M.c.user_id, M.c.role).select_from(j).where(C.c.id.in_(convs))
+        kinds: dict[str, tuple[str, bool]] = {}
+        roles: dict[tuple[str, str], str] = {}
+        for r in (await conn.execute(q)).all():
+            kinds[r.id] = (r.kind, bool(r.private))
+            if r.user_id is not None and (r.id, r.user_id) in pairs:
+                roles[(r.id, r.user_id)] = r.role
+        return kinds, roles
 
     # --- events --------------------------------------------------------------------------
     async def insert_events(self, conn: AsyncConnection, evs: list[Event]) -> None:
@@ -173,7 +171,7 @@ class Store:
         if not keys:
             return {}
         # Column-wise IN lists on the unique index (conv_id, sender, client_msg_id), exact
-        # keys filtered here; see memberships().
+        # keys filtered here; see senders_roles().
         q = select(E).where(
             E.c.conv_id.in_({k[0] for k in keys}),
             E.c.sender.in_({k[1] for k in keys}),

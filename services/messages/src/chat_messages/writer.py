@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
+
 from chat_messages.rules import clean_body, hidden_or_forbidden
 from chat_messages.store import SendKey, Store
 from chat_proto.commands import SendCommand
@@ -42,7 +44,20 @@ class Writer:
             raise ChatError(ErrorCode.INVALID, "attachments need the media service (not enabled)")
         return body
 
-    async def write_batch(self, cmds: list[SendCommand]) -> BatchResult:
+    async def write_batch(self, cmds: list[SendCommand], *, maybe_replays: bool = True) -> BatchResult:
+        """Store a batch. With ``maybe_replays=False`` (no command was delivered before, so
+        JetStream's de-duplication window already dropped recent resends) the batch is
+        inserted without looking up the idempotency keys first; a replay from beyond that
+        window then violates the unique key, the transaction rolls back whole (seqs
+        included) and the batch is written again the careful way."""
+        if not maybe_replays:
+            try:
+                return await self._write(cmds, look_up=False)
+            except IntegrityError:
+                pass
+        return await self._write(cmds, look_up=True)
+
+    async def _write(self, cmds: list[SendCommand], *, look_up: bool) -> BatchResult:
         outcomes = [Outcome() for _ in cmds]
         bodies: dict[int, str] = {}
         for i, cmd in enumerate(cmds):
@@ -53,9 +68,8 @@ class Writer:
         keys: dict[int, SendKey] = {i: (cmds[i].conv, cmds[i].sender, cmds[i].client_msg_id) for i in bodies}
         new_events: list[Event] = []
         async with self.store.tx() as conn:
-            existing = await self.store.existing_sends(conn, keys.values())
-            roles = await self.store.memberships(conn, ((k[0], k[1]) for k in keys.values()))
-            kinds = await self.store.conv_kinds(conn, (k[0] for k in keys.values()))
+            existing = await self.store.existing_sends(conn, keys.values()) if look_up else {}
+            kinds, roles = await self.store.senders_roles(conn, ((k[0], k[1]) for k in keys.values()))
             first_of: dict[SendKey, int] = {}
             pending: dict[str, list[int]] = {}
             for i, key in keys.items():
