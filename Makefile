@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # Every lib and service with a pyproject.toml; services added later are picked up.
 PYPROJECTS := $(sort $(wildcard libs/*/pyproject.toml services/*/pyproject.toml))
 PKG_DIRS   := $(patsubst %/pyproject.toml,%,$(PYPROJECTS))
-DEV_DEPS   := pytest pytest-asyncio pytest-timeout httpx websockets ruff mypy
+DEV_DEPS   := pytest pytest-asyncio pytest-timeout httpx websockets ruff mypy py-spy
 STAMP      := $(VENV)/.install-stamp
 # The stamp also remembers the package list, so a removed/added package re-installs.
 PKG_LIST   := $(VENV)/.install-packages
@@ -20,7 +20,7 @@ help:
 	@echo "make run      - start NATS, auth, messages, gateway (http://127.0.0.1:$${GATEWAY_PORT:-8080})"
 	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
 	@echo "make lint     - ruff + mypy"
-	@echo "make bench    - bench/run.sh (when present)"
+	@echo "make bench    - load benchmark (bench/run.py; BENCH_ARGS=\"--backend postgres --rate 500\")"
 	@echo "make clean    - caches and the install stamp (make clean-data removes ./data)"
 
 install: $(STAMP)
@@ -49,8 +49,9 @@ lint: install
 	$(BIN)/mypy $(wildcard libs/*/src services/*/src) || rc=1; \
 	exit $$rc
 
+BENCH_ARGS ?= --backend sqlite --clients 4 --rate 500 --duration 15 --repeat 3
 bench: install
-	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh does not exist yet"; fi
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .tmp $(STAMP) $(PKG_LIST)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
 import uuid
@@ -63,13 +62,25 @@ async def setup(gateways: list[str], clients: int) -> tuple[str, list[dict]]:
         r.raise_for_status()
         conv = r.json()["id"]
         for u in users[1:]:
-            r = await http.post(f"/v1/conversations/{conv}/join", headers={"Authorization": f"Bearer {u['access_token']}"})
+            r = await http.post(
+                f"/v1/conversations/{conv}/join", headers={"Authorization": f"Bearer {u['access_token']}"}
+            )
             r.raise_for_status()
         return conv, users
 
 
-async def client(i: int, url: str, user: dict, conv: str, rate: float, duration: float,
-                 drain: float, sent_at: dict[str, float], st: Stats, all_connected: asyncio.Barrier) -> None:
+async def client(
+    i: int,
+    url: str,
+    user: dict,
+    conv: str,
+    rate: float,
+    duration: float,
+    drain: float,
+    sent_at: dict[str, float],
+    st: Stats,
+    all_connected: asyncio.Barrier,
+) -> None:
     async with websockets.connect(url, max_size=None, max_queue=None, compression=None) as ws:
         await ws.send(json.dumps({"type": "auth", "token": user["access_token"]}))
         assert json.loads(await ws.recv())["type"] == "auth_ok"
@@ -110,7 +121,11 @@ async def client(i: int, url: str, user: dict, conv: str, rate: float, duration:
                 await asyncio.sleep(delay)
             cmid = f"{i}-{n}"
             sent_at[cmid] = due
-            await ws.send(orjson.dumps({"type": "send", "conv": conv, "client_msg_id": cmid, "body": f"bench message {n} from {i}"}).decode())
+            await ws.send(
+                orjson.dumps(
+                    {"type": "send", "conv": conv, "client_msg_id": cmid, "body": f"bench message {n} from {i}"}
+                ).decode()
+            )
             st.sent += 1
             n += 1
         await rtask
@@ -133,22 +148,30 @@ async def run(args: argparse.Namespace) -> dict:
     per_client = args.rate / args.clients
     barrier = asyncio.Barrier(args.clients)
     t0 = time.perf_counter()
-    await asyncio.gather(*(
-        client(i, ws_urls[i % len(ws_urls)], u, conv, per_client, args.duration, args.drain, sent_at, st, barrier)
-        for i, u in enumerate(users)
-    ))
+    await asyncio.gather(
+        *(
+            client(i, ws_urls[i % len(ws_urls)], u, conv, per_client, args.duration, args.drain, sent_at, st, barrier)
+            for i, u in enumerate(users)
+        )
+    )
     # Sustained persisted rate: acks in the steady window (skip the first and last 10 %).
     lo, hi = t0 + 0.1 * args.duration, t0 + 0.9 * args.duration
     steady = [t for t in st.ack_times if lo <= t <= hi]
     steady_rate = len(steady) / (hi - lo) if hi > lo else 0.0
     expected_recv = st.sent * args.clients
     return {
-        "clients": args.clients, "gateways": len(args.gateway), "offered_rate": args.rate,
-        "duration_s": args.duration, "sent": st.sent, "acked": st.acked, "errors": st.errors,
+        "clients": args.clients,
+        "gateways": len(args.gateway),
+        "offered_rate": args.rate,
+        "duration_s": args.duration,
+        "sent": st.sent,
+        "acked": st.acked,
+        "errors": st.errors,
         "persisted_per_s_steady": round(steady_rate, 1),
-        "ack_ms": {"p50": round(pct(st.ack_lat, .5), 2), "p99": round(pct(st.ack_lat, .99), 2)},
-        "recv_ms": {"p50": round(pct(st.recv_lat, .5), 2), "p99": round(pct(st.recv_lat, .99), 2)},
-        "deliveries": st.received, "deliveries_expected": expected_recv,
+        "ack_ms": {"p50": round(pct(st.ack_lat, 0.5), 2), "p99": round(pct(st.ack_lat, 0.99), 2)},
+        "recv_ms": {"p50": round(pct(st.recv_lat, 0.5), 2), "p99": round(pct(st.recv_lat, 0.99), 2)},
+        "deliveries": st.received,
+        "deliveries_expected": expected_recv,
     }
 
 

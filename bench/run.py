@@ -40,7 +40,8 @@ def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None
         return None
     return subprocess.Popen(
         [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -81,19 +82,29 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
     """Cumulative server-side averages (since start): batch size and time, gateway send time."""
     import httpx
 
-    m = _metric_sums(httpx.get(cluster.messages[0].base_url + "/metrics").text, (
-        "chat_messages_batch_size_sum", "chat_messages_batch_size_count",
-        "chat_messages_batch_seconds_sum", "chat_messages_batch_seconds_count"))
+    m = _metric_sums(
+        httpx.get(cluster.messages[0].base_url + "/metrics").text,
+        (
+            "chat_messages_batch_size_sum",
+            "chat_messages_batch_size_count",
+            "chat_messages_batch_seconds_sum",
+            "chat_messages_batch_seconds_count",
+        ),
+    )
     g: dict[str, float] = {}
     for gw in cluster.gateways:
-        for k, v in _metric_sums(httpx.get(gw.base_url + "/metrics").text, (
-                "chat_gateway_send_seconds_sum", "chat_gateway_send_seconds_count")).items():
+        for k, v in _metric_sums(
+            httpx.get(gw.base_url + "/metrics").text,
+            ("chat_gateway_send_seconds_sum", "chat_gateway_send_seconds_count"),
+        ).items():
             g[k] = g.get(k, 0.0) + v
     div = lambda a, b: round(a / b, 4) if b else 0.0  # noqa: E731
     return {
         "avg_batch_size": div(m.get("chat_messages_batch_size_sum", 0), m.get("chat_messages_batch_size_count", 0)),
-        "avg_batch_ms": 1000 * div(m.get("chat_messages_batch_seconds_sum", 0), m.get("chat_messages_batch_seconds_count", 0)),
-        "avg_gateway_send_ms": 1000 * div(g.get("chat_gateway_send_seconds_sum", 0), g.get("chat_gateway_send_seconds_count", 0)),
+        "avg_batch_ms": 1000
+        * div(m.get("chat_messages_batch_seconds_sum", 0), m.get("chat_messages_batch_seconds_count", 0)),
+        "avg_gateway_send_ms": 1000
+        * div(g.get("chat_gateway_send_seconds_sum", 0), g.get("chat_gateway_send_seconds_count", 0)),
     }
 
 
@@ -117,19 +128,38 @@ def main() -> None:
         try:
             urls, pg = start_backend(args.backend, tmp, args.pg_log_slow_ms)
             cluster = Cluster(
-                nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
-                messages_replicas=args.messages_replicas, log_level="WARNING",
+                nats.url,
+                database_urls=urls,
+                data_dir=tmp,
+                log_dir=tmp / "logs",
+                gateways=2,
+                messages_replicas=args.messages_replicas,
+                log_level="WARNING",
             ).start()
             results = []
             for i in range(args.repeat):
                 spy = None
                 if i == 0 and args.profile:
-                    proc = {"messages": cluster.messages[0], "gateway": cluster.gateways[0], "auth": cluster.auth}[args.profile]
+                    proc = {"messages": cluster.messages[0], "gateway": cluster.gateways[0], "auth": cluster.auth}[
+                        args.profile
+                    ]
                     spy = profile(proc.pid or 0, int(args.duration), tmp / "profile.txt")
                 out = subprocess.run(
-                    [sys.executable, str(HERE / "loadgen.py"), *sum((["--gateway", u] for u in cluster.gateway_urls), []),
-                     "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration)],
-                    check=True, capture_output=True, text=True, timeout=args.duration + 120,
+                    [
+                        sys.executable,
+                        str(HERE / "loadgen.py"),
+                        *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
+                        "--clients",
+                        str(args.clients),
+                        "--rate",
+                        str(args.rate),
+                        "--duration",
+                        str(args.duration),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    timeout=args.duration + 120,
                 )
                 res = json.loads(out.stdout.strip().splitlines()[-1])
                 res["server"] = server_metrics(cluster)
@@ -146,7 +176,10 @@ def main() -> None:
                         for fn, share in incl:
                             print(f"  {share:5.1f}  {fn}")
             med = {
-                "backend": args.backend, "clients": args.clients, "offered_rate": args.rate, "runs": len(results),
+                "backend": args.backend,
+                "clients": args.clients,
+                "offered_rate": args.rate,
+                "runs": len(results),
                 "persisted_per_s_steady": statistics.median(r["persisted_per_s_steady"] for r in results),
                 "ack_p50_ms": statistics.median(r["ack_ms"]["p50"] for r in results),
                 "ack_p99_ms": statistics.median(r["ack_ms"]["p99"] for r in results),

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from chat_devtools.testing import Backend, ClusterFactory
-
 from chat_client import Api, Ws
+from chat_devtools.testing import Backend, ClusterFactory
 
 
 async def test_two_gateways_exchange_messages(cluster: ClusterFactory, backend: Backend) -> None:

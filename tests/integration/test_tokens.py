@@ -369,7 +369,7 @@ async def test_refresh_rotation_reuse_and_logout(cluster: ClusterFactory, backen
         r = await refresh(api, alice.refresh_token)
         assert r.status_code == 200, r.text
         p1 = r.json()
-        assert p1["token_type"] == "Bearer"  # noqa: S105
+        assert p1["token_type"] == "Bearer"
         assert p1["expires_in"] > 0 and p1["user"]["id"] == alice.id
         assert (
             p1["refresh_token"] != alice.refresh_token and p1["access_token"] != alice.access_token
@@ -475,7 +475,7 @@ async def test_register_and_login_rules(cluster: ClusterFactory, backend: Backen
         r = await login(api, name)
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["token_type"] == "Bearer" and 0 < body["expires_in"] <= 900  # noqa: S105
+        assert body["token_type"] == "Bearer" and 0 < body["expires_in"] <= 900
         assert body["access_token"] and body["refresh_token"] and body["user"]["id"] == user["id"]
 
         # unknown user and wrong password: 401, identical bodies (apart from nothing)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import text
-
 from chat_common.db import make_engine
+from sqlalchemy import text
 
 
 async def test_probe_cannot_roll_back_an_open_write(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from chat_common.db import make_engine, migrate
 from chat_messages.conversations import Conversations
 from chat_messages.main import MIGRATIONS

@@ -3,11 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from chat_messages.conversations import Conversations
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.messages_api import AddMember, CreateConversation, HistoryQuery, MemberRef, SetRole
-
 
 
 async def test_dm_is_unique_per_pair(convs: Conversations) -> None:
@@ -18,12 +16,12 @@ async def test_dm_is_unique_per_pair(convs: Conversations) -> None:
     assert a["conversation"]["role"] == "member" and a["conversation"]["private"] is True
 
 
-async def test_create_appends_member_joined_per_member_and_notifies(
-    convs: Conversations, publisher: Any
-) -> None:
+async def test_create_appends_member_joined_per_member_and_notifies(convs: Conversations, publisher: Any) -> None:
     out = await convs.create("alice", CreateConversation(kind="group", members=["bob", "carol", "bob"]))
     assert [(e.seq, e.kind, e.user_id) for e in publisher.events] == [
-        (1, "member_joined", "alice"), (2, "member_joined", "bob"), (3, "member_joined", "carol"),
+        (1, "member_joined", "alice"),
+        (2, "member_joined", "bob"),
+        (3, "member_joined", "carol"),
     ]
     assert sorted(u for u, _ in publisher.notices) == ["alice", "bob", "carol"]
     assert out["conversation"]["last_seq"] == 3 and out["conversation"]["name"] is None
@@ -72,7 +70,9 @@ async def test_public_channel_join_and_read(convs: Conversations, publisher: Any
 
 
 async def test_last_owner_cannot_leave_until_transfer(convs: Conversations) -> None:
-    chan = (await convs.create("alice", CreateConversation(kind="channel", name="c", members=["bob"])))["conversation"]["id"]
+    chan = (await convs.create("alice", CreateConversation(kind="channel", name="c", members=["bob"])))["conversation"][
+        "id"
+    ]
     with pytest.raises(ChatError) as exc:
         await convs.remove_member("alice", MemberRef(conv=chan, user_id="alice"))
     assert exc.value.code == ErrorCode.CONFLICT

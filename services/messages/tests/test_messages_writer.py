@@ -61,8 +61,12 @@ async def test_refusals_are_per_command(store: Store, convs: Conversations) -> N
     )
     codes = [o.error.code if o.error else None for o in res.outcomes]
     assert codes == [
-        ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.INVALID, ErrorCode.TOO_LARGE,
-        ErrorCode.NOT_FOUND, None,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID,
+        ErrorCode.TOO_LARGE,
+        ErrorCode.NOT_FOUND,
+        None,
     ]
     assert res.outcomes[5].event is not None and res.outcomes[5].event.body == "ok"
     assert res.outcomes[5].event.seq == 3
@@ -71,7 +75,9 @@ async def test_refusals_are_per_command(store: Store, convs: Conversations) -> N
 async def test_guest_cannot_post(store: Store, convs: Conversations) -> None:
     from chat_proto.messages_api import AddMember
 
-    chan = (await convs.create("alice", CreateConversation(kind="channel", name="g", private=True)))["conversation"]["id"]
+    chan = (await convs.create("alice", CreateConversation(kind="channel", name="g", private=True)))["conversation"][
+        "id"
+    ]
     await convs.add_member("alice", AddMember(conv=chan, user_id="bob", role="guest"))
     res = await Writer(store).write_batch([cmd(chan, "bob", "a")])
     assert res.outcomes[0].error is not None and res.outcomes[0].error.code == ErrorCode.FORBIDDEN

@@ -6,13 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chat_proto.errors import ChatError, ErrorCode
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from chat_proto.errors import ChatError, ErrorCode
 
 log = logging.getLogger("chat.app")
 

@@ -55,12 +55,12 @@ async def close(nc: NATS, timeout: float = 5.0) -> None:
     """Drain (flush what is pending) within ``timeout``, then close regardless."""
     try:
         await asyncio.wait_for(nc.drain(), timeout)
-    except Exception:  # noqa: BLE001 - closing anyway
+    except Exception:
         pass
     if not nc.is_closed:
         try:
             await nc.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

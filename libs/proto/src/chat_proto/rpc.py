@@ -75,7 +75,7 @@ class RpcServer:
         for sub in self._subs:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection may already be closed
+            except Exception:
                 pass
         self._subs.clear()
         if self._tasks:
@@ -110,7 +110,7 @@ class RpcServer:
         if msg.reply:
             try:
                 await msg.respond(orjson.dumps(reply))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("rpc reply failed", extra={"subject": msg.subject})
         if self._on_request:
             self._on_request(msg.subject, outcome, time.perf_counter() - started)

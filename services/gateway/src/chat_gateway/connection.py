@@ -14,10 +14,9 @@ import uuid
 from collections import deque
 from typing import Any
 
+from chat_proto.frames import CLOSE_SLOW_CONSUMER
 from prometheus_client import Counter, Gauge
 from starlette.websockets import WebSocket
-
-from chat_proto.frames import CLOSE_SLOW_CONSUMER
 
 log = logging.getLogger("chat.gateway.conn")
 
@@ -143,7 +142,7 @@ class Connection:
                     code, reason = self._close
                     await self.ws.close(code=code, reason=reason)
                     return
-        except Exception as exc:  # noqa: BLE001 - peer gone; the reader notices too
+        except Exception as exc:
             log.debug("writer ended", extra={"conn": self.id, "error": repr(exc)})
         finally:
             self.closed.set()

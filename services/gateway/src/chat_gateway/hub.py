@@ -17,17 +17,17 @@ import logging
 from typing import Any
 
 import orjson
+from chat_proto import subjects
+from chat_proto.errors import ChatError
+from chat_proto.frames import event_frame_from_event_json
+from chat_proto.messages_api import EventsRange, UserRef
+from chat_proto.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
 from chat_gateway.connection import Connection
-from chat_proto import subjects
-from chat_proto.errors import ChatError
-from chat_proto.frames import event_frame_from_event_json
-from chat_proto.messages_api import EventsRange, UserRef
-from chat_proto.rpc import RpcClient
 
 log = logging.getLogger("chat.gateway.hub")
 
@@ -117,6 +117,7 @@ class Hub:
         self.convs: dict[str, ConvState] = {}
         self.users: dict[str, set[Connection]] = {}
         self._user_subs: dict[str, Subscription] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- connections ---------------------------------------------------------------------
     async def attach(self, conn: Connection) -> None:
@@ -185,7 +186,9 @@ class Hub:
         for c in state.members.pop(user, set()):
             c.stop_live(state.conv)
         if state.empty():
-            asyncio.create_task(self._maybe_drop(state))
+            task = asyncio.create_task(self._maybe_drop(state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # --- bus callbacks -------------------------------------------------------------------
     async def _on_event(self, msg: Msg) -> None:
@@ -218,5 +221,5 @@ class Hub:
 async def _unsubscribe(sub: Subscription) -> None:
     try:
         await sub.unsubscribe()
-    except Exception:  # noqa: BLE001 - connection closing
+    except Exception:
         pass

@@ -7,11 +7,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from chat_common.app import install_error_handlers, install_ops_routes, problem_response
+from chat_common.logging import setup_logging
+from chat_proto import bus, streams
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.rpc import RpcClient
 from fastapi import FastAPI, Request, Response, WebSocket
 from prometheus_client import Histogram
 
-from chat_common.app import install_error_handlers, install_ops_routes, problem_response
-from chat_common.logging import setup_logging
 from chat_gateway.api.deps import Resources
 from chat_gateway.api.routes import router
 from chat_gateway.hub import Hub
@@ -19,9 +22,6 @@ from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import TokenVerifier
 from chat_gateway.ws import Session
-from chat_proto import bus, streams
-from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import RpcClient
 
 log = logging.getLogger("chat.gateway")
 HTTP_LATENCY = Histogram(

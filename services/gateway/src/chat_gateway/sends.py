@@ -16,16 +16,15 @@ import logging
 from typing import Any
 
 import orjson
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from prometheus_client import Histogram
-
 from chat_proto import subjects
 from chat_proto.commands import COMMAND_SCHEMA, msg_id
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 from chat_proto.messages_api import LookupSend, clean_body
 from chat_proto.rpc import RpcClient
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from prometheus_client import Histogram
 
 log = logging.getLogger("chat.gateway.sends")
 
@@ -126,7 +125,7 @@ class Sender:
                     subjects.cmd_send(conv), orjson.dumps(cmd), reply=self._ack_prefix + token,
                     headers={"Nats-Msg-Id": msg_id(conv, user, client_msg_id), "Chat-Schema": COMMAND_SCHEMA},
                 )
-            except Exception as exc:  # noqa: BLE001 - bus down or closing
+            except Exception as exc:
                 raise ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry") from exc
             res = await fut
             SEND_LATENCY.observe(loop.time() - started)

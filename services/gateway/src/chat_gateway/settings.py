@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
-
 from chat_common.settings import ServiceSettings
 from chat_proto.auth_api import AUDIENCE
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 
 class GatewaySettings(ServiceSettings):

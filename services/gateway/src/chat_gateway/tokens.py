@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from jwt import PyJWK
-
 from chat_proto.auth_api import ACCESS_TOKEN_TYPE
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.rpc import RpcClient
 from chat_proto.subjects import auth_rpc
+from jwt import PyJWK
 
 log = logging.getLogger("chat.gateway.tokens")
 
@@ -48,7 +47,7 @@ class TokenVerifier:
             for jwk in res.get("keys", []):
                 try:
                     keys[jwk["kid"]] = PyJWK(jwk)
-                except Exception:  # noqa: BLE001 - skip keys we cannot use
+                except Exception:
                     log.warning("unusable jwk", extra={"kid": jwk.get("kid")})
             self._keys = keys
             self._fetched_at = time.monotonic()

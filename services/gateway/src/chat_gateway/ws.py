@@ -14,6 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chat_proto import frames as F
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.messages_api import HistoryQuery
+from chat_proto.rpc import RpcClient
+from chat_proto.subjects import messages_rpc
 from prometheus_client import Counter
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -22,11 +27,6 @@ from chat_gateway.hub import Hub
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
-from chat_proto import frames as F
-from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.messages_api import HistoryQuery
-from chat_proto.rpc import RpcClient
-from chat_proto.subjects import messages_rpc
 
 log = logging.getLogger("chat.gateway.ws")
 FRAMES_IN = Counter("chat_gateway_frames_in_total", "Frames received from clients", ["type"])
@@ -36,8 +36,9 @@ Answer = tuple[list[str], Callable[[], None] | None]
 
 
 class Session:
-    def __init__(self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier,
-                 sender: Sender, rpc: RpcClient) -> None:
+    def __init__(
+        self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier, sender: Sender, rpc: RpcClient
+    ) -> None:
         self.ws, self.s, self.hub, self.verifier, self.sender, self.rpc = ws, s, hub, verifier, sender, rpc
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
         self.principal: Principal | None = None
@@ -93,9 +94,19 @@ class Session:
             self.conn.close_now(F.CLOSE_SERVICE_RESTART, "try again")
             return False
         self._watch_expiry()
-        await self.conn.push_reply(F.encode(_with_ref(
-            {"type": "auth_ok", "user_id": self.conn.user, "session_id": self.conn.id,
-             "heartbeat_s": self.s.heartbeat_s}, frame.ref)))
+        await self.conn.push_reply(
+            F.encode(
+                _with_ref(
+                    {
+                        "type": "auth_ok",
+                        "user_id": self.conn.user,
+                        "session_id": self.conn.id,
+                        "heartbeat_s": self.s.heartbeat_s,
+                    },
+                    frame.ref,
+                )
+            )
+        )
         return True
 
     def _bad_first(self, msg: dict[str, Any]) -> bool:
@@ -165,7 +176,7 @@ class Session:
             fut = await self.answers.get()
             try:
                 answer = await fut
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("frame handler failed", extra={"conn": self.conn.id})
                 answer = ([F.error_frame(ChatError(ErrorCode.INTERNAL))], None)
             if answer is None:
@@ -196,17 +207,41 @@ class Session:
             return [], None
         self.principal = p
         self._watch_expiry()
-        return [F.encode(_with_ref({"type": "auth_ok", "user_id": p.user_id, "session_id": self.conn.id,
-                                    "heartbeat_s": self.s.heartbeat_s}, frame.ref))], None
+        return [
+            F.encode(
+                _with_ref(
+                    {
+                        "type": "auth_ok",
+                        "user_id": p.user_id,
+                        "session_id": self.conn.id,
+                        "heartbeat_s": self.s.heartbeat_s,
+                    },
+                    frame.ref,
+                )
+            )
+        ], None
 
     async def _on_send(self, frame: F.SendFrame) -> Answer:
         try:
-            res = await self.sender.send(self.conn.user, frame.conv, frame.client_msg_id, frame.body,
-                                         frame.attachments, frame.reply_to)
+            res = await self.sender.send(
+                self.conn.user, frame.conv, frame.client_msg_id, frame.body, frame.attachments, frame.reply_to
+            )
         except ChatError as err:  # refused (body limits, membership, unavailable)
             return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
-        return [F.encode(_with_ref({"type": "ack", "conv": frame.conv, "client_msg_id": frame.client_msg_id,
-                                    "seq": res.event["seq"], "ts": res.event["ts"]}, frame.ref))], None
+        return [
+            F.encode(
+                _with_ref(
+                    {
+                        "type": "ack",
+                        "conv": frame.conv,
+                        "client_msg_id": frame.client_msg_id,
+                        "seq": res.event["seq"],
+                        "ts": res.event["ts"],
+                    },
+                    frame.ref,
+                )
+            )
+        ], None
 
     async def _on_sync(self, frame: F.SyncFrame) -> Answer:
         # Hold live events of the listed conversations now, in frame order.
@@ -226,13 +261,13 @@ class Session:
                     continue
                 self._release(frame, replayed)
                 raise
-            out.extend(
-                F.encode({"type": "event", "event": e}) for e in evs if self.conn.replayable(conv, e["seq"])
-            )
+            out.extend(F.encode({"type": "event", "event": e}) for e in evs if self.conn.replayable(conv, e["seq"]))
             replayed[conv] = evs[-1]["seq"] if evs else after
             if more:
                 truncated.append(conv)
-        out.append(F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref)))
+        out.append(
+            F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref))
+        )
         return out, lambda: self._release(frame, replayed)
 
     def _release(self, frame: F.SyncFrame, replayed: dict[str, int]) -> None:

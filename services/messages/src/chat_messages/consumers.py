@@ -13,6 +13,8 @@ import time
 
 import nats.errors
 import orjson
+from chat_proto import streams, subjects
+from chat_proto.commands import RESULT_SCHEMA, SendCommand
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -21,8 +23,6 @@ from pydantic import ValidationError
 
 from chat_messages.ports import Publisher
 from chat_messages.writer import BatchResult, Outcome, Writer
-from chat_proto import streams, subjects
-from chat_proto.commands import RESULT_SCHEMA, SendCommand
 
 log = logging.getLogger("chat.messages.consumer")
 RESULT_HEADERS = {"Chat-Schema": RESULT_SCHEMA}
@@ -80,7 +80,7 @@ class CommandConsumer:
         if self._psub is not None:
             try:
                 await self._psub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection may be gone
+            except Exception:
                 pass
 
     async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
@@ -105,7 +105,7 @@ class CommandConsumer:
                 started = time.perf_counter()
                 try:
                     prepared = await self._commit(msgs)
-                except Exception:  # noqa: BLE001 - never let the loop die; msgs are redelivered
+                except Exception:
                     log.exception("batch failed")
                     continue
                 if prepared is not None:
@@ -128,7 +128,7 @@ class CommandConsumer:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - bus trouble: wait and fetch again
+            except Exception as exc:
                 if self._stopping.is_set():
                     break
                 log.warning("fetch failed", extra={"error": repr(exc)})
@@ -171,7 +171,7 @@ class CommandConsumer:
         try:
             replays = any(m.metadata.num_delivered > 1 for m in live)
             return live, cmds, await self.writer.write_batch(cmds, maybe_replays=replays)
-        except Exception as exc:  # noqa: BLE001 - transient (database): redeliver later
+        except Exception as exc:
             await self._retry_later(live, exc)
             return None
 
@@ -192,7 +192,7 @@ class CommandConsumer:
                 if o.event is not None and not o.created and m.metadata.num_delivered > 1
             ]
             await self.pub.publish_events(again)
-        except Exception as exc:  # noqa: BLE001 - bus trouble: redelivery publishes them again
+        except Exception as exc:
             await self._retry_later(live, exc)
             return
         for m, cmd, o in zip(live, cmds, result.outcomes, strict=True):
@@ -227,12 +227,12 @@ class CommandConsumer:
             res["error"] = o.error.to_dict()
         try:
             await self.nc.publish(cmd.reply_subject, orjson.dumps(res), headers=RESULT_HEADERS)
-        except Exception:  # noqa: BLE001 - the gateway times out and the client resends
+        except Exception:
             log.warning("result not published", extra={"conv": cmd.conv})
 
 
 async def _nak(m: Msg) -> None:
     try:
         await m.nak(delay=streams.backoff_s(m.metadata.num_delivered))
-    except Exception:  # noqa: BLE001 - ack_wait expiry redelivers anyway
+    except Exception:
         pass

@@ -9,13 +9,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from chat_messages.ports import Publisher, UserDirectory
-from chat_messages.rules import at_least, clean_name, dm_key, hidden_or_forbidden, outranks
-from chat_messages.store import Store
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Event
 from chat_proto.messages_api import (
@@ -27,6 +20,13 @@ from chat_proto.messages_api import (
     SetRole,
 )
 from chat_proto.timefmt import now_ts
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chat_messages.ports import Publisher, UserDirectory
+from chat_messages.rules import at_least, clean_name, dm_key, hidden_or_forbidden, outranks
+from chat_messages.store import Store
 
 
 def conv_view(row: Row[Any], role: str | None, delivered: int = 0, read: int = 0) -> dict[str, Any]:

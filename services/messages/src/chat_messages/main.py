@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from sqlalchemy import text
-
 from chat_common.app import install_error_handlers, install_ops_routes, observe_rpc
 from chat_common.db import make_engine, migrate
 from chat_common.logging import setup_logging
+from chat_proto import bus, streams, subjects
+from chat_proto.rpc import RpcClient, RpcServer
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+
 from chat_messages import rpc
 from chat_messages.bus_adapters import AuthUserDirectory, NatsPublisher
 from chat_messages.consumers import CommandConsumer
@@ -19,8 +21,6 @@ from chat_messages.conversations import Conversations
 from chat_messages.settings import MessagesSettings
 from chat_messages.store import Store
 from chat_messages.writer import Writer
-from chat_proto import bus, streams, subjects
-from chat_proto.rpc import RpcClient, RpcServer
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
@@ -75,7 +75,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
             async with request.app.state.store.tx() as conn:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = True
-        except Exception:  # noqa: BLE001
+        except Exception:
             checks["database"] = False
         return checks
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat_messages.conversations import Conversations
 from chat_proto import messages_api as api
 from chat_proto.rpc import RpcContext, RpcServer
 from chat_proto.subjects import messages_rpc
+
+from chat_messages.conversations import Conversations
 
 
 def register(server: RpcServer, convs: Conversations) -> None:

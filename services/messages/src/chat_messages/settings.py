@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
 from chat_common.settings import DatabaseSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class MessagesSettings(DatabaseSettings):

@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from chat_common.db import is_sqlite
+from chat_proto.events import Event
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chat_common.db import is_sqlite
 from chat_messages.models import conversations as C
 from chat_messages.models import events as E
 from chat_messages.models import members as M
-from chat_proto.events import Event
 
 SendKey = tuple[str, str, str]  # (conv, sender, client_msg_id)
 

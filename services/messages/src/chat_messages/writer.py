@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError
-
-from chat_messages.rules import clean_body, hidden_or_forbidden
-from chat_messages.store import SendKey, Store
 from chat_proto.commands import SendCommand
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Event
 from chat_proto.timefmt import now_ts
+from sqlalchemy.exc import IntegrityError
+
+from chat_messages.rules import clean_body, hidden_or_forbidden
+from chat_messages.store import SendKey, Store
 
 
 @dataclass

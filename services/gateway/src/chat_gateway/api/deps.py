@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.rpc import RpcClient
 from fastapi import Depends, Request
 
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
-from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import RpcClient
 
 
 @dataclass

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+from chat_proto import auth_api, messages_api
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.events import Attachment
+from chat_proto.subjects import ID_PATTERN, auth_rpc, messages_rpc
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat_gateway.api.deps import Caller, Res
-from chat_proto import auth_api, messages_api
-from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.events import Attachment
-from chat_proto.subjects import ID_PATTERN, auth_rpc, messages_rpc
 
 router = APIRouter(prefix="/v1")
 

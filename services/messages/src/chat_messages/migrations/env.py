@@ -1,5 +1,4 @@
 from alembic import context
-
 from chat_common.db import run_env
 from chat_messages.models import metadata
 
