@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chat_proto.events import Attachment, Event
 
 COMMAND_SCHEMA = "chat.cmd.send.v1"
-RESULT_SCHEMA = "chat.cmd.result.v1"
+RESULT_SCHEMA = "chat.cmd.results.v1"
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -39,6 +39,15 @@ class CommandResult(BaseModel):
     created: bool = False  # False when an earlier event with this key was returned
     event: Event | None = None
     error: dict[str, Any] | None = None
+
+
+class CommandResults(BaseModel):
+    """What a gateway's results subject receives: the results of one committed batch for
+    the commands that gateway sent (``Chat-Schema: chat.cmd.results.v1``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    v: Literal[1] = 1
+    results: list[CommandResult]
 
 
 def msg_id(conv: str, sender: str, client_msg_id: str) -> str:

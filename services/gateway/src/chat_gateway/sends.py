@@ -61,19 +61,24 @@ class Sender:
         await self.nc.subscribe(self._ack_prefix + "*", cb=self._on_puback)
 
     async def _on_result(self, msg: Msg) -> None:
+        # chat_proto.commands.CommandResults, read as plain JSON on this hot path.
         try:
-            res = orjson.loads(msg.data)
-            key = (res["conv"], res["sender"], res["client_msg_id"])
+            results = orjson.loads(msg.data)["results"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            log.warning("bad command result")
+            log.warning("bad command results")
             return
-        for fut in self._waiting.pop(key, []):
-            if fut.done():
+        for res in results:
+            try:
+                key = (res["conv"], res["sender"], res["client_msg_id"])
+            except (KeyError, TypeError):
                 continue
-            if res.get("ok") and res.get("event"):
-                fut.set_result(SendResult(res["event"], bool(res.get("created"))))
-            else:
-                fut.set_exception(ChatError.from_dict(res.get("error") or {}))
+            for fut in self._waiting.pop(key, []):
+                if fut.done():
+                    continue
+                if res.get("ok") and res.get("event"):
+                    fut.set_result(SendResult(res["event"], bool(res.get("created"))))
+                else:
+                    fut.set_exception(ChatError.from_dict(res.get("error") or {}))
 
     async def _on_puback(self, msg: Msg) -> None:
         entry = self._by_token.pop(msg.subject[len(self._ack_prefix):], None)

@@ -195,8 +195,8 @@ class CommandConsumer:
         except Exception as exc:
             await self._retry_later(live, exc)
             return
-        for m, cmd, o in zip(live, cmds, result.outcomes, strict=True):
-            await self._answer(cmd, o)
+        await self._answer(cmds, result.outcomes)
+        for m, o in zip(live, result.outcomes, strict=True):
             if o.error is not None:
                 await m.term()
                 COMMANDS.labels(str(o.error.code)).inc()
@@ -212,23 +212,28 @@ class CommandConsumer:
             await _nak(m)
         COMMANDS.labels("retried").inc(len(live))
 
-    async def _answer(self, cmd: SendCommand, o: Outcome) -> None:
-        if not cmd.reply_subject:
-            return
-        # The fields of chat_proto.commands.CommandResult (v1), encoded without a model
-        # round trip: this runs once per command on the hot path.
-        res: dict[str, object] = {
-            "v": 1, "conv": cmd.conv, "sender": cmd.sender, "client_msg_id": cmd.client_msg_id,
-            "ok": o.error is None, "created": o.created,
-        }
-        if o.event is not None:
-            res["event"] = o.event.to_wire()
-        if o.error is not None:
-            res["error"] = o.error.to_dict()
-        try:
-            await self.nc.publish(cmd.reply_subject, orjson.dumps(res), headers=RESULT_HEADERS)
-        except Exception:
-            log.warning("result not published", extra={"conv": cmd.conv})
+    async def _answer(self, cmds: list[SendCommand], outcomes: list[Outcome]) -> None:
+        """One CommandResults message per gateway per batch (not one per command)."""
+        by_gateway: dict[str, list[dict[str, object]]] = {}
+        for cmd, o in zip(cmds, outcomes, strict=True):
+            if not cmd.reply_subject:
+                continue
+            # The fields of chat_proto.commands.CommandResult (v1), encoded without a model
+            # round trip: this runs once per command on the hot path.
+            res: dict[str, object] = {
+                "v": 1, "conv": cmd.conv, "sender": cmd.sender, "client_msg_id": cmd.client_msg_id,
+                "ok": o.error is None, "created": o.created,
+            }
+            if o.event is not None:
+                res["event"] = o.event.to_wire()
+            if o.error is not None:
+                res["error"] = o.error.to_dict()
+            by_gateway.setdefault(cmd.reply_subject, []).append(res)
+        for subject, results in by_gateway.items():
+            try:
+                await self.nc.publish(subject, orjson.dumps({"v": 1, "results": results}), headers=RESULT_HEADERS)
+            except Exception:  # the gateway times out and the client resends
+                log.warning("results not published", extra={"subject": subject})
 
 
 async def _nak(m: Msg) -> None:
