@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from chat_proto import frames as F
@@ -109,7 +109,7 @@ class Session:
         )
         return True
 
-    def _bad_first(self, msg: dict[str, Any]) -> bool:
+    def _bad_first(self, msg: MutableMapping[str, Any]) -> bool:
         if msg["type"] == "websocket.receive":
             self.conn.close_now(F.CLOSE_UNAUTHORIZED, "first frame must be auth")
         return False

@@ -29,7 +29,7 @@ from chat_messages.rules import at_least, clean_name, dm_key, hidden_or_forbidde
 from chat_messages.store import Store
 
 
-def conv_view(row: Row[Any], role: str | None, delivered: int = 0, read: int = 0) -> dict[str, Any]:
+def conv_view(row: Any, role: str | None, delivered: int = 0, read: int = 0) -> dict[str, Any]:
     last = int(row.last_seq)
     return {
         "id": row.id,

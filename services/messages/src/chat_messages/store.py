@@ -99,7 +99,7 @@ class Store:
         q = select(M).where(and_(M.c.conv_id == conv, M.c.user_id == user))
         return (await conn.execute(q)).first()
 
-    async def members_of(self, conn: AsyncConnection, conv: str) -> Sequence[Row[Any]]:
+    async def members_of(self, conn: AsyncConnection, conv: str) -> Sequence[Row[Any, Any]]:
         q = select(M.c.user_id, M.c.role).where(M.c.conv_id == conv).order_by(M.c.joined_at)
         return (await conn.execute(q)).all()
 
@@ -119,7 +119,7 @@ class Store:
         q = select(M.c.user_id).where(and_(M.c.conv_id == conv, M.c.role == role))
         return len((await conn.execute(q)).all())
 
-    async def conversations_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any]]:
+    async def conversations_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any, Any]]:
         q = (
             select(C, M.c.role, M.c.delivered_seq, M.c.read_seq)
             .join(M, M.c.conv_id == C.c.id)
@@ -128,7 +128,7 @@ class Store:
         )
         return (await conn.execute(q)).all()
 
-    async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any]]:
+    async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any, Any]]:
         q = (
             select(C.c.id, C.c.last_seq)
             .join(M, M.c.conv_id == C.c.id)

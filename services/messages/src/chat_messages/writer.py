@@ -78,9 +78,9 @@ class Writer:
                     continue
                 if key in first_of:  # same key twice in one batch: answered like a replay
                     continue
-                err = self._authorize(key, roles, kinds)
-                if err is not None:
-                    outcomes[i].error = err
+                refusal = self._authorize(key, roles, kinds)
+                if refusal is not None:
+                    outcomes[i].error = refusal
                     continue
                 first_of[key] = i
                 pending.setdefault(key[0], []).append(i)
@@ -106,8 +106,8 @@ class Writer:
             await self.store.insert_events(conn, new_events)
         for i, key in keys.items():
             if outcomes[i].event is None and outcomes[i].error is None:
-                first = outcomes[first_of[key]]
-                outcomes[i].event, outcomes[i].error = first.event, first.error
+                earlier = outcomes[first_of[key]]
+                outcomes[i].event, outcomes[i].error = earlier.event, earlier.error
         return BatchResult(outcomes, new_events)
 
     @staticmethod

@@ -2,4 +2,4 @@ from alembic import context
 from chat_common.db import run_env
 from chat_messages.models import metadata
 
-run_env(context, metadata)
+run_env(context, metadata)  # type: ignore[arg-type]  # alembic's proxy module
