@@ -9,8 +9,7 @@ from typing import Any
 
 from chat_common.db import is_sqlite
 from chat_proto.events import Event
-from sqlalchemy import Integer, String, Text, and_, bindparam, delete, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -59,33 +58,9 @@ def event_row(ev: Event) -> dict[str, Any]:
     }
 
 
-# PostgreSQL: allocate k seqs and insert k messages of ONE conversation in one statement
-# (one round trip, atomic on its own: no BEGIN/COMMIT round trips needed).
-_APPEND_MESSAGES_PG = text(
-    """
-    WITH s AS (
-        UPDATE conversations SET last_seq = last_seq + :k WHERE id = :conv RETURNING last_seq
-    )
-    INSERT INTO events (conv_id, seq, kind, sender, ts, client_msg_id, body, attachments,
-                        reply_to, target, user_id, role, deleted)
-    SELECT :conv, s.last_seq - :k + t.ord, 'message', t.sender, :ts, t.cmid, t.body, NULL,
-           t.reply_to, NULL, NULL, NULL, false
-    FROM s, unnest(CAST(:senders AS text[]), CAST(:cmids AS text[]), CAST(:bodies AS text[]),
-                   CAST(:reply_tos AS integer[])) WITH ORDINALITY AS t(sender, cmid, body, reply_to, ord)
-    RETURNING seq, sender, client_msg_id
-    """
-).bindparams(
-    bindparam("senders", type_=ARRAY(String)),
-    bindparam("cmids", type_=ARRAY(String)),
-    bindparam("bodies", type_=ARRAY(Text)),
-    bindparam("reply_tos", type_=ARRAY(Integer)),
-)
-
-
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.is_postgres = engine.dialect.name == "postgresql"
         # SQLite has one writer; its single pooled connection is used by one transaction at a time.
         self._lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
@@ -97,27 +72,6 @@ class Store:
             return
         async with self._lock, self.engine.begin() as conn:
             yield conn
-
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection where each statement commits on its own (PostgreSQL)."""
-        async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-
-    async def append_messages(
-        self, conn: AsyncConnection, conv: str, ts: str, items: list[tuple[str, str, str, int | None]]
-    ) -> dict[tuple[str, str], int]:
-        """PostgreSQL only: store (sender, client_msg_id, body, reply_to) messages of one
-        conversation with fresh seqs in ONE statement; returns (sender, client_msg_id) -> seq."""
-        res = await conn.execute(
-            _APPEND_MESSAGES_PG,
-            {
-                "k": len(items), "conv": conv, "ts": ts,
-                "senders": [i[0] for i in items], "cmids": [i[1] for i in items],
-                "bodies": [i[2] for i in items], "reply_tos": [i[3] for i in items],
-            },
-        )
-        return {(r.sender, r.client_msg_id): int(r.seq) for r in res.all()}
 
     # --- conversations -------------------------------------------------------------------
     async def get_conversation(self, conn: AsyncConnection, conv: str) -> Row[Any] | None:

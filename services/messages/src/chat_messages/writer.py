@@ -67,10 +67,7 @@ class Writer:
                 outcomes[i].error = err
         keys: dict[int, SendKey] = {i: (cmds[i].conv, cmds[i].sender, cmds[i].client_msg_id) for i in bodies}
         new_events: list[Event] = []
-        # PostgreSQL, first deliveries: no transaction round trips; the append statement is
-        # atomic on its own (a batch spanning conversations takes the transaction path).
-        fast = self.store.is_postgres and not look_up and len({k[0] for k in keys.values()}) == 1
-        async with self.store.autocommit() if fast else self.store.tx() as conn:
+        async with self.store.tx() as conn:
             existing = await self.store.existing_sends(conn, keys.values()) if look_up else {}
             kinds, roles = await self.store.senders_roles(conn, ((k[0], k[1]) for k in keys.values()))
             first_of: dict[SendKey, int] = {}
@@ -90,20 +87,12 @@ class Writer:
             ts = now_ts()
             for conv in sorted(pending):
                 idx = pending[conv]
-                if fast:
-                    seqs = await self.store.append_messages(
-                        conn, conv, ts,
-                        [(cmds[i].sender, cmds[i].client_msg_id, bodies[i], cmds[i].reply_to) for i in idx],
-                    )
-                    seq_of = [seqs[(cmds[i].sender, cmds[i].client_msg_id)] for i in idx]
-                else:
-                    first = await self.store.allocate(conn, conv, len(idx))
-                    seq_of = [first + n for n in range(len(idx))]
-                for i, seq in zip(idx, seq_of, strict=True):
+                first = await self.store.allocate(conn, conv, len(idx))
+                for n, i in enumerate(idx):
                     cmd = cmds[i]
                     ev = Event(
                         conv=conv,
-                        seq=seq,
+                        seq=first + n,
                         kind="message",
                         sender=cmd.sender,
                         ts=ts,
@@ -114,8 +103,7 @@ class Writer:
                     outcomes[i].event = ev
                     outcomes[i].created = True
                     new_events.append(ev)
-            if not fast:
-                await self.store.insert_events(conn, new_events)
+            await self.store.insert_events(conn, new_events)
         for i, key in keys.items():
             if outcomes[i].event is None and outcomes[i].error is None:
                 earlier = outcomes[first_of[key]]
