@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--messages-replicas", type=int, default=1)
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra service setting, e.g. MESSAGES_BATCH_SIZE=128 (repeat)")
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
     args = ap.parse_args()
@@ -135,6 +137,7 @@ def main() -> None:
                 gateways=2,
                 messages_replicas=args.messages_replicas,
                 log_level="WARNING",
+                env=dict(e.split("=", 1) for e in args.env),
             ).start()
             results = []
             for i in range(args.repeat):

@@ -61,6 +61,9 @@ class CommandConsumer:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
+        # Declared (or updated to this config) explicitly: pull_subscribe alone would keep an
+        # existing durable's old settings, e.g. a longer ack_wait.
+        await self.js.add_consumer(subjects.CMD_STREAM, streams.messages_consumer(self.ack_wait))
         psub = await self.js.pull_subscribe(
             subjects.CMD_SUBJECTS,
             durable=subjects.MESSAGES_CONSUMER,
