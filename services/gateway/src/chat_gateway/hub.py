@@ -118,16 +118,20 @@ class Hub:
         self.users: dict[str, set[Connection]] = {}
         self._user_subs: dict[str, Subscription] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._subscribing: set[str] = set()
 
     # --- connections ---------------------------------------------------------------------
     async def attach(self, conn: Connection) -> None:
         user = conn.user
         conns = self.users.setdefault(user, set())
         conns.add(conn)
-        if user not in self._user_subs:
-            self._user_subs[user] = await self.nc.subscribe(
-                subjects.user_notify(user), cb=self._on_notice
-            )
+        if user not in self._user_subs and user not in self._subscribing:
+            # Two connections of one user attaching at once must not both subscribe.
+            self._subscribing.add(user)
+            try:
+                self._user_subs[user] = await self.nc.subscribe(subjects.user_notify(user), cb=self._on_notice)
+            finally:
+                self._subscribing.discard(user)
         res = await self.rpc.call(subjects.messages_rpc("internal.user_convs"), UserRef(user_id=user))
         for item in res.get("convs", []):
             state = await self._state(item["id"], int(item["last_seq"]))
@@ -215,7 +219,24 @@ class Hub:
             if ev.get("kind") != "member_joined":
                 return
             state = await self._state(conv, int(ev["seq"]) - 1)
+            state.feed(ev, orjson.dumps(ev))
+            # Events published between the join and our new subscription would otherwise
+            # wait for the next live event to reveal the gap: catch up once now.
+            task = asyncio.create_task(self._catch_up(state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         state.feed(ev, orjson.dumps(ev))
+
+    async def _catch_up(self, state: ConvState) -> None:
+        try:
+            res = await self.rpc.call(
+                subjects.messages_rpc("internal.events"), EventsRange(conv=state.conv, after=state.last)
+            )
+        except ChatError:
+            return
+        for e in res.get("events", []):
+            state.feed(e, orjson.dumps(e))
 
 
 async def _unsubscribe(sub: Subscription) -> None:

@@ -261,6 +261,9 @@ class Session:
                     continue
                 self._release(frame, replayed)
                 raise
+            except BaseException:  # anything else (bus errors, cancellation): never stay held
+                self._release(frame, replayed)
+                raise
             out.extend(F.encode({"type": "event", "event": e}) for e in evs if self.conn.replayable(conv, e["seq"]))
             replayed[conv] = evs[-1]["seq"] if evs else after
             if more:

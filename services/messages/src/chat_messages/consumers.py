@@ -200,12 +200,15 @@ class CommandConsumer:
             return
         await self._answer(cmds, result.outcomes)
         for m, o in zip(live, result.outcomes, strict=True):
-            if o.error is not None:
-                await m.term()
-                COMMANDS.labels(str(o.error.code)).inc()
-            else:
-                await m.ack()
-                COMMANDS.labels("stored" if o.created else "replayed").inc()
+            try:
+                if o.error is not None:
+                    await m.term()
+                    COMMANDS.labels(str(o.error.code)).inc()
+                else:
+                    await m.ack()
+                    COMMANDS.labels("stored" if o.created else "replayed").inc()
+            except Exception as exc:
+                log.warning("ack failed", extra={"error": repr(exc)})
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _retry_later(self, live: list[Msg], exc: Exception) -> None:

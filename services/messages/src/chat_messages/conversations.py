@@ -72,9 +72,11 @@ class Conversations:
                 await self.pub.notify_membership(ev.user_id, ev)
 
     async def _load(
-        self, conn: AsyncConnection, conv: str, user: str
+        self, conn: AsyncConnection, conv: str, user: str, lock: bool = False
     ) -> tuple[Row[Any], Row[Any] | None]:
-        row = await self.store.get_conversation(conn, conv)
+        """``lock`` for membership changes: read members under the conversation's row lock, so
+        concurrent changes (two owners leaving, the same user added twice) are serialised."""
+        row = await self.store.get_conversation(conn, conv, lock=lock)
         if row is None:
             raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
         return row, await self.store.get_member(conn, conv, user)
@@ -197,7 +199,7 @@ class Conversations:
     # --- membership changes --------------------------------------------------------------
     async def join(self, user: str, conv: str) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, conv, user)
+            row, me = await self._load(conn, conv, user, lock=True)
             if me is not None:
                 return {"conversation": await self._view(conn, conv, user), "changed": False}
             if row.kind != "channel" or row.private:
@@ -224,7 +226,7 @@ class Conversations:
         if role == "owner":
             raise ChatError(ErrorCode.INVALID, "an owner cannot be added; transfer ownership instead")
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, req.conv, actor)
+            row, me = await self._load(conn, req.conv, actor, lock=True)
             if me is None:
                 raise hidden_or_forbidden(row.kind, bool(row.private))
             if row.kind == "dm":
@@ -244,7 +246,7 @@ class Conversations:
 
     async def remove_member(self, actor: str, req: MemberRef) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, req.conv, actor)
+            row, me = await self._load(conn, req.conv, actor, lock=True)
             if me is None:
                 raise hidden_or_forbidden(row.kind, bool(row.private))
             target = me if req.user_id == actor else await self.store.get_member(conn, req.conv, req.user_id)
@@ -267,7 +269,7 @@ class Conversations:
 
     async def set_role(self, actor: str, req: SetRole) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, req.conv, actor)
+            row, me = await self._load(conn, req.conv, actor, lock=True)
             if me is None:
                 raise hidden_or_forbidden(row.kind, bool(row.private))
             if me.role != "owner":

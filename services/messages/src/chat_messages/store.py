@@ -74,8 +74,11 @@ class Store:
             yield conn
 
     # --- conversations -------------------------------------------------------------------
-    async def get_conversation(self, conn: AsyncConnection, conv: str) -> Row[Any] | None:
-        return (await conn.execute(select(C).where(C.c.id == conv))).first()
+    async def get_conversation(self, conn: AsyncConnection, conv: str, lock: bool = False) -> Row[Any] | None:
+        """``lock``: hold the conversation row until commit (membership changes and sends
+        on one conversation are serialised by it)."""
+        q = select(C).where(C.c.id == conv)
+        return (await conn.execute(q.with_for_update() if lock else q)).first()
 
     async def find_dm(self, conn: AsyncConnection, dm_key: str) -> Row[Any] | None:
         return (await conn.execute(select(C).where(C.c.dm_key == dm_key))).first()
@@ -150,7 +153,16 @@ class Store:
             return {}, {}
         convs, users = {c for c, _ in pairs}, {u for _, u in pairs}
         j = C.outerjoin(M, and_(M.c.conv_id == C.c.id, M.c.user_id.in_(users)))
-        q = select(C.c.id, C.c.kind, C.c.private, M.c.user_id, M.c.role).select_from(j).where(C.c.id.in_(convs))
+        # FOR UPDATE OF conversations (in id order, so replicas never deadlock): a membership
+        # change committing between this check and the insert would otherwise let a member who
+        # was just removed post after their own member_left. SQLite serialises transactions.
+        q = (
+            select(C.c.id, C.c.kind, C.c.private, M.c.user_id, M.c.role)
+            .select_from(j)
+            .where(C.c.id.in_(convs))
+            .order_by(C.c.id)
+            .with_for_update(of=C)
+        )
         kinds: dict[str, tuple[str, bool]] = {}
         roles: dict[tuple[str, str], str] = {}
         for r in (await conn.execute(q)).all():
