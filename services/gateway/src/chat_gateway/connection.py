@@ -48,6 +48,9 @@ class Connection:
         self.floor: dict[str, int] = {}
         # conversations being replayed by sync: live events held back until the replay is out
         self.held: dict[str, list[tuple[int, str]]] = {}
+        self._holds: dict[str, int] = {}
+        # conv -> highest seq sent by a sync replay
+        self.replayed: dict[str, int] = {}
         self.convs: set[str] = set()
 
     # --- queueing ------------------------------------------------------------------------
@@ -96,18 +99,35 @@ class Connection:
         self.convs.discard(conv)
         self.last.pop(conv, None)
         self.floor.pop(conv, None)
+        self.replayed.pop(conv, None)
 
     def replayable(self, conv: str, seq: int) -> bool:
-        """A sync replay skips what this connection already received live (at most once)."""
-        return seq <= self.floor.get(conv, 0) or seq > self.last.get(conv, 0)
+        """Called as a sync replay frame is queued: skips what this connection already
+        received, live or by an earlier replay (at most once per connection)."""
+        if seq <= self.replayed.get(conv, 0):
+            return False
+        if seq <= self.floor.get(conv, 0) or seq > self.last.get(conv, 0):
+            self.replayed[conv] = seq
+            return True
+        return False
 
     def begin_replay(self, conv: str) -> None:
+        """Hold live events of ``conv`` until the matching ``end_replay`` (syncs may overlap:
+        the events are released when the last of them ends)."""
+        self._holds[conv] = self._holds.get(conv, 0) + 1
         self.held.setdefault(conv, [])
 
     def end_replay(self, conv: str, replayed_to: int) -> None:
         """Called once the replay frames are queued: release held live events after them."""
+        # Also for a conversation not live here yet (joined over REST a moment ago): when it
+        # starts, what the replay already sent is not sent again.
         if replayed_to > self.last.get(conv, 0):
             self.last[conv] = replayed_to
+        left = self._holds.get(conv, 0) - 1
+        if left > 0:
+            self._holds[conv] = left
+            return
+        self._holds.pop(conv, None)
         for seq, frame in self.held.pop(conv, []):
             self.push_event(conv, seq, frame)
 

@@ -32,7 +32,9 @@ log = logging.getLogger("chat.gateway.ws")
 FRAMES_IN = Counter("chat_gateway_frames_in_total", "Frames received from clients", ["type"])
 
 # An answer: frames to write, then an optional action run right after they are queued.
-Answer = tuple[list[str], Callable[[], None] | None]
+# Frames may be given as a function, evaluated when they are queued (sync replays filter
+# against what the connection has received by then).
+Answer = tuple[list[str] | Callable[[], list[str]], Callable[[], None] | None]
 
 
 class Session:
@@ -183,7 +185,8 @@ class Session:
                 if self._final_close:
                     self.conn.close_after_queue(*self._final_close)
                 return
-            out, after = answer
+            frames, after = answer
+            out = frames() if callable(frames) else frames
             for text in out:
                 await self.conn.push_reply(text)
             if after is not None:
@@ -244,11 +247,11 @@ class Session:
         ], None
 
     async def _on_sync(self, frame: F.SyncFrame) -> Answer:
-        # Hold live events of the listed conversations now, in frame order.
+        # Hold live events of every listed conversation now, in frame order (also those this
+        # connection is about to start receiving, e.g. just joined over REST).
         for conv in frame.positions:
-            if conv in self.conn.convs:
-                self.conn.begin_replay(conv)
-        out: list[str] = []
+            self.conn.begin_replay(conv)
+        fetched: list[tuple[str, list[dict[str, Any]]]] = []
         truncated: list[str] = []
         not_found: list[str] = []
         replayed: dict[str, int] = {}
@@ -264,19 +267,27 @@ class Session:
             except BaseException:  # anything else (bus errors, cancellation): never stay held
                 self._release(frame, replayed)
                 raise
-            out.extend(F.encode({"type": "event", "event": e}) for e in evs if self.conn.replayable(conv, e["seq"]))
+            fetched.append((conv, evs))
             replayed[conv] = evs[-1]["seq"] if evs else after
             if more:
                 truncated.append(conv)
-        out.append(
-            F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref))
-        )
-        return out, lambda: self._release(frame, replayed)
+        done = F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref))
+
+        def frames() -> list[str]:
+            out = [
+                F.encode({"type": "event", "event": e})
+                for conv, evs in fetched
+                for e in evs
+                if self.conn.replayable(conv, e["seq"])
+            ]
+            out.append(done)
+            return out
+
+        return frames, lambda: self._release(frame, replayed)
 
     def _release(self, frame: F.SyncFrame, replayed: dict[str, int]) -> None:
         for conv in frame.positions:
-            if conv in self.conn.held:
-                self.conn.end_replay(conv, replayed.get(conv, 0))
+            self.conn.end_replay(conv, replayed.get(conv, 0))
 
     async def _replay(self, conv: str, after: int) -> tuple[list[dict[str, Any]], bool]:
         evs: list[dict[str, Any]] = []
