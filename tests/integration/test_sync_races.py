@@ -7,9 +7,8 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from chat_devtools.testing import ClusterFactory
-
 from chat_client import Api, Ws
+from chat_devtools.testing import ClusterFactory
 
 
 async def _frames_until_pong(ws: Ws, ref: str) -> list[dict[str, Any]]:
