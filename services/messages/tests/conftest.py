@@ -18,7 +18,7 @@ class RecordingPublisher:
         self.events: list[Event] = []
         self.notices: list[tuple[str, Event]] = []
 
-    async def publish_events(self, events: list[Event], *, dedupe: bool = False) -> None:
+    async def publish_events(self, events: list[Event]) -> None:
         self.events.extend(events)
 
     async def notify_membership(self, user: str, event: Event) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -31,20 +30,13 @@ class AuthStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        # The SQLite engine shares ONE connection (StaticPool); serialise our
-        # transactions on it so they cannot interleave. PostgreSQL needs no lock.
-        self._lock: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        )
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncSession]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self._lock is not None:
-                await stack.enter_async_context(self._lock)
-            session = await stack.enter_async_context(self._sessions())
-            async with session.begin():
-                yield session
+        # On SQLite the engine itself lends its one connection to one transaction at a
+        # time (chat_common.db.make_engine), so no lock is needed here.
+        async with self._sessions() as session, session.begin():
+            yield session
 
     async def ping(self) -> bool:
         try:
@@ -90,16 +82,12 @@ class AuthStore:
         if not user_ids:
             return set()
         async with self._tx() as s:
-            rows = await s.scalars(
-                select(User.id).where(User.id.in_(set(user_ids)), User.deactivated_at.is_(None))
-            )
+            rows = await s.scalars(select(User.id).where(User.id.in_(set(user_ids)), User.deactivated_at.is_(None)))
             return set(rows)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         async with self._tx() as s:
-            await s.execute(
-                update(User).where(User.id == user_id).values(password_hash=password_hash)
-            )
+            await s.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
 
     async def deactivate_user(self, user_id: str, now: datetime) -> None:
         async with self._tx() as s:
@@ -114,9 +102,7 @@ class AuthStore:
 
     async def throttle_locked_until(self, username: str) -> datetime | None:
         async with self._tx() as s:
-            return await s.scalar(
-                select(LoginThrottle.locked_until).where(LoginThrottle.username == username)
-            )
+            return await s.scalar(select(LoginThrottle.locked_until).where(LoginThrottle.username == username))
 
     async def record_failure(
         self,
@@ -144,17 +130,18 @@ class AuthStore:
             if res.rowcount == 0:
                 try:
                     async with s.begin_nested():
-                        s.add(LoginThrottle(username=username, failures=1, window_start=now,
-                                            lockouts=0, locked_until=None))
+                        s.add(
+                            LoginThrottle(
+                                username=username, failures=1, window_start=now, lockouts=0, locked_until=None
+                            )
+                        )
                 except IntegrityError:  # concurrent first failure: count ours too
                     await s.execute(
                         update(LoginThrottle)
                         .where(LoginThrottle.username == username)
                         .values(failures=LoginThrottle.failures + 1)
                     )
-            row = await s.scalar(
-                select(LoginThrottle).where(LoginThrottle.username == username)
-            )
+            row = await s.scalar(select(LoginThrottle).where(LoginThrottle.username == username))
             assert row is not None
             if row.failures < max_failures:
                 return None
@@ -173,14 +160,22 @@ class AuthStore:
     # --- refresh tokens ----------------------------------------------------
 
     async def create_family(
-        self, family_id: str, user_id: str, token_id: str, secret_hash: str,
-        now: datetime, expires_at: datetime,
+        self,
+        family_id: str,
+        user_id: str,
+        token_id: str,
+        secret_hash: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> None:
         async with self._tx() as s:
             s.add(RefreshFamily(id=family_id, user_id=user_id, created_at=now))
             await s.flush()
-            s.add(RefreshToken(id=token_id, family_id=family_id, secret_hash=secret_hash,
-                               created_at=now, expires_at=expires_at))
+            s.add(
+                RefreshToken(
+                    id=token_id, family_id=family_id, secret_hash=secret_hash, created_at=now, expires_at=expires_at
+                )
+            )
 
     async def get_refresh(self, token_id: str) -> RefreshRow | None:
         async with self._tx() as s:
@@ -195,8 +190,12 @@ class AuthStore:
             return None if row is None else RefreshRow(row[0], row[1], row[2])
 
     async def rotate(
-        self, old_token_id: str, new_token_id: str, secret_hash: str,
-        now: datetime, expires_at: datetime,
+        self,
+        old_token_id: str,
+        new_token_id: str,
+        secret_hash: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> bool:
         """Spend ``old_token_id`` and add its successor, atomically.
 
@@ -210,19 +209,18 @@ class AuthStore:
                 .where(
                     RefreshToken.id == old_token_id,
                     RefreshToken.spent_at.is_(None),
-                    RefreshToken.family_id.in_(
-                        select(RefreshFamily.id).where(RefreshFamily.revoked_at.is_(None))
-                    ),
+                    RefreshToken.family_id.in_(select(RefreshFamily.id).where(RefreshFamily.revoked_at.is_(None))),
                 )
                 .values(spent_at=now)
             )
             if res.rowcount != 1:
                 return False
-            family_id = await s.scalar(
-                select(RefreshToken.family_id).where(RefreshToken.id == old_token_id)
+            family_id = await s.scalar(select(RefreshToken.family_id).where(RefreshToken.id == old_token_id))
+            s.add(
+                RefreshToken(
+                    id=new_token_id, family_id=family_id, secret_hash=secret_hash, created_at=now, expires_at=expires_at
+                )
             )
-            s.add(RefreshToken(id=new_token_id, family_id=family_id, secret_hash=secret_hash,
-                               created_at=now, expires_at=expires_at))
             return True
 
     async def revoke_family(self, family_id: str, now: datetime) -> None:
@@ -238,8 +236,7 @@ class AuthStore:
     async def active_keys(self) -> list[SigningKey]:
         async with self._tx() as s:
             rows = await s.scalars(
-                select(SigningKey).where(SigningKey.active.is_(True))
-                .order_by(SigningKey.generation)
+                select(SigningKey).where(SigningKey.active.is_(True)).order_by(SigningKey.generation)
             )
             return list(rows)
 

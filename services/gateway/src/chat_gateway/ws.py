@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,7 +19,7 @@ from chat_proto.messages_api import HistoryQuery
 from chat_proto.rpc import RpcClient
 from chat_proto.subjects import messages_rpc
 from prometheus_client import Counter
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
 from chat_gateway.connection import CONNECTIONS, Connection
 from chat_gateway.hub import Hub
@@ -336,10 +335,3 @@ def _done(value: Any) -> asyncio.Future[Any]:
     fut.set_result(value)
     return fut
 
-
-def new_session_id() -> str:
-    return uuid.uuid4().hex
-
-
-def is_open(ws: WebSocket) -> bool:
-    return ws.application_state == WebSocketState.CONNECTED

@@ -46,7 +46,7 @@ class NatsPublisher:
         if pending.left == 0:
             pending.fut.set_result(None)
 
-    async def publish_events(self, events: list[Event], *, dedupe: bool = False) -> None:
+    async def publish_events(self, events: list[Event]) -> None:
         # Published in list order, so per-conversation order is kept on the wire; the
         # Nats-Msg-Id makes a re-publish after a crash a no-op in the stream.
         if not events:

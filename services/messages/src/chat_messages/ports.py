@@ -8,7 +8,7 @@ from chat_proto.events import Event
 
 
 class Publisher(Protocol):
-    async def publish_events(self, events: list[Event], *, dedupe: bool = False) -> None:
+    async def publish_events(self, events: list[Event]) -> None:
         """Publish to ``chat.evt.conv.<conv>`` (stream CHAT_EVENTS), in list order."""
 
     async def notify_membership(self, user: str, event: Event) -> None:

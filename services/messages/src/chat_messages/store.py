@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from chat_common.db import is_sqlite
 from chat_proto.events import Event
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Row
@@ -61,16 +59,11 @@ def event_row(ev: Event) -> dict[str, Any]:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # SQLite has one writer; its single pooled connection is used by one transaction at a time.
-        self._lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
-        if self._lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._lock, self.engine.begin() as conn:
+        # On SQLite the engine itself lends its one connection to one transaction at a time.
+        async with self.engine.begin() as conn:
             yield conn
 
     # --- conversations -------------------------------------------------------------------
