@@ -89,6 +89,10 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
             "chat_messages_batch_size_count",
             "chat_messages_batch_seconds_sum",
             "chat_messages_batch_seconds_count",
+            "chat_messages_commit_seconds_sum",
+            "chat_messages_commit_seconds_count",
+            "chat_messages_publish_seconds_sum",
+            "chat_messages_publish_seconds_count",
         ),
     )
     g: dict[str, float] = {}
@@ -103,6 +107,10 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
         "avg_batch_size": div(m.get("chat_messages_batch_size_sum", 0), m.get("chat_messages_batch_size_count", 0)),
         "avg_batch_ms": 1000
         * div(m.get("chat_messages_batch_seconds_sum", 0), m.get("chat_messages_batch_seconds_count", 0)),
+        "avg_commit_ms": 1000
+        * div(m.get("chat_messages_commit_seconds_sum", 0), m.get("chat_messages_commit_seconds_count", 0)),
+        "avg_publish_ms": 1000
+        * div(m.get("chat_messages_publish_seconds_sum", 0), m.get("chat_messages_publish_seconds_count", 0)),
         "avg_gateway_send_ms": 1000
         * div(g.get("chat_gateway_send_seconds_sum", 0), g.get("chat_gateway_send_seconds_count", 0)),
     }

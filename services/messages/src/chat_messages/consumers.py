@@ -1,4 +1,4 @@
-"""The JetStream command consumer: fetch a batch, commit it, publish, then ack.
+"""The JetStream command consumer: take a batch, commit it, publish, then ack.
 
 A crash anywhere before the ack means redelivery; the store's idempotency key
 turns a redelivered command into the event stored the first time, which is
@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 
-import nats.errors
 import orjson
 from chat_proto import streams, subjects
 from chat_proto.commands import RESULT_SCHEMA, SendCommand
@@ -22,6 +21,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from chat_messages.ports import Publisher
+from chat_messages.pull import PullStream
 from chat_messages.writer import BatchResult, Outcome, Writer
 
 log = logging.getLogger("chat.messages.consumer")
@@ -32,9 +32,18 @@ BATCH = Histogram(
     "chat_messages_batch_size", "Commands per write transaction",
     buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500),
 )
+_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 BATCH_SECONDS = Histogram(
-    "chat_messages_batch_seconds", "Time from fetch to ack of one batch",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    "chat_messages_batch_seconds", "Time from taking a batch to acking it", buckets=_STAGE_BUCKETS,
+)
+COMMIT_SECONDS = Histogram(
+    "chat_messages_commit_seconds", "Time of one batch's write transaction, commit included",
+    buckets=_STAGE_BUCKETS,
+)
+PUBLISH_SECONDS = Histogram(
+    "chat_messages_publish_seconds",
+    "Time from a batch's commit until JetStream stored its events (waiting for the batch before included)",
+    buckets=_STAGE_BUCKETS,
 )
 
 
@@ -47,59 +56,53 @@ class CommandConsumer:
         publisher: Publisher,
         *,
         batch_size: int = 256,
-        fetch_timeout_s: float = 1.0,
         ack_wait_s: float = 30.0,
-        batch_window_s: float = 0.002,
+        pull_expires_s: float = 5.0,
     ) -> None:
         self.nc, self.js, self.writer, self.pub = nc, js, writer, publisher
         self.batch_size = batch_size
-        self.fetch_timeout = fetch_timeout_s
         self.ack_wait = ack_wait_s
-        self.batch_window = batch_window_s
+        self.pull_expires = pull_expires_s
         self._task: asyncio.Task[None] | None = None
-        self._psub: JetStreamContext.PullSubscription | None = None
+        self._pull: PullStream | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        # Declared (or updated to this config) explicitly: pull_subscribe alone would keep an
-        # existing durable's old settings, e.g. a longer ack_wait.
+        # Declared (or updated to this config) explicitly: a durable keeps its old settings
+        # otherwise, e.g. a longer ack_wait.
         await self.js.add_consumer(subjects.CMD_STREAM, streams.messages_consumer(self.ack_wait))
-        psub = await self.js.pull_subscribe(
-            subjects.CMD_SUBJECTS,
-            durable=subjects.MESSAGES_CONSUMER,
-            stream=subjects.CMD_STREAM,
-            config=streams.messages_consumer(self.ack_wait),
+        # Bounded by the consumer's max_ack_pending: JetStream hands out no more than that
+        # many unacknowledged commands, so the inbox cannot grow past it.
+        inbox: asyncio.Queue[Msg] = asyncio.Queue()
+        self._pull = PullStream(
+            self.nc, subjects.CMD_STREAM, subjects.MESSAGES_CONSUMER, inbox.put_nowait,
+            batch=self.batch_size, expires_s=self.pull_expires,
         )
-        self._psub = psub
-        self._task = asyncio.create_task(self._loop(psub), name="command-consumer")
+        await self._pull.start()
+        self._task = asyncio.create_task(self._loop(inbox), name="command-consumer")
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._pull is not None:
+            await self._pull.stop()
         if self._task:
             try:
-                await asyncio.wait_for(self._task, timeout=self.fetch_timeout + 5)
+                await asyncio.wait_for(self._task, timeout=6)
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
-        if self._psub is not None:
-            try:
-                await self._psub.unsubscribe()
-            except Exception:
-                pass
 
-    async def _loop(self, psub: JetStreamContext.PullSubscription) -> None:
-        """Three stages, each in order: fetching, committing, publishing+acking.
+    async def _loop(self, inbox: asyncio.Queue[Msg]) -> None:
+        """Two stages, each in order: committing, then publishing+acking.
 
-        The fetcher keeps pulling while a batch commits, so when a commit ends everything
+        Commands keep streaming in while a batch commits, so when a commit ends everything
         that arrived meanwhile is committed next as one batch: the batch grows with the
         load and a command waits at most about one commit.
         """
-        inbox: asyncio.Queue[Msg] = asyncio.Queue()
-        fetcher = asyncio.create_task(self._fetcher(psub, inbox))
         tail: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
                 try:
-                    first = await asyncio.wait_for(inbox.get(), self.fetch_timeout)
+                    first = await asyncio.wait_for(inbox.get(), 1.0)
                 except TimeoutError:
                     continue
                 msgs = [first]
@@ -116,40 +119,8 @@ class CommandConsumer:
                     # keeps publication in commit order.
                     tail = asyncio.create_task(self._finish(tail, started, *prepared))
         finally:
-            fetcher.cancel()
             if tail is not None:
-                await asyncio.wait([tail], timeout=10)
-
-    async def _fetcher(self, psub: JetStreamContext.PullSubscription, inbox: asyncio.Queue[Msg]) -> None:
-        # Bounded by the consumer's max_ack_pending: JetStream hands out no more than that
-        # many unacknowledged commands.
-        while not self._stopping.is_set():
-            try:
-                for m in await self._fetch(psub):
-                    inbox.put_nowait(m)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._stopping.is_set():
-                    break
-                log.warning("fetch failed", extra={"error": repr(exc)})
-                await asyncio.sleep(0.5)
-
-    async def _fetch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Wait for the first command, then take what else is there within a short window.
-
-        nats-py's ``fetch(n, timeout)`` lingers until it has ``n`` messages or the timeout
-        passes, which at low rates would add up to ``fetch_timeout`` of latency.
-        """
-        msgs = await psub.fetch(1, timeout=self.fetch_timeout)
-        if self.batch_size > 1:
-            try:
-                msgs += await psub.fetch(self.batch_size - 1, timeout=self.batch_window)
-            except (nats.errors.TimeoutError, TimeoutError):
-                pass
-        return msgs
+                await asyncio.wait([tail], timeout=5)
 
     async def handle(self, msgs: list[Msg]) -> None:
         """Commit, publish and ack one batch (the loop pipelines these two halves)."""
@@ -173,7 +144,10 @@ class CommandConsumer:
         BATCH.observe(len(cmds))
         try:
             replays = any(m.metadata.num_delivered > 1 for m in live)
-            return live, cmds, await self.writer.write_batch(cmds, maybe_replays=replays)
+            t0 = time.perf_counter()
+            result = await self.writer.write_batch(cmds, maybe_replays=replays)
+            COMMIT_SECONDS.observe(time.perf_counter() - t0)
+            return live, cmds, result
         except Exception as exc:
             await self._retry_later(live, exc)
             return None
@@ -186,6 +160,7 @@ class CommandConsumer:
         cmds: list[SendCommand],
         result: BatchResult,
     ) -> None:
+        committed = time.perf_counter()
         if prev is not None:
             await asyncio.wait([prev])
         try:
@@ -198,6 +173,7 @@ class CommandConsumer:
         except Exception as exc:
             await self._retry_later(live, exc)
             return
+        PUBLISH_SECONDS.observe(time.perf_counter() - committed)
         await self._answer(cmds, result.outcomes)
         for m, o in zip(live, result.outcomes, strict=True):
             try:

@@ -48,9 +48,8 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         consumer = CommandConsumer(
             nc, js, Writer(store, settings.max_body_codepoints), publisher,
             batch_size=settings.batch_size,
-            fetch_timeout_s=settings.fetch_timeout_s,
             ack_wait_s=settings.ack_wait_s,
-            batch_window_s=settings.batch_window_s,
+            pull_expires_s=settings.pull_expires_s,
         )
         await consumer.start()
         app.state.nc, app.state.engine, app.state.store = nc, engine, store
