@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from chat_devtools.cluster import Cluster, sqlite_urls
@@ -23,6 +26,40 @@ from chat_devtools.nats import NatsServer
 from chat_devtools.postgres import PostgresServer
 
 HERE = Path(__file__).parent
+
+
+def _proc_tree_cpu() -> tuple[dict[int, int], dict[int, float]]:
+    """(ppid of each process, its user+system CPU seconds) from /proc."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    ppid: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return ppid, cpu
+
+
+def cpu_snapshot(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process and all its descendants."""
+    ppid, cpu = _proc_tree_cpu()
+    children: dict[int, list[int]] = {}
+    for pid, parent in ppid.items():
+        children.setdefault(parent, []).append(pid)
+    out: dict[str, float] = {}
+    for name, root in groups.items():
+        total, todo = 0.0, [root]
+        while todo:
+            pid = todo.pop()
+            total += cpu.get(pid, 0.0)
+            todo.extend(children.get(pid, []))
+        out[name] = total
+    return out
 
 
 def start_backend(kind: str, tmp: Path, slow_ms: int | None = None) -> tuple[dict[str, str], PostgresServer | None]:
@@ -93,13 +130,14 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
             "chat_messages_commit_seconds_count",
             "chat_messages_publish_seconds_sum",
             "chat_messages_publish_seconds_count",
+            "chat_rpc_requests_total",
         ),
     )
     g: dict[str, float] = {}
     for gw in cluster.gateways:
         for k, v in _metric_sums(
             httpx.get(gw.base_url + "/metrics").text,
-            ("chat_gateway_send_seconds_sum", "chat_gateway_send_seconds_count"),
+            ("chat_gateway_send_seconds_sum", "chat_gateway_send_seconds_count", "chat_gateway_gaps_total"),
         ).items():
             g[k] = g.get(k, 0.0) + v
     div = lambda a, b: round(a / b, 4) if b else 0.0  # noqa: E731
@@ -111,6 +149,8 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
         * div(m.get("chat_messages_commit_seconds_sum", 0), m.get("chat_messages_commit_seconds_count", 0)),
         "avg_publish_ms": 1000
         * div(m.get("chat_messages_publish_seconds_sum", 0), m.get("chat_messages_publish_seconds_count", 0)),
+        "messages_rpcs": m.get("chat_rpc_requests_total", 0),
+        "gateway_gaps": g.get("chat_gateway_gaps_total", 0),
         "avg_gateway_send_ms": 1000
         * div(g.get("chat_gateway_send_seconds_sum", 0), g.get("chat_gateway_send_seconds_count", 0)),
     }
@@ -155,6 +195,14 @@ def main() -> None:
                         args.profile
                     ]
                     spy = profile(proc.pid or 0, int(args.duration), tmp / "profile.txt")
+                groups = {"nats": nats.proc.pid if nats.proc else 0, "auth": cluster.auth.pid or 0}
+                groups |= {f"messages{j}": p.pid or 0 for j, p in enumerate(cluster.messages)}
+                groups |= {f"gateway{j}": p.pid or 0 for j, p in enumerate(cluster.gateways)}
+                if pg is not None:
+                    groups["postgres"] = pg.postmaster_pid() or 0
+                cpu0 = cpu_snapshot(groups)
+                gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.monotonic()
                 out = subprocess.run(
                     [
                         sys.executable,
@@ -174,6 +222,14 @@ def main() -> None:
                 )
                 res = json.loads(out.stdout.strip().splitlines()[-1])
                 res["server"] = server_metrics(cluster)
+                cpu1 = cpu_snapshot(groups)
+                gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # Share of one core over the whole loadgen run (its set-up and drain included).
+                span = time.monotonic() - t0
+                res["cpu_pct"] = {k: round(100 * (cpu1[k] - cpu0[k]) / span) for k in groups}
+                res["cpu_pct"]["loadgen"] = round(
+                    100 * (gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) / span
+                )
                 results.append(res)
                 print(json.dumps(res), flush=True)
                 if spy is not None:
