@@ -1,10 +1,12 @@
 """Benchmark harness: starts NATS, the database (SQLite files or a throwaway PostgreSQL with
 durable commits), auth, messages and 2 gateways on loopback, then runs ``loadgen.py`` as its
 own process ``--repeat`` times and prints each run and the medians. Optionally profiles one
-service process with py-spy during the first run.
+service process with py-spy during the first run. ``--scenario membership`` runs
+``membership.py`` instead (membership propagation and listing many conversations).
 
     .venv/bin/python bench/run.py --backend postgres --clients 10 --rate 500 --duration 20
     .venv/bin/python bench/run.py --backend postgres --clients 4 --rate 2000 --profile messages
+    .venv/bin/python bench/run.py --backend postgres --scenario membership --repeat 3
 """
 
 from __future__ import annotations
@@ -156,6 +158,56 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
     }
 
 
+def run_membership(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
+        tmp = Path(d)
+        nats = NatsServer(tmp / "nats").start()
+        pg = None
+        cluster = None
+        try:
+            urls, pg = start_backend(args.backend, tmp)
+            cluster = Cluster(
+                nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
+                log_level="WARNING", env=dict(e.split("=", 1) for e in args.env),
+            ).start()
+            results = []
+            for _ in range(args.repeat):
+                out = subprocess.run(
+                    [
+                        sys.executable, str(HERE / "membership.py"),
+                        *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
+                        "--rounds", str(args.rounds), "--convs", str(args.convs),
+                    ],
+                    check=True, capture_output=True, text=True, timeout=900,
+                )
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                results.append(res)
+                print(json.dumps(res), flush=True)
+            prop = [r["propagation"] for r in results]
+            lst = [r["listing"] for r in results]
+            med = {
+                "backend": args.backend,
+                "runs": len(results),
+                "add_p50_ms": statistics.median(p["add_ms"]["p50"] for p in prop),
+                "add_p99_ms": statistics.median(p["add_ms"]["p99"] for p in prop),
+                "remove_p50_ms": statistics.median(p["remove_ms"]["p50"] for p in prop),
+                "remove_p99_ms": statistics.median(p["remove_ms"]["p99"] for p in prop),
+                "remove_max_ms": max(p["remove_ms"]["max"] for p in prop),
+                "leaked": sum(p["leaked"] for p in prop),
+                "list_convs": args.convs,
+                "list_p50_ms": statistics.median(x["list_ms"]["p50"] for x in lst),
+                "list_p99_ms": statistics.median(x["list_ms"]["p99"] for x in lst),
+            }
+            print("MEDIANS " + json.dumps(med), flush=True)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+            if pg is not None:
+                pg.stop()
+                pg.destroy()
+            nats.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -168,7 +220,13 @@ def main() -> None:
                     help="extra service setting, e.g. MESSAGES_BATCH_SIZE=128 (repeat)")
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
+    ap.add_argument("--scenario", choices=["send", "membership"], default="send")
+    ap.add_argument("--rounds", type=int, default=200, help="membership: add/remove rounds")
+    ap.add_argument("--convs", type=int, default=1000, help="membership: conversations of the listing user")
     args = ap.parse_args()
+    if args.scenario == "membership":
+        run_membership(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
         tmp = Path(d)
