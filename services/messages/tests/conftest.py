@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from chat_common.db import make_engine, migrate
+from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations
 from chat_messages.main import MIGRATIONS
 from chat_messages.store import Store
@@ -48,4 +49,10 @@ def publisher() -> RecordingPublisher:
 
 @pytest.fixture
 def convs(store: Store, publisher: RecordingPublisher) -> Conversations:
-    return Conversations(store, publisher, Directory({"alice", "bob", "carol", "dave"}))
+    known = {"alice", "bob", "carol", "dave", "erin"} | {f"u{i}" for i in range(20)}
+    return Conversations(store, publisher, Directory(known))
+
+
+@pytest.fixture
+def channels(convs: Conversations) -> Channels:
+    return Channels(convs)

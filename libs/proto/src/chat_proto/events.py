@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_SCHEMA = "chat.event.v1"  # value of the Chat-Schema header on bus messages
 
-EventKind = Literal["message", "edit", "delete", "member_joined", "member_left", "role_changed"]
+EventKind = Literal[
+    "message", "edit", "delete", "member_joined", "member_left", "role_changed", "conversation_updated"
+]
 Role = Literal["owner", "admin", "member", "guest"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member", "guest")
 ROLE_RANK: dict[str, int] = {"owner": 3, "admin": 2, "member": 1, "guest": 0}
@@ -22,6 +24,17 @@ class Attachment(BaseModel):
     size: int = Field(ge=0)
     width: int | None = Field(default=None, ge=0)
     height: int | None = Field(default=None, ge=0)
+
+
+class ConversationChanges(BaseModel):
+    """What a ``conversation_updated`` event changed: only the fields that changed, with their
+    new values (``topic``/``description`` "" when cleared)."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = None
+    topic: str | None = None
+    description: str | None = None
+    archived: bool | None = None
 
 
 class Event(BaseModel):
@@ -39,6 +52,8 @@ class Event(BaseModel):
     user_id: str | None = None
     role: Role | None = None
     deleted: bool | None = None
+    # conversation_updated only (an additive member; clients ignore kinds they do not know)
+    changes: ConversationChanges | None = None
 
     def to_wire(self) -> dict[str, Any]:
         d = self.model_dump(exclude_none=True)

@@ -11,6 +11,9 @@ gateways (gap filling, connection set-up).
 - ``conv.add_member``    AddMember          -> {"conversation": Conversation, "changed": bool}
 - ``conv.remove_member`` MemberRef          -> {}
 - ``conv.set_role``      SetRole            -> {"conversation": Conversation}
+- ``conv.update``        UpdateConversation -> {"conversation": Conversation, "changed": bool}
+- ``conv.archive``       SetArchived        -> {"conversation": Conversation, "changed": bool}
+- ``channels.list``      ChannelQuery       -> {"channels": [Conversation + "member_count"], "next_cursor"}
 - ``history``            HistoryQuery       -> {"events": [Event], "has_more": bool}
 - ``lookup_send``        LookupSend         -> Event (not_found until stored)
 - ``internal.user_convs`` UserRef           -> {"convs": [{"id", "last_seq"}]}
@@ -69,6 +72,29 @@ class SetRole(_Req):
     conv: str = Field(pattern=ID)
     user_id: str = Field(max_length=64)
     role: Literal["owner", "admin", "member", "guest"]
+
+
+class UpdateConversation(_Req):
+    """None: unchanged. ``topic``/``description`` "" clear. Raw lengths bounded here; the
+    cleaned text is checked against the real limits (name 80, topic 250, description 1000)."""
+
+    conv: str = Field(pattern=ID)
+    name: str | None = Field(default=None, max_length=400)
+    topic: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=4000)
+
+
+class SetArchived(_Req):
+    conv: str = Field(pattern=ID)
+    archived: bool
+
+
+class ChannelQuery(_Req):
+    """The public channel directory: ``q`` a case-insensitive substring of the name."""
+
+    q: str | None = Field(default=None, max_length=400)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=1000)
 
 
 class HistoryQuery(_Req):

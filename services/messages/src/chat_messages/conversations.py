@@ -2,6 +2,7 @@
 
 Every membership change is an event in the conversation's log (with its own seq),
 published to the conversation's subject and announced to the member concerned.
+Every permission check consults the one table in ``permissions.py``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chat_messages import permissions as perm
 from chat_messages.ports import Publisher, UserDirectory
-from chat_messages.rules import at_least, clean_name, dm_key, hidden_or_forbidden, outranks
+from chat_messages.rules import clean_name, dm_key, name_key
 from chat_messages.store import Store
 
 
@@ -43,7 +45,14 @@ def conv_view(row: Any, role: str | None, delivered: int = 0, read: int = 0) -> 
         "delivered_seq": int(delivered),
         "read_seq": int(read),
         "unread": max(0, last - int(read)),
+        "topic": row.topic or "",
+        "description": row.description or "",
+        "archived": bool(row.archived),
     }
+
+
+def role_of(me: Row[Any] | None) -> str | None:
+    return None if me is None else str(me.role)
 
 
 class Conversations:
@@ -56,7 +65,7 @@ class Conversations:
         self.max_group = max_group_size
 
     # --- helpers -------------------------------------------------------------------------
-    async def _append(
+    async def append(
         self, conn: AsyncConnection, conv: str, specs: list[dict[str, Any]]
     ) -> list[Event]:
         first = await self.store.allocate(conn, conv, len(specs))
@@ -65,13 +74,13 @@ class Conversations:
         await self.store.insert_events(conn, evs)
         return evs
 
-    async def _announce(self, evs: list[Event]) -> None:
+    async def announce(self, evs: list[Event]) -> None:
         await self.pub.publish_events(evs)
         for ev in evs:
             if ev.user_id:
                 await self.pub.notify_membership(ev.user_id, ev)
 
-    async def _load(
+    async def load(
         self, conn: AsyncConnection, conv: str, user: str, lock: bool = False
     ) -> tuple[Row[Any], Row[Any] | None]:
         """``lock`` for membership changes: read members under the conversation's row lock, so
@@ -81,8 +90,8 @@ class Conversations:
             raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
         return row, await self.store.get_member(conn, conv, user)
 
-    async def _view(self, conn: AsyncConnection, conv: str, user: str) -> dict[str, Any]:
-        row, me = await self._load(conn, conv, user)
+    async def view(self, conn: AsyncConnection, conv: str, user: str) -> dict[str, Any]:
+        row, me = await self.load(conn, conv, user)
         if me is None:
             return conv_view(row, None)
         return conv_view(row, me.role, me.delivered_seq, me.read_seq)
@@ -91,6 +100,7 @@ class Conversations:
     async def create(self, user: str, req: CreateConversation) -> dict[str, Any]:
         others = list(dict.fromkeys(m for m in req.members if m != user))
         name: str | None = None
+        nkey: str | None = None
         private = True
         if req.kind == "dm":
             if len(others) > 1 or (not others and user not in req.members):
@@ -100,6 +110,7 @@ class Conversations:
                 raise ChatError(ErrorCode.INVALID, f"a group has 2 to {self.max_group} users")
         else:
             name = clean_name(req.name)
+            nkey = name_key(name)
             private = bool(req.private)
         missing = await self.users.missing(others) if others else []
         if missing:
@@ -120,6 +131,7 @@ class Conversations:
                     {
                         "id": conv_id, "kind": req.kind, "name": name, "private": private,
                         "created_by": user, "created_at": ts, "last_seq": 0, "dm_key": key,
+                        "name_key": nkey,
                     },
                 )
                 await self.store.insert_members(
@@ -130,20 +142,22 @@ class Conversations:
                         for u, r in roster
                     ],
                 )
-                evs = await self._append(
+                evs = await self.append(
                     conn,
                     conv_id,
                     [{"kind": "member_joined", "sender": user, "user_id": u, "role": r} for u, r in roster],
                 )
-                view = await self._view(conn, conv_id, user)
-        except IntegrityError:
+                view = await self.view(conn, conv_id, user)
+        except IntegrityError as exc:
+            if nkey is not None:  # the unique index on name_key decides, also under a race
+                raise ChatError(ErrorCode.CONFLICT, "a channel with this name exists") from exc
             if key is None:
                 raise
             existing = await self._existing_dm(key, user)  # lost a race creating the same dm
             if existing is None:
                 raise
             return {"conversation": existing, "created": False}
-        await self._announce(evs)
+        await self.announce(evs)
         return {"conversation": view, "created": True}
 
     async def _existing_dm(self, key: str, user: str) -> dict[str, Any] | None:
@@ -151,7 +165,7 @@ class Conversations:
             row = await self.store.find_dm(conn, key)
             if row is None:
                 return None
-            return await self._view(conn, row.id, user)
+            return await self.view(conn, row.id, user)
 
     # --- reads ---------------------------------------------------------------------------
     async def list_for(self, user: str) -> dict[str, Any]:
@@ -161,10 +175,9 @@ class Conversations:
 
     async def get(self, user: str, conv: str) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, conv, user)
-            if me is None and (row.kind != "channel" or row.private):
-                raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
-            view = conv_view(row, me.role if me else None, *( (me.delivered_seq, me.read_seq) if me else (0, 0)))
+            row, me = await self.load(conn, conv, user)
+            perm.check("read", row.kind, bool(row.private), role_of(me), bool(row.archived))
+            view = conv_view(row, role_of(me), *((me.delivered_seq, me.read_seq) if me else (0, 0)))
             view["members"] = [
                 {"user_id": m.user_id, "role": m.role} for m in await self.store.members_of(conn, conv)
             ]
@@ -173,9 +186,10 @@ class Conversations:
     async def history(self, user: str, q: HistoryQuery) -> dict[str, Any]:
         limit = max(1, min(200, q.limit))
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, q.conv, user)
-            if me is None and (q.members_only or row.kind != "channel" or row.private):
-                raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+            row, me = await self.load(conn, q.conv, user)
+            if me is None and q.members_only:
+                raise perm.hidden()
+            perm.check("read", row.kind, bool(row.private), role_of(me), bool(row.archived))
             evs, has_more = await self.store.history(conn, q.conv, q.before, q.after, limit)
         return {"events": [e.to_wire() for e in evs], "has_more": has_more}
 
@@ -199,14 +213,15 @@ class Conversations:
     # --- membership changes --------------------------------------------------------------
     async def join(self, user: str, conv: str) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, conv, user, lock=True)
+            row, me = await self.load(conn, conv, user, lock=True)
             if me is not None:
-                return {"conversation": await self._view(conn, conv, user), "changed": False}
-            if row.kind != "channel" or row.private:
-                raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+                return {"conversation": await self.view(conn, conv, user), "changed": False}
+            err = perm.join_refusal(row.kind, bool(row.private), bool(row.archived))
+            if err is not None:
+                raise err
             evs = await self._add(conn, conv, user, user, "member")
-            view = await self._view(conn, conv, user)
-        await self._announce(evs)
+            view = await self.view(conn, conv, user)
+        await self.announce(evs)
         return {"conversation": view, "changed": True}
 
     async def _add(
@@ -217,65 +232,63 @@ class Conversations:
             [{"conv_id": conv, "user_id": user, "role": role, "joined_at": now_ts(),
               "delivered_seq": 0, "read_seq": 0}],
         )
-        return await self._append(
+        return await self.append(
             conn, conv, [{"kind": "member_joined", "sender": actor, "user_id": user, "role": role}]
         )
 
     async def add_member(self, actor: str, req: AddMember) -> dict[str, Any]:
         role = req.role or "member"
-        if role == "owner":
-            raise ChatError(ErrorCode.INVALID, "an owner cannot be added; transfer ownership instead")
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, req.conv, actor, lock=True)
-            if me is None:
-                raise hidden_or_forbidden(row.kind, bool(row.private))
-            if row.kind == "dm":
-                raise ChatError(ErrorCode.INVALID, "members cannot be added to a dm")
-            if not at_least(me.role, "admin") or (role == "admin" and me.role != "owner"):
-                raise ChatError(ErrorCode.FORBIDDEN, "your role may not add this member")
+            row, me = await self.load(conn, req.conv, actor, lock=True)
+            perm.check("invite", row.kind, bool(row.private), role_of(me), bool(row.archived))
+            assert me is not None  # the table lets no non-member invite
+            err = perm.add_refusal(me.role, role)
+            if err is not None:
+                raise err
             if await self.store.get_member(conn, req.conv, req.user_id) is not None:
-                return {"conversation": await self._view(conn, req.conv, actor), "changed": False}
+                return {"conversation": await self.view(conn, req.conv, actor), "changed": False}
             if await self.users.missing([req.user_id]):
                 raise ChatError(ErrorCode.INVALID, "unknown user id")
             if row.kind == "group" and len(await self.store.members_of(conn, req.conv)) >= self.max_group:
                 raise ChatError(ErrorCode.CONFLICT, f"a group has at most {self.max_group} users")
             evs = await self._add(conn, req.conv, actor, req.user_id, role)
-            view = await self._view(conn, req.conv, actor)
-        await self._announce(evs)
+            view = await self.view(conn, req.conv, actor)
+        await self.announce(evs)
         return {"conversation": view, "changed": True}
 
     async def remove_member(self, actor: str, req: MemberRef) -> dict[str, Any]:
+        """Removing someone else (``remove`` in the table, outranking the target) or leaving
+        (any member, also while archived; not a dm; not the last owner)."""
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, req.conv, actor, lock=True)
-            if me is None:
-                raise hidden_or_forbidden(row.kind, bool(row.private))
-            target = me if req.user_id == actor else await self.store.get_member(conn, req.conv, req.user_id)
-            if target is None:
-                raise ChatError(ErrorCode.NOT_FOUND, "not a member")
-            if row.kind == "dm":
-                raise ChatError(ErrorCode.INVALID, "a dm cannot be left")
+            row, me = await self.load(conn, req.conv, actor, lock=True)
+            kind, private = row.kind, bool(row.private)
             if req.user_id == actor:
-                if me.role == "owner" and await self.store.count_role(conn, req.conv, "owner") <= 1:
-                    raise ChatError(ErrorCode.CONFLICT, "the last owner must transfer ownership first")
-            elif not (at_least(me.role, "admin") and outranks(me.role, target.role)):
-                raise ChatError(ErrorCode.FORBIDDEN, "your role may not remove this member")
+                owner = me is not None and me.role == "owner"
+                last = owner and await self.store.count_role(conn, req.conv, "owner") <= 1
+                err = perm.leave_refusal(kind, private, role_of(me), last)
+                target = me
+            else:
+                perm.check("remove", kind, private, role_of(me), bool(row.archived))
+                target = await self.store.get_member(conn, req.conv, req.user_id)
+                if target is None:
+                    raise ChatError(ErrorCode.NOT_FOUND, "not a member")
+                assert me is not None
+                err = perm.remove_refusal(me.role, target.role)
+            if err is not None:
+                raise err
+            assert target is not None
             await self.store.delete_member(conn, req.conv, req.user_id)
-            evs = await self._append(
+            evs = await self.append(
                 conn, req.conv,
                 [{"kind": "member_left", "sender": actor, "user_id": req.user_id, "role": target.role}],
             )
-        await self._announce(evs)
+        await self.announce(evs)
         return {}
 
     async def set_role(self, actor: str, req: SetRole) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            row, me = await self._load(conn, req.conv, actor, lock=True)
-            if me is None:
-                raise hidden_or_forbidden(row.kind, bool(row.private))
-            if me.role != "owner":
-                raise ChatError(ErrorCode.FORBIDDEN, "only the owner may change roles")
-            if row.kind == "dm":
-                raise ChatError(ErrorCode.INVALID, "a dm has no roles")
+            row, me = await self.load(conn, req.conv, actor, lock=True)
+            perm.check("change_roles", row.kind, bool(row.private), role_of(me), bool(row.archived))
             target = await self.store.get_member(conn, req.conv, req.user_id)
             if target is None:
                 raise ChatError(ErrorCode.NOT_FOUND, "not a member")
@@ -289,8 +302,8 @@ class Conversations:
             if req.role == "owner" and req.user_id != actor:
                 await self.store.set_role(conn, req.conv, actor, "admin")
                 specs.append({"kind": "role_changed", "sender": actor, "user_id": actor, "role": "admin"})
-            evs = await self._append(conn, req.conv, specs) if specs else []
-            view = await self._view(conn, req.conv, actor)
+            evs = await self.append(conn, req.conv, specs) if specs else []
+            view = await self.view(conn, req.conv, actor)
         if evs:
-            await self._announce(evs)
+            await self.announce(evs)
         return {"conversation": view}

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from chat_messages import rpc
 from chat_messages.bus_adapters import AuthUserDirectory, NatsPublisher
+from chat_messages.channels import Channels
 from chat_messages.consumers import CommandConsumer
 from chat_messages.conversations import Conversations
 from chat_messages.settings import MessagesSettings
@@ -43,7 +44,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         await publisher.start()
         convs = Conversations(store, publisher, AuthUserDirectory(RpcClient(nc)), settings.max_group_size)
         server = RpcServer(nc, subjects.MESSAGES_QUEUE, on_request=observe_rpc)
-        rpc.register(server, convs)
+        rpc.register(server, convs, Channels(convs))
         await server.start()
         consumer = CommandConsumer(
             nc, js, Writer(store, settings.max_body_codepoints), publisher,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -31,6 +32,13 @@ conversations = Table(
     Column("last_seq", Integer, nullable=False, default=0),
     # "<user_a>:<user_b>" (sorted) for dms: one dm per pair.
     Column("dm_key", String(140), nullable=True, unique=True),
+    # Channels: the name folded for comparison (rules.name_key); unique among all channels.
+    Column("name_key", String(255), nullable=True),
+    Column("topic", String(250), nullable=False, default="", server_default=""),
+    Column("description", String(1000), nullable=False, default="", server_default=""),
+    # Archived: read-only for everyone (reading, history and leaving stay allowed).
+    Column("archived", Boolean, nullable=False, default=False, server_default=false()),
+    Index("uq_conversations_name_key", "name_key", unique=True),
 )
 
 members = Table(
@@ -50,7 +58,7 @@ events = Table(
     metadata,
     Column("conv_id", String(64), primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("kind", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
     Column("sender", String(64), nullable=False),
     Column("ts", String(32), nullable=False),
     Column("client_msg_id", String(64), nullable=True),
@@ -61,6 +69,8 @@ events = Table(
     Column("user_id", String(64), nullable=True),
     Column("role", String(16), nullable=True),
     Column("deleted", Boolean, nullable=False, default=False),
+    # conversation_updated: the changed fields ({name?, topic?, description?, archived?}).
+    Column("changes", JSON, nullable=True),
     # Idempotency of sends: a redelivered or resent command finds the first event.
     UniqueConstraint("conv_id", "sender", "client_msg_id", name="uq_events_send_key"),
 )

@@ -8,10 +8,11 @@ from chat_proto import messages_api as api
 from chat_proto.rpc import RpcContext, RpcServer
 from chat_proto.subjects import messages_rpc
 
+from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations
 
 
-def register(server: RpcServer, convs: Conversations) -> None:
+def register(server: RpcServer, convs: Conversations, channels: Channels) -> None:
     async def create(req: api.CreateConversation, ctx: RpcContext) -> Any:
         return await convs.create(ctx.require_user(), req)
 
@@ -33,6 +34,15 @@ def register(server: RpcServer, convs: Conversations) -> None:
     async def set_role(req: api.SetRole, ctx: RpcContext) -> Any:
         return await convs.set_role(ctx.require_user(), req)
 
+    async def update(req: api.UpdateConversation, ctx: RpcContext) -> Any:
+        return await channels.update(ctx.require_user(), req)
+
+    async def archive(req: api.SetArchived, ctx: RpcContext) -> Any:
+        return await channels.set_archived(ctx.require_user(), req)
+
+    async def directory(req: api.ChannelQuery, ctx: RpcContext) -> Any:
+        return await channels.directory(ctx.require_user(), req)
+
     async def history(req: api.HistoryQuery, ctx: RpcContext) -> Any:
         return await convs.history(ctx.require_user(), req)
 
@@ -52,6 +62,9 @@ def register(server: RpcServer, convs: Conversations) -> None:
     server.add(messages_rpc("conv.add_member"), api.AddMember, add_member)
     server.add(messages_rpc("conv.remove_member"), api.MemberRef, remove_member)
     server.add(messages_rpc("conv.set_role"), api.SetRole, set_role)
+    server.add(messages_rpc("conv.update"), api.UpdateConversation, update)
+    server.add(messages_rpc("conv.archive"), api.SetArchived, archive)
+    server.add(messages_rpc("channels.list"), api.ChannelQuery, directory)
     server.add(messages_rpc("history"), api.HistoryQuery, history)
     server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
     server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)

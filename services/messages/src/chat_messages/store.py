@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from chat_proto.events import Event
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -33,6 +33,7 @@ def event_from_row(r: Row[Any] | Any) -> Event:
         user_id=r.user_id,
         role=r.role,
         deleted=True if r.deleted else None,
+        changes=r.changes,
     )
 
 
@@ -53,6 +54,7 @@ def event_row(ev: Event) -> dict[str, Any]:
         "user_id": ev.user_id,
         "role": ev.role,
         "deleted": bool(ev.deleted),
+        "changes": ev.changes.model_dump(exclude_none=True) if ev.changes else None,
     }
 
 
@@ -78,6 +80,31 @@ class Store:
 
     async def insert_conversation(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         await conn.execute(insert(C).values(**row))
+
+    async def update_conversation(self, conn: AsyncConnection, conv: str, values: dict[str, Any]) -> None:
+        """A rename may violate the unique name_key index: IntegrityError (the caller's 409)."""
+        await conn.execute(update(C).where(C.c.id == conv).values(**values))
+
+    async def public_channels(
+        self, conn: AsyncConnection, user: str, pattern: str | None, after_key: str | None, limit: int
+    ) -> Sequence[Row[Any, Any]]:
+        """Public channels by name_key (keyset: after ``after_key``), optionally whose
+        name_key is LIKE ``pattern`` (escape ``\\``); with ``member_count`` and the caller's
+        role, delivered_seq and read_seq (None when not a member). ``limit`` rows at most."""
+        count = select(func.count()).select_from(M).where(M.c.conv_id == C.c.id).scalar_subquery()
+        me = M.alias("me")
+        q = (
+            select(C, count.label("member_count"), me.c.role, me.c.delivered_seq, me.c.read_seq)
+            .select_from(C.outerjoin(me, and_(me.c.conv_id == C.c.id, me.c.user_id == user)))
+            .where(C.c.kind == "channel", C.c.private.is_(False))
+            .order_by(C.c.name_key)
+            .limit(limit)
+        )
+        if pattern:
+            q = q.where(C.c.name_key.like(pattern, escape="\\"))
+        if after_key is not None:
+            q = q.where(C.c.name_key > after_key)
+        return (await conn.execute(q)).all()
 
     async def allocate(self, conn: AsyncConnection, conv: str, count: int) -> int:
         """Reserve ``count`` seqs; returns the first. Row-locks the conversation until commit."""
@@ -134,9 +161,10 @@ class Store:
 
     async def senders_roles(
         self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]]
-    ) -> tuple[dict[str, tuple[str, bool]], dict[tuple[str, str], str]]:
-        """For a batch of (conv, user): each existing conversation's (kind, private), and the
-        role of each user who is a member, in ONE query (the write path counts round trips).
+    ) -> tuple[dict[str, tuple[str, bool, bool]], dict[tuple[str, str], str]]:
+        """For a batch of (conv, user): each existing conversation's (kind, private, archived),
+        and the role of each user who is a member, in ONE query (the write path counts round
+        trips).
 
         Column-wise IN lists, exact pairs filtered here: row-value IN lists of a batch's
         size planned badly on PostgreSQL (100+ ms for a few hundred pairs).
@@ -150,16 +178,16 @@ class Store:
         # change committing between this check and the insert would otherwise let a member who
         # was just removed post after their own member_left. SQLite serialises transactions.
         q = (
-            select(C.c.id, C.c.kind, C.c.private, M.c.user_id, M.c.role)
+            select(C.c.id, C.c.kind, C.c.private, C.c.archived, M.c.user_id, M.c.role)
             .select_from(j)
             .where(C.c.id.in_(convs))
             .order_by(C.c.id)
             .with_for_update(of=C)
         )
-        kinds: dict[str, tuple[str, bool]] = {}
+        kinds: dict[str, tuple[str, bool, bool]] = {}
         roles: dict[tuple[str, str], str] = {}
         for r in (await conn.execute(q)).all():
-            kinds[r.id] = (r.kind, bool(r.private))
+            kinds[r.id] = (r.kind, bool(r.private), bool(r.archived))
             if r.user_id is not None and (r.id, r.user_id) in pairs:
                 roles[(r.id, r.user_id)] = r.role
         return kinds, roles

@@ -1,9 +1,10 @@
 """The write path: a batch of send commands becomes events in ONE transaction.
 
 Per batch: validate, find events already stored under the same idempotency key,
-check membership, allocate seqs per conversation (one UPDATE ... RETURNING each,
-conversations in sorted order so concurrent replicas never deadlock) and insert
-all new events. The caller publishes the events and only then acks the commands.
+check membership, role and archived state (``permissions.py``, the ``post`` row), allocate
+seqs per conversation (one UPDATE ... RETURNING each, conversations in sorted order so
+concurrent replicas never deadlock) and insert all new events. The caller publishes the
+events and only then acks the commands.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from chat_proto.events import Event
 from chat_proto.timefmt import now_ts
 from sqlalchemy.exc import IntegrityError
 
-from chat_messages.rules import clean_body, hidden_or_forbidden
+from chat_messages.permissions import hidden, refusal
+from chat_messages.rules import clean_body
 from chat_messages.store import SendKey, Store
 
 
@@ -112,15 +114,12 @@ class Writer:
 
     @staticmethod
     def _authorize(
-        key: SendKey, roles: dict[tuple[str, str], str], kinds: dict[str, tuple[str, bool]]
+        key: SendKey, roles: dict[tuple[str, str], str], kinds: dict[str, tuple[str, bool, bool]]
     ) -> ChatError | None:
+        """The permission matrix's ``post``: non-members 404 (403 on a public channel),
+        guests 403, anyone 403 while the conversation is archived."""
         conv, sender, _ = key
         if conv not in kinds:
-            return ChatError(ErrorCode.NOT_FOUND, "no such conversation")
-        role = roles.get((conv, sender))
-        if role is None:
-            kind, private = kinds[conv]
-            return hidden_or_forbidden(kind, private)
-        if role == "guest":
-            return ChatError(ErrorCode.FORBIDDEN, "guests may not post")
-        return None
+            return hidden()
+        kind, private, archived = kinds[conv]
+        return refusal("post", kind, private, roles.get((conv, sender)), archived)
