@@ -88,25 +88,27 @@ async def client(
         stop_at = time.perf_counter() + duration + drain
 
         async def reader() -> None:
-            while True:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), max(0.01, stop_at - time.perf_counter()))
-                except (TimeoutError, websockets.ConnectionClosed):
-                    return
-                now = time.perf_counter()
-                f = orjson.loads(raw)
-                t = f.get("type")
-                if t == "event":
-                    cmid = f["event"].get("client_msg_id")
-                    if cmid is not None and cmid in sent_at:
-                        st.received += 1
-                        st.recv_lat.append(now - sent_at[cmid])
-                elif t == "ack":
-                    st.acked += 1
-                    st.ack_times.append(now)
-                    st.ack_lat.append(now - sent_at[f["client_msg_id"]])
-                elif t == "error":
-                    st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
+            # One deadline for the whole read loop (not a timer per frame), frames as bytes.
+            try:
+                async with asyncio.timeout(max(0.01, stop_at - time.perf_counter())):
+                    while True:
+                        raw = await ws.recv(decode=False)
+                        now = time.perf_counter()
+                        f = orjson.loads(raw)
+                        t = f.get("type")
+                        if t == "event":
+                            cmid = f["event"].get("client_msg_id")
+                            if cmid is not None and cmid in sent_at:
+                                st.received += 1
+                                st.recv_lat.append(now - sent_at[cmid])
+                        elif t == "ack":
+                            st.acked += 1
+                            st.ack_times.append(now)
+                            st.ack_lat.append(now - sent_at[f["client_msg_id"]])
+                        elif t == "error":
+                            st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
+            except (TimeoutError, websockets.ConnectionClosed):
+                return
 
         rtask = asyncio.create_task(reader())
         interval = 1.0 / rate
