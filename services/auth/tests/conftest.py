@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 from chat_common.db import make_engine, migrate
+from chat_proto.auth_api import UserRevoked
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat_auth.accounts import AccountsService
+from chat_auth.accounts_store import AccountsStore
 from chat_auth.main import MIGRATIONS, VERSION_TABLE
 from chat_auth.service import AuthService
 from chat_auth.settings import AuthSettings
@@ -23,6 +26,19 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.t += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+
+class RecordingPublisher:
+    """Collects published revocations (the NATS publisher is tested over a real server)."""
+
+    def __init__(self) -> None:
+        self.events: list[UserRevoked] = []
+
+    async def publish(self, event: UserRevoked) -> None:
+        self.events.append(event)
 
 
 def make_settings(tmp_path: Path, **kw: object) -> AuthSettings:
@@ -60,6 +76,16 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def service(settings: AuthSettings, store: AuthStore, clock: FakeClock) -> AuthService:
-    svc = AuthService(settings, store, clock=clock)
+    svc = AuthService(settings, store, clock=clock, sleep=clock.sleep)
     await svc.ensure_signing_key()
     return svc
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def accounts(engine: AsyncEngine, publisher: RecordingPublisher, clock: FakeClock) -> AccountsService:
+    return AccountsService(AccountsStore(engine), publisher, clock=clock)

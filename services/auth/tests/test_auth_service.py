@@ -10,6 +10,7 @@ from chat_proto.auth_api import ACCESS_TOKEN_TYPE, AUDIENCE, RegisterRequest
 from chat_proto.errors import ChatError, ErrorCode
 from pydantic import ValidationError
 
+from chat_auth.accounts import AccountsService
 from chat_auth.service import AuthService, clean_display_name
 from chat_auth.store import AuthStore
 
@@ -221,10 +222,11 @@ async def test_logout_revokes_family(service: AuthService) -> None:
     assert await service.logout("unknown.token") == {}
 
 
-async def test_deactivated_user(service: AuthService) -> None:
+async def test_deactivated_user(service: AuthService, accounts: AccountsService) -> None:
+    await service.register("root", PW, None)
     user = await service.register("alice", PW, None)
     pair = await service.login("alice", PW)
-    await service.deactivate(user.id)
+    await accounts.deactivate(user.id)
     assert (await _err(service.login("alice", PW))).code == ErrorCode.UNAUTHORIZED
     assert (await _err(service.refresh(pair.refresh_token))).code == ErrorCode.UNAUTHORIZED
     assert (await service.users_exist([user.id]))["missing"] == [user.id]

@@ -48,6 +48,15 @@ def user_notify(user: str) -> str:
     return f"chat.notify.user.{check_id(user)}"
 
 
+def user_revoked(user: str) -> str:
+    """A user's tokens were revoked (account deactivated): auth -> every gateway; core NATS."""
+    return f"chat.user.revoked.{check_id(user)}"
+
+
+# What gateways subscribe to: every user's revocations.
+USER_REVOKED_ALL = "chat.user.revoked.*"
+
+
 def gateway_results(gateway_id: str) -> str:
     """Where the messages service answers commands a gateway published."""
     return f"chat.gw.{check_id(gateway_id)}.results"

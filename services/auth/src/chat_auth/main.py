@@ -13,6 +13,9 @@ from chat_proto.bus import close as close_bus
 from chat_proto.bus import connect
 from fastapi import FastAPI, Request
 
+from chat_auth.accounts import AccountsService
+from chat_auth.accounts_store import AccountsStore
+from chat_auth.publish import NatsRevocationPublisher
 from chat_auth.rpc import make_rpc_server
 from chat_auth.service import AuthService
 from chat_auth.settings import AuthSettings
@@ -36,7 +39,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             service = AuthService(cfg, store)
             await service.ensure_signing_key()
             nc = await connect(cfg.nats_url, "chat-auth")
-            rpc = make_rpc_server(nc, service, on_request=observe_rpc)
+            accounts = AccountsService(AccountsStore(engine), NatsRevocationPublisher(nc))
+            rpc = make_rpc_server(nc, service, on_request=observe_rpc, accounts=accounts)
             await rpc.start()
             app.state.store, app.state.service, app.state.nc = store, service, nc
             try:

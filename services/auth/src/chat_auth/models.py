@@ -62,6 +62,19 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Last deactivation; kept on reactivation: access tokens issued at or before it stay dead.
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+
+
+class AdminBootstrap(Base):
+    """At most one row (id 1), inserted in the registration transaction of the first user:
+    the unique key decides which of two concurrent first registrations becomes admin."""
+
+    __tablename__ = "admin_bootstrap"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    user_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RefreshFamily(Base):

@@ -10,9 +10,11 @@ from chat_proto.rpc import RpcContext, RpcServer
 from chat_proto.subjects import AUTH_QUEUE, auth_rpc
 from nats.aio.client import Client as NATS
 
+from chat_auth.accounts import AccountsService
 from chat_auth.service import AuthService
 
 OPS = ("register", "login", "refresh", "logout", "jwks", "get_user", "users_exist")
+ACCOUNT_OPS = ("me", "users.search", "revocations", "admin.deactivate", "admin.reactivate", "admin.set_admin")
 
 
 def register_handlers(server: RpcServer, service: AuthService) -> None:
@@ -47,11 +49,44 @@ def register_handlers(server: RpcServer, service: AuthService) -> None:
     server.add(auth_rpc("users_exist"), api.UserIdsRequest, users_exist)
 
 
+def register_account_handlers(server: RpcServer, accounts: AccountsService) -> None:
+    """The acting user is the ``Chat-User`` header the gateway set from a verified token."""
+
+    async def me(_req: api.Empty, ctx: RpcContext) -> api.MeOut:
+        return await accounts.me(ctx.require_user())
+
+    async def search(req: api.SearchUsersRequest, ctx: RpcContext) -> dict[str, Any]:
+        ctx.require_user()
+        return await accounts.search(req.q, req.limit, req.cursor)
+
+    async def revocations(_req: api.Empty, _ctx: RpcContext) -> dict[str, Any]:
+        return await accounts.revocations()
+
+    async def deactivate(req: api.AdminUserRequest, ctx: RpcContext) -> api.AccountOut:
+        return await accounts.admin_deactivate(ctx.require_user(), req.user_id)
+
+    async def reactivate(req: api.AdminUserRequest, ctx: RpcContext) -> api.AccountOut:
+        return await accounts.admin_reactivate(ctx.require_user(), req.user_id)
+
+    async def set_admin(req: api.SetAdminRequest, ctx: RpcContext) -> api.AccountOut:
+        return await accounts.admin_set_admin(ctx.require_user(), req.user_id, req.admin)
+
+    server.add(auth_rpc("me"), api.Empty, me)
+    server.add(auth_rpc("users.search"), api.SearchUsersRequest, search)
+    server.add(auth_rpc("revocations"), api.Empty, revocations)
+    server.add(auth_rpc("admin.deactivate"), api.AdminUserRequest, deactivate)
+    server.add(auth_rpc("admin.reactivate"), api.AdminUserRequest, reactivate)
+    server.add(auth_rpc("admin.set_admin"), api.SetAdminRequest, set_admin)
+
+
 def make_rpc_server(
     nc: NATS,
     service: AuthService,
     on_request: Callable[[str, str, float], None] | None = None,
+    accounts: AccountsService | None = None,
 ) -> RpcServer:
     server = RpcServer(nc, AUTH_QUEUE, on_request=on_request)
     register_handlers(server, service)
+    if accounts is not None:
+        register_account_handlers(server, accounts)
     return server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -9,7 +10,7 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -27,11 +28,14 @@ log = logging.getLogger("chat.auth")
 
 BAD_CREDENTIALS = "invalid username or password"
 BAD_REFRESH = "invalid or expired refresh token"
+# Only ever said to a caller who gave the right password.
+ACCOUNT_DEACTIVATED = "this account is deactivated"
 DISPLAY_NAME_MAX = 64
 # C0/C1 controls, DEL, and bidi embedding/override/isolate marks.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def clean_display_name(raw: str | None, username: str) -> str:
@@ -55,10 +59,13 @@ def _new_refresh() -> tuple[str, str, str]:
 
 
 class AuthService:
-    def __init__(self, settings: AuthSettings, store: AuthStore, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: AuthSettings, store: AuthStore, clock: Clock = utc_now, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self._s = settings
         self._store = store
         self._clock = clock
+        self._sleep = sleep
         self._passwords = Passwords(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         )
@@ -102,10 +109,13 @@ class AuthService:
         await self._check_lock(username, now)
         user = await self._store.user_by_username(username)
         ok = await self._passwords.verify(user.password_hash if user else None, password)
-        if not ok or user is None or user.deactivated_at is not None:
+        if not ok or user is None:
             await self._record_failure(username, now)
             log.info("login failed", extra={"username": username, "client_ip": client_ip})
             raise ChatError(ErrorCode.UNAUTHORIZED, BAD_CREDENTIALS)
+        if user.deactivated_at is not None:
+            log.info("login refused: deactivated", extra={"user": user.id, "client_ip": client_ip})
+            raise ChatError(ErrorCode.UNAUTHORIZED, ACCOUNT_DEACTIVATED)
         await self._store.reset_throttle(username)
         if self._passwords.needs_rehash(user.password_hash):
             await self._store.set_password_hash(user.id, await self._passwords.hash(password))
@@ -115,7 +125,7 @@ class AuthService:
             family_id, user.id, token_id, secret_hash, now, self._refresh_expiry(now)
         )
         log.info("login", extra={"user": user.id, "sid": family_id, "client_ip": client_ip})
-        return self._pair(user, family_id, refresh, now)
+        return await self._pair(user, family_id, refresh)
 
     async def refresh(self, token: str) -> TokenPair:
         now = self._clock()
@@ -136,7 +146,7 @@ class AuthService:
             row.token.id, new_id, secret_hash, now, self._refresh_expiry(now)
         ):
             await self._reuse_detected(family.id, row.user.id, now)
-        return self._pair(row.user, family.id, new_token, now)
+        return await self._pair(row.user, family.id, new_token)
 
     async def logout(self, token: str) -> dict[str, Any]:
         """Revoke the token's family. Idempotent: unknown tokens succeed too."""
@@ -162,19 +172,27 @@ class AuthService:
         found = await self._store.existing_active_ids(ids)
         return {"missing": [i for i in ids if i not in found]}
 
-    async def deactivate(self, user_id: str) -> None:
-        """Deactivate a user and revoke all their sessions (admin tooling, tests)."""
-        await self._store.deactivate_user(user_id, self._clock())
-
     # --- helpers ---------------------------------------------------------------
 
-    def _pair(self, user: User, family_id: str, refresh: str, now: datetime) -> TokenPair:
+    async def _pair(self, user: User, family_id: str, refresh: str) -> TokenPair:
+        now = await self._issue_time(user)
         return TokenPair(
             access_token=self._tokens.issue(user.id, family_id, now),
             refresh_token=refresh,
             expires_in=self._s.access_ttl_s,
             user=user_out(user),
         )
+
+    async def _issue_time(self, user: User) -> datetime:
+        """Gateways refuse tokens with ``iat <= tokens_revoked_at``, and ``iat`` is whole
+        seconds: a token issued in the same second as the last revocation (a login right
+        after a reactivation) would look revoked, so wait for the next second."""
+        now = self._clock()
+        revoked = user.tokens_revoked_at
+        if revoked is not None and int(now.timestamp()) <= revoked.timestamp():
+            await self._sleep(math.floor(revoked.timestamp()) + 1 - now.timestamp())
+            now = self._clock()
+        return now
 
     def _refresh_expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._s.refresh_ttl_s)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, case, func, select, text, update
+from sqlalchemy import CursorResult, case, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chat_auth.models import LoginThrottle, RefreshFamily, RefreshToken, SigningKey, User
+from chat_auth.models import AdminBootstrap, LoginThrottle, RefreshFamily, RefreshToken, SigningKey, User
 
 
 class UsernameTaken(Exception):
@@ -56,19 +56,36 @@ class AuthStore:
             async with self._tx() as s:
                 if (await s.scalar(select(User.id).where(User.username == username))) is not None:
                     raise UsernameTaken(username)
-                first = (await s.scalar(select(func.count()).select_from(User))) == 0
                 user = User(
                     id=user_id,
                     username=username,
                     display_name=display_name,
                     password_hash=password_hash,
                     created_at=now,
-                    is_admin=first,
+                    is_admin=False,
                 )
                 s.add(user)
+                await s.flush()
+                user.is_admin = await self._claim_first_admin(s, user_id, now)
             return user
         except IntegrityError as exc:  # lost a race with a concurrent registration
             raise UsernameTaken(username) from exc
+
+    @staticmethod
+    async def _claim_first_admin(s: AsyncSession, user_id: str, now: datetime) -> bool:
+        """Insert the one bootstrap row in this transaction: whoever inserts it is admin.
+
+        Of two concurrent first registrations the second waits on the unique key (PostgreSQL)
+        or on the single writer (SQLite) and then fails to insert it.
+        """
+        if await s.scalar(select(AdminBootstrap.id)) is not None:
+            return False
+        try:
+            async with s.begin_nested():
+                s.add(AdminBootstrap(id=1, user_id=user_id, created_at=now))
+            return True
+        except IntegrityError:
+            return False
 
     async def user_by_username(self, username: str) -> User | None:
         async with self._tx() as s:
@@ -88,15 +105,6 @@ class AuthStore:
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         async with self._tx() as s:
             await s.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
-
-    async def deactivate_user(self, user_id: str, now: datetime) -> None:
-        async with self._tx() as s:
-            await s.execute(update(User).where(User.id == user_id).values(deactivated_at=now))
-            await s.execute(
-                update(RefreshFamily)
-                .where(RefreshFamily.user_id == user_id, RefreshFamily.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
 
     # --- login throttle ----------------------------------------------------
 

@@ -1,0 +1,201 @@
+"""The operators' CLI (``python -m chat_auth.admin``) as a real process on a SQLite file, and
+the account RPC ops and revocation publishing over a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from chat_devtools.nats import NatsServer
+from chat_devtools.ports import free_port
+from chat_proto.auth_api import UserRevoked
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.rpc import RpcClient
+from chat_proto.subjects import USER_REVOKED_ALL, auth_rpc, user_revoked
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from chat_auth.accounts import AccountsService
+from chat_auth.accounts_store import AccountsStore
+from chat_auth.admin import amain, parser
+from chat_auth.publish import NatsRevocationPublisher
+from chat_auth.rpc import make_rpc_server
+from chat_auth.service import AuthService
+from chat_auth.settings import AuthSettings
+
+PW = "correct horse battery"
+
+
+async def cli(settings: AuthSettings, nats_url: str, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "AUTH_DATABASE_URL": settings.database_url, "AUTH_NATS_URL": nats_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat_auth.admin", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _dead_nats() -> str:
+    return f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+async def run(settings: AuthSettings, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The CLI in-process (its ``amain``), against the same SQLite file."""
+    try:
+        parsed = parser().parse_args(args)
+    except SystemExit as exc:
+        capsys.readouterr()
+        return int(exc.code or 0), "", ""
+    rc = await amain(parsed, settings.model_copy(update={"nats_url": _dead_nats()}))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+async def test_cli_as_a_process(settings: AuthSettings, service: AuthService, accounts: AccountsService) -> None:
+    await service.register("root", PW, None)
+    alice = (await service.register("alice", PW, None)).id
+    pair = await service.login("alice", PW)
+    rc, out, err = await cli(settings, _dead_nats(), "deactivate", "alice")
+    assert rc == 0 and out.startswith("alice\t") and "deactivated" in out, (out, err)
+    assert "WARNING" in err and "NATS" in err, err
+    assert (await _code(service.refresh(pair.refresh_token))) == ErrorCode.UNAUTHORIZED
+    assert [r["user_id"] for r in (await accounts.revocations())["revocations"]] == [alice]
+    rc, _, err = await cli(settings, _dead_nats(), "deactivate", "nobody")
+    assert rc == 1 and "no such user" in err
+    rc, _, err = await cli(settings, _dead_nats(), "set-admin")
+    assert rc == 2 and "usage" in err
+
+
+async def test_cli_commands(
+    settings: AuthSettings, service: AuthService, accounts: AccountsService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = (await service.register("root", PW, None)).id
+    alice = (await service.register("alice", PW, None)).id
+
+    rc, out, _ = await run(settings, capsys, "list-admins")
+    assert rc == 0 and out.split("\t")[:3] == ["root", root, "admin=yes"]
+    rc, out, err = await run(settings, capsys, "set-admin", "alice")
+    assert rc == 0 and "admin=yes" in out, err
+    rc, out, _ = await run(settings, capsys, "list-admins")
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["alice", "root"]
+    rc, out, err = await run(settings, capsys, "set-admin", "alice", "--off")
+    assert rc == 0 and "admin=no" in out, err
+    assert (await accounts.me(alice)).admin is False
+
+    rc, out, err = await run(settings, capsys, "deactivate", "alice")
+    assert rc == 0 and "deactivated" in out and "WARNING" in err, (out, err)
+    assert (await service.users_exist([alice]))["missing"] == [alice]
+    rc, out, err = await run(settings, capsys, "reactivate", "alice")
+    assert rc == 0 and "active" in out and not err.strip(), err
+    assert (await service.login("alice", PW)).user.id == alice
+
+    # refused: the last admin; unknown user; usage
+    rc, _, err = await run(settings, capsys, "set-admin", "root", "--off")
+    assert rc == 1 and "last active admin" in err
+    rc, _, err = await run(settings, capsys, "deactivate", "root")
+    assert rc == 1 and "last active admin" in err
+    rc, _, err = await run(settings, capsys, "reactivate", "nobody")
+    assert rc == 1 and "no such user" in err
+    for bad in ([], ["frobnicate"], ["set-admin"], ["deactivate", "a", "b"], ["set-admin", "x", "--on"]):
+        rc, _, _ = await run(settings, capsys, *bad)
+        assert rc == 2, bad
+
+
+async def test_cli_database_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = AuthSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    rc, _, err = await run(settings, capsys, "list-admins")
+    assert rc == 3 and "database error" in err
+
+
+async def _code(coro: object) -> ErrorCode:
+    with pytest.raises(ChatError) as info:
+        await coro  # type: ignore[misc]
+    return info.value.code
+
+
+# --- with a real nats-server -------------------------------------------------------------------
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
+    conn = await nats.connect(nats_server.url)
+    yield conn
+    await conn.drain()
+
+
+async def _revocations(nc: NATS) -> asyncio.Queue[tuple[str, UserRevoked]]:
+    q: asyncio.Queue[tuple[str, UserRevoked]] = asyncio.Queue()
+
+    async def cb(msg: Msg) -> None:
+        q.put_nowait((msg.subject, UserRevoked.model_validate_json(msg.data)))
+
+    await nc.subscribe(USER_REVOKED_ALL, cb=cb)
+    await nc.flush()
+    return q
+
+
+@pytest.mark.integration
+async def test_cli_deactivate_publishes(
+    settings: AuthSettings, service: AuthService, nats_server: NatsServer, nc: NATS
+) -> None:
+    await service.register("root", PW, None)
+    alice = (await service.register("alice", PW, None)).id
+    got = await _revocations(nc)
+    rc, _, err = await cli(settings, nats_server.url, "deactivate", "alice")
+    assert rc == 0 and not err.strip(), err
+    subject, ev = await asyncio.wait_for(got.get(), 5)
+    assert subject == user_revoked(alice) and ev.user_id == alice and ev.reason == "deactivated"
+
+
+@pytest.mark.integration
+async def test_account_rpc_over_nats(nc: NATS, service: AuthService, store_engine_accounts: AccountsService) -> None:
+    server = make_rpc_server(nc, service, accounts=store_engine_accounts)
+    await server.start()
+    try:
+        client = RpcClient(nc)
+        root = (await service.register("root", PW, None)).id
+        bob = (await service.register("bob", PW, None)).id
+        got = await _revocations(nc)
+        assert await client.call(auth_rpc("me"), {}, user=root) == {
+            "id": root, "username": "root", "display_name": "root", "admin": True
+        }
+        with pytest.raises(ChatError) as no_user:
+            await client.call(auth_rpc("users.search"), {"q": "b"})
+        assert no_user.value.code == ErrorCode.UNAUTHORIZED
+        found = await client.call(auth_rpc("users.search"), {"q": "b", "limit": 5}, user=bob)
+        assert [u["id"] for u in found["users"]] == [bob] and found["next_cursor"] is None
+        with pytest.raises(ChatError) as bad_q:
+            await client.call(auth_rpc("users.search"), {"q": "", "limit": 5}, user=bob)
+        assert bad_q.value.code == ErrorCode.INVALID
+        with pytest.raises(ChatError) as forbidden:
+            await client.call(auth_rpc("admin.deactivate"), {"user_id": root}, user=bob)
+        assert forbidden.value.code == ErrorCode.FORBIDDEN
+        out = await client.call(auth_rpc("admin.deactivate"), {"user_id": bob}, user=root)
+        assert out["deactivated"] is True and out["admin"] is False
+        subject, ev = await asyncio.wait_for(got.get(), 5)
+        assert subject == user_revoked(bob) and ev.revoked_at == out["deactivated_at"]
+        listed = await client.call(auth_rpc("revocations"), {})
+        assert listed["revocations"] == [ev.model_dump()]
+        out = await client.call(auth_rpc("admin.set_admin"), {"user_id": bob, "admin": True}, user=root)
+        assert out["admin"] is True and out["deactivated"] is True
+        out = await client.call(auth_rpc("admin.reactivate"), {"user_id": bob}, user=root)
+        assert out["deactivated"] is False and "deactivated_at" not in out
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def store_engine_accounts(engine, nc: NATS) -> AccountsService:  # type: ignore[no-untyped-def]
+    return AccountsService(AccountsStore(engine), NatsRevocationPublisher(nc))
