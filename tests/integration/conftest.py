@@ -136,3 +136,24 @@ def cluster(
     yield make
     for c in reversed(clusters):
         c.stop()
+
+
+# -- one cluster per module ---------------------------------------------------------------
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster (1 gateway, 1 messages replica) shared by every test of a module, per
+    backend: for table-driven tests whose cases only need fresh users and conversations
+    (never a fresh process). Tests must not assume an empty database."""
+    base = tmp_path_factory.mktemp("module-cluster")
+    nats = NatsServer(store_dir=base / "nats").start()
+    pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    backend = Backend(request.param, base, pg)
+    c = Cluster(
+        nats.url, nats=nats, database_urls=backend.database_urls("m"), data_dir=base / "c",
+        log_dir=base / "c" / "logs", gateways=1, environment="test", env=dict(SERVICE_TEST_ENV),
+    )
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+        nats.stop()

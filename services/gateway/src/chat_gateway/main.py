@@ -15,9 +15,12 @@ from chat_proto.rpc import RpcClient
 from fastapi import FastAPI, Request, Response, WebSocket
 from prometheus_client import Histogram
 
+from chat_gateway.api.accounts import router as accounts_router
+from chat_gateway.api.channels import router as channels_router
 from chat_gateway.api.deps import Resources
 from chat_gateway.api.routes import router
 from chat_gateway.hub import Hub
+from chat_gateway.revocations import Revocations
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import TokenVerifier
@@ -44,16 +47,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s)
         await sender.start()
         app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
+        verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)
+        await revocations.start()
         app.state.resources = Resources(settings, rpc, verifier, sender)
         app.state.nc = nc
         try:
             yield
         finally:
+            await revocations.stop()
             await bus.close(nc)
 
     app = FastAPI(title="chat gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(channels_router)
+    app.include_router(accounts_router)
 
     @app.middleware("http")
     async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

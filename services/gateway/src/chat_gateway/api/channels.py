@@ -1,0 +1,78 @@
+"""REST ``/v1``: conversation settings (rename, topic, description, archive) and the public
+channel directory. Validates, then forwards to the messages service over NATS RPC."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from chat_proto import messages_api
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.subjects import ID_PATTERN, messages_rpc
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat_gateway.api.deps import Caller, Res
+
+router = APIRouter(prefix="/v1")
+
+ConvId = Annotated[str, Path(max_length=64)]
+_ID = re.compile(ID_PATTERN)
+
+
+def _conv(conv: str) -> str:
+    if not _ID.match(conv):
+        raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+    return conv
+
+
+class PatchBody(BaseModel):
+    """Absent: unchanged. ``topic``/``description`` null or "" clear; ``name`` null → 422."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(default=None, max_length=400)
+    topic: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=4000)
+
+
+@router.patch("/conversations/{conv}")
+async def update_conversation(conv: ConvId, body: PatchBody, caller: Caller, res: Res) -> Any:
+    given = body.model_fields_set
+    if "name" in given and body.name is None:
+        raise ChatError(ErrorCode.INVALID, "name cannot be null")
+    req = messages_api.UpdateConversation(
+        conv=_conv(conv),
+        name=body.name,
+        topic=(body.topic or "") if "topic" in given else None,
+        description=(body.description or "") if "description" in given else None,
+    )
+    out = await res.rpc.call(messages_rpc("conv.update"), req, user=caller.user_id)
+    return out["conversation"]
+
+
+async def _set_archived(conv: str, archived: bool, caller: Caller, res: Res) -> Any:
+    req = messages_api.SetArchived(conv=_conv(conv), archived=archived)
+    out = await res.rpc.call(messages_rpc("conv.archive"), req, user=caller.user_id)
+    return out["conversation"]
+
+
+@router.post("/conversations/{conv}/archive")
+async def archive(conv: ConvId, caller: Caller, res: Res) -> Any:
+    return await _set_archived(conv, True, caller, res)
+
+
+@router.post("/conversations/{conv}/unarchive")
+async def unarchive(conv: ConvId, caller: Caller, res: Res) -> Any:
+    return await _set_archived(conv, False, caller, res)
+
+
+@router.get("/channels")
+async def directory(
+    caller: Caller,
+    res: Res,
+    q: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query()] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Any:
+    req = messages_api.ChannelQuery(q=q, limit=max(1, min(200, limit)), cursor=cursor or None)
+    return await res.rpc.call(messages_rpc("channels.list"), req, user=caller.user_id)
