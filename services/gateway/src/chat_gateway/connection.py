@@ -30,6 +30,8 @@ class Connection:
         self.ws = ws
         self.id = uuid.uuid4().hex
         self.user: str = ""
+        # iat of the access token this connection is authenticated with (revocations compare it)
+        self.issued_at: float = 0.0
         self.max_frames = max_frames
         self.max_bytes = max_bytes
         self._q: deque[tuple[str, bool]] = deque()

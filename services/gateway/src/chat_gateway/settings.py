@@ -34,3 +34,5 @@ class GatewaySettings(ServiceSettings):
     gap_give_up_s: float = 1.0
     sync_max_events: int = 500
     max_request_bytes: int = 256 * 1024
+    # Revoked users: the deny-list is reloaded from auth this often (covers missed messages).
+    revocation_resync_s: float = Field(default=30.0, gt=0)

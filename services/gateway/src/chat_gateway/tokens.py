@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from chat_proto.auth_api import ACCESS_TOKEN_TYPE
@@ -29,11 +29,25 @@ class Principal:
     claims: dict[str, Any]
 
 
+    @property
+    def iat(self) -> float:
+        return float(self.claims["iat"])
+
+
+class DenyList(Protocol):
+    """Revoked users (``revocations.Revocations``)."""
+
+    async def ensure_loaded(self) -> None: ...
+
+    def refused(self, user_id: str, iat: float) -> bool: ...
+
+
 class TokenVerifier:
-    def __init__(self, rpc: RpcClient, issuer: str, audience: str) -> None:
+    def __init__(self, rpc: RpcClient, issuer: str, audience: str, deny: DenyList | None = None) -> None:
         self.rpc = rpc
         self.issuer = issuer
         self.audience = audience
+        self.deny = deny
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
@@ -90,4 +104,13 @@ class TokenVerifier:
             raise ChatError(ErrorCode.UNAUTHORIZED, "invalid token") from exc
         if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(claims.get("sub"), str):
             raise ChatError(ErrorCode.UNAUTHORIZED, "not an access token")
-        return Principal(claims["sub"], float(claims["exp"]), claims.get("sid"), claims)
+        principal = Principal(claims["sub"], float(claims["exp"]), claims.get("sid"), claims)
+        if self.deny is not None:
+            await self.deny.ensure_loaded()
+            if self.revoked(principal):
+                raise ChatError(ErrorCode.UNAUTHORIZED, "token revoked")
+        return principal
+
+    def revoked(self, principal: Principal) -> bool:
+        """The user was deactivated after this token was issued."""
+        return self.deny is not None and self.deny.refused(principal.user_id, principal.iat)

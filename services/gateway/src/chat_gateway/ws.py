@@ -88,11 +88,15 @@ class Session:
             await self._refuse(err.message)
             return False
         self.conn.user = self.principal.user_id
+        self.conn.issued_at = self.principal.iat
         CONNECTIONS.inc()
         try:
             await self.hub.attach(self.conn)
         except ChatError:
             self.conn.close_now(F.CLOSE_SERVICE_RESTART, "try again")
+            return False
+        if self.verifier.revoked(self.principal):  # revoked while attaching
+            self.conn.close_now(F.CLOSE_UNAUTHORIZED, "account deactivated")
             return False
         self._watch_expiry()
         await self.conn.push_reply(
@@ -208,6 +212,7 @@ class Session:
             self.conn.close_now(F.CLOSE_UNAUTHORIZED, "token of another user")
             return [], None
         self.principal = p
+        self.conn.issued_at = p.iat
         self._watch_expiry()
         return [
             F.encode(

@@ -60,7 +60,7 @@ async def jwks(res: Res) -> Any:
 
 @router.get("/me")
 async def me(caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(auth_rpc("get_user"), auth_api.UserIdRequest(user_id=caller.user_id))
+    return await res.rpc.call(auth_rpc("me"), {}, user=caller.user_id)
 
 
 # --- conversations -------------------------------------------------------------------------

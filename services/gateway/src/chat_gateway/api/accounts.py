@@ -1,0 +1,70 @@
+"""REST ``/v1/users`` (directory) and ``/v1/admin/users/...`` (account state).
+
+Validated here, decided by the auth service (it owns users and checks that the
+``Chat-User`` — the verified caller, never a client-supplied id — is an admin).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from chat_proto import auth_api
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.subjects import ID_PATTERN, auth_rpc
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from chat_gateway.api.deps import Caller, Res
+
+router = APIRouter(prefix="/v1")
+
+UserId = Annotated[str, Path(max_length=64)]
+_ID = re.compile(ID_PATTERN)
+
+
+def _user(user_id: str) -> str:
+    if not _ID.match(user_id):
+        raise ChatError(ErrorCode.NOT_FOUND, "no such user")
+    return user_id
+
+
+@router.get("/users")
+async def directory(
+    caller: Caller,
+    res: Res,
+    q: Annotated[str, Query(min_length=1, max_length=32)],
+    limit: Annotated[int, Query()] = auth_api.DIRECTORY_DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    """Active users whose username starts with ``q`` (case-insensitive), by username."""
+    prefix = q.lower()
+    if not 1 <= len(prefix) <= 32:
+        raise ChatError(ErrorCode.INVALID, "q: 1..32 characters")
+    req = auth_api.SearchUsersRequest(
+        q=prefix, limit=max(1, min(auth_api.DIRECTORY_MAX_LIMIT, limit)), cursor=cursor
+    )
+    return await res.rpc.call(auth_rpc("users.search"), req, user=caller.user_id)
+
+
+@router.post("/admin/users/{user_id}/deactivate")
+async def deactivate(user_id: UserId, caller: Caller, res: Res) -> Any:
+    req = auth_api.AdminUserRequest(user_id=_user(user_id))
+    return await res.rpc.call(auth_rpc("admin.deactivate"), req, user=caller.user_id)
+
+
+@router.post("/admin/users/{user_id}/reactivate")
+async def reactivate(user_id: UserId, caller: Caller, res: Res) -> Any:
+    req = auth_api.AdminUserRequest(user_id=_user(user_id))
+    return await res.rpc.call(auth_rpc("admin.reactivate"), req, user=caller.user_id)
+
+
+class AdminFlagBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    admin: StrictBool
+
+
+@router.put("/admin/users/{user_id}/admin")
+async def set_admin(user_id: UserId, body: AdminFlagBody, caller: Caller, res: Res) -> Any:
+    req = auth_api.SetAdminRequest(user_id=_user(user_id), admin=body.admin)
+    return await res.rpc.call(auth_rpc("admin.set_admin"), req, user=caller.user_id)
