@@ -44,7 +44,7 @@ def conv_from_evt_subject(subject: str) -> str:
 
 
 def user_notify(user: str) -> str:
-    """Per-user notices to gateways (membership changes, revocations); core NATS."""
+    """Per-user notices to gateways (membership changes); core NATS."""
     return f"chat.notify.user.{check_id(user)}"
 
 
