@@ -44,7 +44,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas))
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
-        sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s)
+        sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s)
         await sender.start()
         app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
         verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)

@@ -3,7 +3,10 @@
 The messages service answers on this gateway's results subject once the event is
 committed. JetStream's publish acknowledgements come back on this gateway's own inbox
 (one subscription, no per-send request machinery); one that reports a duplicate (a
-resend, maybe through another gateway) makes us look the first event up in the store.
+resend, maybe through another gateway) makes us look the first event up in the store,
+and, when none turns up within a moment (the first attempt was refused, or is still
+queued), publish the command again under a one-time id: the store's idempotency key
+makes that safe, and a refusal is answered again at once instead of timing out.
 This is the hot path of every send, so it avoids per-message pydantic work: the command
 is encoded straight from the fields of ``SendCommand`` and the result read as JSON.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import uuid
 from typing import Any
 
 import orjson
@@ -47,14 +51,17 @@ class SendResult:
 
 
 class Sender:
-    def __init__(self, nc: NATS, rpc: RpcClient, gateway_id: str, timeout_s: float) -> None:
+    def __init__(
+        self, nc: NATS, rpc: RpcClient, gateway_id: str, timeout_s: float, republish_after_s: float = 1.0
+    ) -> None:
         self.nc, self.rpc = nc, rpc
         self.results_subject = subjects.gateway_results(gateway_id)
         self._ack_prefix = f"_INBOX.chatgw.{gateway_id}."
         self._ids = itertools.count()
         self.timeout = timeout_s
+        self.republish_after = republish_after_s
         self._waiting: dict[Key, list[asyncio.Future[SendResult]]] = {}
-        self._by_token: dict[str, tuple[Key, asyncio.Future[SendResult]]] = {}
+        self._by_token: dict[str, tuple[Key, asyncio.Future[SendResult], bytes]] = {}
 
     async def start(self) -> None:
         await self.nc.subscribe(self.results_subject, cb=self._on_result)
@@ -84,7 +91,7 @@ class Sender:
         entry = self._by_token.pop(msg.subject[len(self._ack_prefix):], None)
         if entry is None:
             return
-        key, fut = entry
+        key, fut, payload = entry
         try:
             ack = orjson.loads(msg.data)
         except orjson.JSONDecodeError:
@@ -94,7 +101,7 @@ class Sender:
         if "error" in ack:
             fut.set_exception(ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry"))
         elif ack.get("duplicate"):
-            task = asyncio.create_task(self._poll_store(key))
+            task = asyncio.create_task(self._settle_duplicate(key, fut, payload))
             fut.add_done_callback(lambda _f: task.cancel())
 
     async def send(
@@ -122,12 +129,13 @@ class Sender:
         fut: asyncio.Future[SendResult] = loop.create_future()
         self._waiting.setdefault(key, []).append(fut)
         token = str(next(self._ids))
-        self._by_token[token] = (key, fut)
+        payload = orjson.dumps(cmd)
+        self._by_token[token] = (key, fut, payload)
         timer = loop.call_later(self.timeout, _expire, fut)
         try:
             try:
                 await self.nc.publish(
-                    subjects.cmd_send(conv), orjson.dumps(cmd), reply=self._ack_prefix + token,
+                    subjects.cmd_send(conv), payload, reply=self._ack_prefix + token,
                     headers={"Nats-Msg-Id": msg_id(conv, user, client_msg_id), "Chat-Schema": COMMAND_SCHEMA},
                 )
             except Exception as exc:
@@ -145,8 +153,29 @@ class Sender:
                 if not lst:
                     self._waiting.pop(key, None)
 
-    async def _poll_store(self, key: Key) -> None:
+    async def _settle_duplicate(self, key: Key, fut: asyncio.Future[SendResult], payload: bytes) -> None:
+        if await self._poll_store(key, self.republish_after):
+            return
         conv, user, client_msg_id = key
+        token = str(next(self._ids))
+        self._by_token[token] = (key, fut, payload)
+        fut.add_done_callback(lambda _f: self._by_token.pop(token, None))
+        once = f"{msg_id(conv, user, client_msg_id)}:again:{uuid.uuid4().hex}"
+        try:
+            await self.nc.publish(
+                subjects.cmd_send(conv), payload, reply=self._ack_prefix + token,
+                headers={"Nats-Msg-Id": once, "Chat-Schema": COMMAND_SCHEMA},
+            )
+        except Exception:
+            return  # the send times out as unavailable; the client retries
+        # The answer comes like any other: on the results subject.
+
+    async def _poll_store(self, key: Key, within: float) -> bool:
+        """Look the first event of ``key`` up until found (True: the waiters are answered)
+        or ``within`` seconds passed (False)."""
+        conv, user, client_msg_id = key
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
         delay = 0.05
         while key in self._waiting:
             try:
@@ -157,15 +186,18 @@ class Sender:
                 for fut in self._waiting.pop(key, []):
                     if not fut.done():
                         fut.set_result(SendResult(ev, False))
-                return
+                return True
             except ChatError as err:
                 if err.code not in (ErrorCode.NOT_FOUND, ErrorCode.UNAVAILABLE):
                     for fut in self._waiting.pop(key, []):
                         if not fut.done():
                             fut.set_exception(err)
-                    return
+                    return True
+            if loop.time() + delay > deadline:
+                return False
             await asyncio.sleep(delay)
-            delay = min(1.0, delay * 2)
+            delay = min(0.4, delay * 2)
+        return True
 
 
 def _expire(fut: asyncio.Future[SendResult]) -> None:

@@ -28,6 +28,9 @@ class GatewaySettings(ServiceSettings):
     max_inflight_frames: int = 256
     # Sends
     send_timeout_s: float = 10.0
+    # A resend JetStream drops as a duplicate with no stored event found within this long
+    # (the first attempt was refused, or is still queued) is published again.
+    send_republish_after_s: float = 1.0
     rpc_timeout_s: float = 5.0
     # Ordering: how long out-of-order events are held waiting for a missing seq.
     gap_fill_after_s: float = 0.15
