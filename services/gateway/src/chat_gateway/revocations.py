@@ -111,17 +111,24 @@ class Revocations:
     async def load(self) -> None:
         """Fetch recent revocations from auth (raises ChatError ``unavailable``)."""
         async with self._lock:
-            res = await self.rpc.call(auth_rpc("revocations"), {})
-            for item in res.get("revocations", []):
-                self._apply(UserRevoked.model_validate(item))
-            self.deny.expire()
-            REVOKED_USERS.set(len(self.deny))
-            self._loaded = True
+            await self._load()
+
+    async def _load(self) -> None:
+        res = await self.rpc.call(auth_rpc("revocations"), {})
+        for item in res.get("revocations", []):
+            self._apply(UserRevoked.model_validate(item))
+        self.deny.expire()
+        REVOKED_USERS.set(len(self.deny))
+        self._loaded = True
 
     async def ensure_loaded(self) -> None:
-        """Fail closed: no token is accepted before the deny-list was loaded once."""
-        if not self._loaded:
-            await self.load()
+        """Fail closed: no token is accepted before the deny-list was loaded once (the
+        requests waiting meanwhile share one load)."""
+        if self._loaded:
+            return
+        async with self._lock:
+            if not self._loaded:
+                await self._load()
 
     def refused(self, user_id: str, iat: float) -> bool:
         return self.deny.refused(user_id, iat)
