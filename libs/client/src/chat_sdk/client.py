@@ -198,6 +198,11 @@ class ChatClient:
         return self._link.ready.is_set()
 
     @property
+    def gateway_url(self) -> str | None:
+        """The gateway of the current (or last) WebSocket connection."""
+        return self._link.url
+
+    @property
     def disconnects(self) -> list[Disconnect]:
         """Dropped connections, newest last (close code, reason, time)."""
         return list(self._link.disconnects)

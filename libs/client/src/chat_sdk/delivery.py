@@ -41,7 +41,7 @@ class Delivery:
         self.queue: asyncio.Queue[Item | End] = asyncio.Queue()
         self.syncing: set[str] = set()
         self._fills: dict[str, asyncio.Task[None]] = {}
-        self.stats = {"delivered": 0, "gaps_filled": 0, "gaps_skipped": 0}
+        self.stats = {"delivered": 0, "gaps_filled": 0, "gaps_skipped": 0, "catch_ups": 0}
 
     @staticmethod
     def _now() -> float:
@@ -120,6 +120,7 @@ class Delivery:
     async def catch_up(self, conv: str, *, max_pages: int = 1000) -> None:
         """Page ``GET …/messages?after=`` from the conversation's position to the end of its
         log (after a truncated ``sync``)."""
+        self.stats["catch_ups"] += 1
         for _ in range(max_pages):
             order = self.order.convs.get(conv)
             if order is None:

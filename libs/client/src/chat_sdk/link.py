@@ -101,6 +101,8 @@ class Link:
         self.reauths = 0
         self.heartbeat_s: float | None = None
         self.session_id: str | None = None
+        #: base URL of the gateway of the current (or last) authenticated connection
+        self.url: str | None = None
         self._conn: _Conn | None = None
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._refs = itertools.count(1)
@@ -300,6 +302,7 @@ class Link:
         self.heartbeat_s = float(first.get("heartbeat_s") or 5)
         self.session_id = first.get("session_id")
         out.ready_at = time.monotonic()
+        self.url = out.url
         self._conn = conn
         self.connects += 1
         self.ready.set()
