@@ -318,7 +318,23 @@ class ChatClient:
             log.warning("ignoring a malformed %s frame: %s", kind, exc)
 
     async def _after_connect(self) -> None:
-        """``sync`` every conversation from its position, then page truncated ones."""
+        """After every ``auth_ok``: ``sync`` all conversations from their positions, page the
+        truncated ones over REST; retried with backoff while the connection lasts."""
+        attempt = 0
+        while True:
+            try:
+                await self._sync_all()
+                break
+            except ConnectionLost:
+                raise
+            except (ChatError, TimeoutError) as exc:
+                log.warning("sync failed (%r); retrying", exc)
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
+        self.syncs += 1
+        self._synced.set()
+
+    async def _sync_all(self) -> None:
         positions = self._delivery.order.positions()
         self._delivery.syncing.update(positions)
         truncated: list[str] = []
@@ -338,8 +354,6 @@ class ChatClient:
             self._delivery.syncing.difference_update(positions)
             for conv in positions:
                 self._delivery.check(conv)
-        self.syncs += 1
-        self._synced.set()
 
     async def _fetch_after(self, conv: str, after: int) -> HistoryPage:
         return await self.history(conv, after=after, limit=200)
@@ -354,14 +368,17 @@ class ChatClient:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._tokens.delay())
+            delay = self._tokens.delay()
+            if delay > 0:  # re-evaluated at least every minute: the pair may change meanwhile
+                await asyncio.sleep(min(delay, 60.0))
+                continue
             try:
                 await self._refresh(self._tokens.access_token)
             except Unauthorized:
                 return
             except ChatError as exc:  # transient: try again soon
                 log.info("token refresh failed (%s); retrying", exc)
-                await asyncio.sleep(min(5.0, max(0.5, self._tokens.delay() / 4 or 1.0)))
+                await asyncio.sleep(1.0)
                 continue
             await self._link.reauth()
 

@@ -125,7 +125,10 @@ class Delivery:
             order = self.order.convs.get(conv)
             if order is None:
                 return
-            page = await self._fetch(conv, order.last)
+            try:
+                page = await self._fetch(conv, order.last)
+            except (NotFound, Forbidden):  # no longer readable: nothing to catch up
+                return
             self.offer_all_quiet(page.events)
             if not page.has_more or not page.events:
                 return

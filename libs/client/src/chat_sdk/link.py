@@ -201,7 +201,6 @@ class Link:
     # -- the loop -------------------------------------------------------------------
     async def _run(self) -> None:
         failures = 0
-        unauthorized_in_row = 0
         try:
             while not self._closing.is_set():
                 out = await self._attempt(self.endpoints.current)
@@ -210,12 +209,8 @@ class Link:
                 self._record(out)
                 self.endpoints.failed(out.url)
                 if out.code in (CLOSE_UNAUTHORIZED, CLOSE_TOKEN_EXPIRED):
-                    unauthorized_in_row = unauthorized_in_row + 1 if out.code == CLOSE_UNAUTHORIZED else 0
-                    if unauthorized_in_row >= 2:
-                        raise Unauthorized("the server refused fresh tokens (close 4001)")
+                    # A refused refresh ends the session here (Unauthorized propagates).
                     await self._refresh_after_close(out.token)
-                else:
-                    unauthorized_in_row = 0
                 lived = time.monotonic() - out.ready_at if out.ready_at is not None else 0.0
                 failures = 0 if lived >= self.backoff_reset_s else failures
                 delay = self.backoff.delay(failures)
@@ -254,7 +249,7 @@ class Link:
     async def _attempt(self, url: str) -> _Outcome:
         out = _Outcome(url, self.tokens.access_token)
         try:
-            out.token = await self.tokens.ensure_fresh()
+            out.token = await self._fresh_token()
             conn = await websockets.connect(
                 self.endpoints.ws_url(url),
                 create_connection=_Conn,
@@ -273,6 +268,18 @@ class Link:
         finally:
             await self._teardown(conn, out)
         return out
+
+    async def _fresh_token(self) -> str:
+        """The access token, refreshed if due; if that refresh fails transiently, the
+        current token as long as it is still valid."""
+        try:
+            return await self.tokens.ensure_fresh()
+        except Unauthorized:
+            raise
+        except ChatError:
+            if self.tokens.expired():
+                raise
+            return self.tokens.access_token
 
     async def _serve(self, conn: _Conn, out: _Outcome) -> None:
         try:
@@ -308,6 +315,8 @@ class Link:
         self.ready.set()
         self._spawn(self._watchdog(conn, self.heartbeat_s))
         self._spawn(self._run_on_ready())
+        if self.tokens.access_token != out.token:  # refreshed while connecting
+            self._spawn(self.reauth())
         return True
 
     async def _teardown(self, conn: _Conn, out: _Outcome) -> None:

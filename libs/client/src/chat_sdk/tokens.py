@@ -66,6 +66,11 @@ class TokenManager:
     def due(self) -> bool:
         return self.delay() <= 0
 
+    def expired(self) -> bool:
+        """The access token is (about to be) unusable: within a second of its end."""
+        t = self.tokens
+        return self._clock() >= t.issued_at + t.expires_in - 1.0
+
     async def refresh(self, *, stale: str | None = None) -> Tokens:
         """Exchange the refresh token for a new pair and keep it.
 
