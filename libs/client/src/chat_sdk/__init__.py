@@ -13,7 +13,7 @@ Quick start::
 See the package README for the guarantees (ordering, de-duplication, reconnects).
 """
 
-from chat_sdk.client import ChatClient, ClientOptions
+from chat_sdk.client import ChatClient
 from chat_sdk.errors import (
     ChatError,
     ClientClosed,
@@ -50,6 +50,7 @@ from chat_sdk.models import (
     Typing,
     User,
 )
+from chat_sdk.options import ClientOptions
 
 __all__ = [
     "Attachment",

@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("conv")
     s.set_defaults(func=cmd_join)
 
+    _messages_commands(sub, common)
+    return p
+
+
+def _messages_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("send", parents=[common], help="send a message; prints its seq")
     s.add_argument("conv")
     s.add_argument("text")
@@ -226,7 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--count", type=int, metavar="N", help="stop after N events")
     s.add_argument("--since", type=int, metavar="SEQ", help="start after this seq (default: now)")
     s.set_defaults(func=cmd_tail)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,10 +13,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from chat_sdk.backoff import Backoff
+from chat_sdk.conversations import ConversationsMixin
 from chat_sdk.delivery import Delivery, End
 from chat_sdk.errors import (
     ChatError,
@@ -27,34 +27,16 @@ from chat_sdk.errors import (
     error_from_frame,
 )
 from chat_sdk.link import ConnectionLost, Disconnect, Link
-from chat_sdk.models import Conversation, HistoryPage, Item, SendResult, Tokens, User, parse_event, parse_live
+from chat_sdk.models import HistoryPage, Item, SendResult, Tokens, User, parse_event, parse_live
+from chat_sdk.options import ClientOptions
 from chat_sdk.rest import Endpoints, Rest
 from chat_sdk.tokens import TokenManager
 
 log = logging.getLogger("chat_sdk")
 
-SYNC_CHUNK = 500  # conversations per `sync` frame (a frame is at most 64 KiB)
 
 
-@dataclass
-class ClientOptions:
-    """Tuning knobs; the defaults suit an interactive app."""
-
-    backoff_base_s: float = 0.5  # reconnect backoff: full jitter over [0, min(cap, base * 2**n)]
-    backoff_cap_s: float = 30.0
-    backoff_reset_s: float = 5.0  # a connection that lived this long resets the backoff
-    refresh_fraction: float = 0.8  # refresh the access token at this share of its lifetime
-    heartbeat_misses: int = 3  # dead after heartbeat_misses x heartbeat_s of silence
-    connect_timeout_s: float = 10.0  # one WebSocket connect + auth
-    start_timeout_s: float = 30.0  # ChatClient.connect() gives up after this
-    send_deadline_s: float = 60.0  # send() keeps retrying until this
-    ack_timeout_s: float = 15.0  # no ack within this → resend (the gateway answers within 10 s)
-    sync_timeout_s: float = 30.0
-    gap_hold_s: float = 0.5  # a gap older than this is filled over REST
-    request_timeout_s: float = 30.0  # REST
-
-
-class ChatClient:
+class ChatClient(ConversationsMixin):
     """Use :meth:`connect` to build one. All methods are coroutines on one event loop."""
 
     def __init__(
@@ -115,18 +97,11 @@ class ChatClient:
         opts = options or ClientOptions()
         rest = Rest(Endpoints(base_url), timeout=opts.request_timeout_s)
         try:
-            if tokens is None:
-                if username is None or password is None:
-                    raise ValueError("give username and password, or tokens")
-                tokens = await rest.login(username, password)
-                if on_tokens is not None:
-                    on_tokens(tokens)
-            elif not isinstance(tokens, Tokens):
-                tokens = Tokens.model_validate(dict(tokens))
+            pair = await _initial_tokens(rest, username, password, tokens, on_tokens)
         except BaseException:
             await rest.aclose()
             raise
-        client = cls(rest, tokens, opts, on_tokens)
+        client = cls(rest, pair, opts, on_tokens)
         client.realtime = realtime
         try:
             await client._start(positions)
@@ -335,25 +310,7 @@ class ChatClient:
         self._synced.set()
 
     async def _sync_all(self) -> None:
-        positions = self._delivery.order.positions()
-        self._delivery.syncing.update(positions)
-        truncated: list[str] = []
-        try:
-            items = list(positions.items())
-            for i in range(0, len(items), SYNC_CHUNK):
-                chunk = dict(items[i : i + SYNC_CHUNK])
-                reply = await self._link.request({"type": "sync", "positions": chunk}, self.options.sync_timeout_s)
-                if reply.get("type") != "sync_done":
-                    raise error_from_frame(reply)
-                for conv in reply.get("not_found") or []:
-                    self._delivery.order.forget(conv)  # no longer a member
-                truncated.extend(reply.get("truncated") or [])
-            for conv in truncated:
-                await self._delivery.catch_up(conv)
-        finally:
-            self._delivery.syncing.difference_update(positions)
-            for conv in positions:
-                self._delivery.check(conv)
+        await self._delivery.sync(self._link.request, self.options.sync_timeout_s)
 
     async def _fetch_after(self, conv: str, after: int) -> HistoryPage:
         return await self.history(conv, after=after, limit=200)
@@ -382,50 +339,6 @@ class ChatClient:
                 continue
             await self._link.reauth()
 
-    # -- REST -----------------------------------------------------------------------
-    async def me(self) -> User:
-        return User.model_validate(await self._rest.call("GET", "/v1/me"))
-
-    async def history(
-        self, conv: str, *, before: int | None = None, after: int | None = None, limit: int | None = None
-    ) -> HistoryPage:
-        """``GET …/messages`` (ascending; see PROTOCOL §3 for before/after/limit)."""
-        params = {k: v for k, v in (("before", before), ("after", after), ("limit", limit)) if v is not None}
-        return HistoryPage.parse(await self._rest.call("GET", f"/v1/conversations/{conv}/messages", params=params))
-
-    async def create_conversation(
-        self, kind: str, *, name: str | None = None, private: bool | None = None, members: Sequence[str] = ()
-    ) -> Conversation:
-        body: dict[str, Any] = {"kind": kind, "members": list(members)}
-        if name is not None:
-            body["name"] = name
-        if private is not None:
-            body["private"] = private
-        status, out = await self._rest.call_status("POST", "/v1/conversations", json=body)
-        conv = Conversation.model_validate(out)
-        # A new conversation is followed from its start; an existing dm (200) from its end.
-        self._delivery.order.start(conv.id, 0 if status == 201 else conv.last_seq)
-        return conv
-
-    async def list_conversations(self) -> list[Conversation]:
-        out = await self._rest.call("GET", "/v1/conversations")
-        return [Conversation.model_validate(c) for c in out.get("conversations", [])]
-
-    async def get_conversation(self, conv: str) -> Conversation:
-        return Conversation.model_validate(await self._rest.call("GET", f"/v1/conversations/{conv}"))
-
-    async def join(self, conv: str) -> Conversation:
-        """Join a public channel; its events are delivered from the ``member_joined`` on."""
-        return Conversation.model_validate(await self._rest.call("POST", f"/v1/conversations/{conv}/join"))
-
-    async def add_member(self, conv: str, user_id: str, role: str | None = None) -> Conversation:
-        body: dict[str, Any] = {"user_id": user_id} | ({"role": role} if role else {})
-        out = await self._rest.call("POST", f"/v1/conversations/{conv}/members", json=body)
-        return Conversation.model_validate(out)
-
-    async def leave(self, conv: str) -> None:
-        await self._rest.call("DELETE", f"/v1/conversations/{conv}/members/{self.user_id}")
-
     # -- closing --------------------------------------------------------------------
     async def close(self, *, logout: bool = False) -> None:
         """Close the connection (and with ``logout`` revoke the refresh token family)."""
@@ -449,3 +362,20 @@ class ChatClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _initial_tokens(
+    rest: Rest,
+    username: str | None,
+    password: str | None,
+    tokens: Tokens | Mapping[str, Any] | None,
+    on_tokens: Callable[[Tokens], None] | None,
+) -> Tokens:
+    if tokens is not None:
+        return tokens if isinstance(tokens, Tokens) else Tokens.model_validate(dict(tokens))
+    if username is None or password is None:
+        raise ValueError("give username and password, or tokens")
+    pair = await rest.login(username, password)
+    if on_tokens is not None:
+        on_tokens(pair)
+    return pair

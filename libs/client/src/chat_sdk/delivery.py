@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from chat_sdk.errors import ChatError, Forbidden, NotFound
+from chat_sdk.errors import ChatError, Forbidden, NotFound, error_from_frame
 from chat_sdk.models import Event, HistoryPage, Item
 from chat_sdk.ordering import Sequencer
 
@@ -23,6 +24,9 @@ log = logging.getLogger("chat_sdk.delivery")
 
 # (conv, after) -> the page of events with seq > after, oldest first
 Fetcher = Callable[[str, int], Awaitable[HistoryPage]]
+# (frame, timeout) -> the server's answer to it
+Requester = Callable[[dict[str, Any], float], Awaitable[dict[str, Any]]]
+SYNC_CHUNK = 500  # conversations per `sync` frame (a frame is at most 64 KiB)
 
 
 class End:
@@ -132,3 +136,25 @@ class Delivery:
             self.offer_all_quiet(page.events)
             if not page.has_more or not page.events:
                 return
+
+    async def sync(self, request: Requester, timeout: float) -> None:
+        """``sync`` every conversation from its position (PROTOCOL §4), then page the
+        truncated ones over REST. Gap filling of those conversations waits until done."""
+        positions = self.order.positions()
+        self.syncing.update(positions)
+        truncated: list[str] = []
+        try:
+            items = list(positions.items())
+            for i in range(0, len(items), SYNC_CHUNK):
+                reply = await request({"type": "sync", "positions": dict(items[i : i + SYNC_CHUNK])}, timeout)
+                if reply.get("type") != "sync_done":
+                    raise error_from_frame(reply)
+                for conv in reply.get("not_found") or []:
+                    self.order.forget(conv)  # no longer a member
+                truncated.extend(reply.get("truncated") or [])
+            for conv in truncated:
+                await self.catch_up(conv)
+        finally:
+            self.syncing.difference_update(positions)
+            for conv in positions:
+                self.check(conv)
