@@ -43,6 +43,14 @@ def conv_from_evt_subject(subject: str) -> str:
     return subject.rsplit(".", 1)[-1]
 
 
+def eph_conv(conv: str) -> str:
+    """Ephemeral per-conversation frames (receipts, typing); core NATS, never stored.
+
+    Outside ``EVT_SUBJECTS`` on purpose: the events stream must not capture them. Gateways
+    subscribe to it next to ``evt_conv`` for every conversation they serve."""
+    return f"chat.eph.conv.{check_id(conv)}"
+
+
 def user_notify(user: str) -> str:
     """Per-user notices to gateways (membership changes); core NATS."""
     return f"chat.notify.user.{check_id(user)}"

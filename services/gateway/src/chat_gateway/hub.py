@@ -7,7 +7,9 @@ delivery moves on. Membership events change the local member set as they are
 delivered: a joining user's connections are added before their ``member_joined``, a
 leaving user's removed after their ``member_left``. Per-user notices (on
 ``chat.notify.user.<id>``) bring the membership events of conversations this gateway
-is not yet subscribed to.
+is not yet subscribed to. Ephemeral frames (receipts, typing; ``chat_proto.ephemeral``)
+come on a second per-conversation subscription and go to the same local members, with
+no sequencing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 from typing import Any
 
 import orjson
-from chat_proto import subjects
+from chat_proto import ephemeral, subjects
 from chat_proto.errors import ChatError
 from chat_proto.frames import event_frame_from_event_json
 from chat_proto.messages_api import EventsRange, UserRef
@@ -34,6 +36,7 @@ log = logging.getLogger("chat.gateway.hub")
 SUBSCRIBED = Gauge("chat_gateway_conversations", "Conversations with a local subscription")
 DELIVERIES = Counter("chat_gateway_event_deliveries_total", "Event frames queued to connections")
 GAPS = Counter("chat_gateway_gaps_total", "Sequence gaps seen", ["outcome"])
+EPHEMERAL = Counter("chat_gateway_ephemeral_deliveries_total", "Receipt/typing frames queued", ["type"])
 
 
 class ConvState:
@@ -43,6 +46,7 @@ class ConvState:
         self.last = last
         self.members: dict[str, set[Connection]] = {}
         self.sub: Subscription | None = None
+        self.eph_sub: Subscription | None = None
         self.pending: dict[int, tuple[dict[str, Any], bytes]] = {}
         self.gap_task: asyncio.Task[None] | None = None
 
@@ -168,6 +172,7 @@ class Hub:
             state = ConvState(self, conv, last)
             self.convs[conv] = state
             state.sub = await self.nc.subscribe(subjects.evt_conv(conv), cb=self._on_event)
+            state.eph_sub = await self.nc.subscribe(subjects.eph_conv(conv), cb=self._on_ephemeral)
             SUBSCRIBED.set(len(self.convs))
         return state
 
@@ -177,8 +182,9 @@ class Hub:
             SUBSCRIBED.set(len(self.convs))
             if state.gap_task:
                 state.gap_task.cancel()
-            if state.sub is not None:
-                await _unsubscribe(state.sub)
+            for sub in (state.sub, state.eph_sub):
+                if sub is not None:
+                    await _unsubscribe(sub)
 
     def _add_user_locally(self, state: ConvState, user: str) -> None:
         for c in self.users.get(user, ()):
@@ -204,6 +210,29 @@ class Hub:
         except orjson.JSONDecodeError:
             return
         state.feed(ev, msg.data)
+
+    async def _on_ephemeral(self, msg: Msg) -> None:
+        state = self.convs.get(subjects.conv_from_evt_subject(msg.subject))
+        if state is None:
+            return
+        try:
+            frame = orjson.loads(msg.data)
+            kind, author = frame["type"], frame.get("user_id")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if kind not in ephemeral.RELAYED:
+            return
+        text = msg.data.decode()
+        others_only = kind in ephemeral.OTHERS_ONLY
+        droppable = kind in ephemeral.DROPPABLE
+        n = 0
+        for user, conns in state.members.items():
+            if others_only and user == author:
+                continue
+            for c in conns:
+                c.push_live(text, droppable=droppable)
+                n += 1
+        EPHEMERAL.labels(kind).inc(n)
 
     async def _on_notice(self, msg: Msg) -> None:
         try:
