@@ -8,9 +8,11 @@ SDK (or the ``chat`` console script), the way an app would:
 - the gateway a client is connected to is SIGKILLed (failover to the other URL, or the same
   gateway restarted on its port) while it sends: every ``send()`` returns, nothing is
   delivered twice, the app sees exactly the log's seq sequence;
+- an app resuming from saved positions gets a truncated ``sync`` completed over REST;
 - a gateway that goes silent (SIGSTOP) is detected by missed heartbeats and replaced;
 - short-lived access tokens are refreshed and re-authenticated in place (no 4003), and a
-  refused refresh ends the session with ``Unauthorized``;
+  refused refresh (after logout elsewhere, or a 4001 close of a deactivated user) ends the
+  session with ``Unauthorized``;
 - the CLI end to end (login --register, create, send, history, tail --count, convs).
 """
 
@@ -312,6 +314,31 @@ async def test_short_lived_tokens_are_refreshed_in_place(cluster: ClusterFactory
         assert isinstance(col.error, Unauthorized), col.error
         with pytest.raises(Unauthorized):
             await client.send(conv.id, "too late")
+
+
+async def test_close_4001_with_a_refused_refresh_ends_the_session(cluster: ClusterFactory) -> None:
+    """An operator deactivates the user: the gateway closes with 4001 and the refresh token
+    family is revoked, so the client's refresh is refused → it stops with Unauthorized
+    instead of reconnecting forever."""
+    c = cluster(gateways=1)
+    urls = c.gateway_urls
+    await new_user(urls, "admin")  # the first account is the admin, which cannot be deactivated
+    name = await new_user(urls)
+    async with connected(urls, name) as (client, col):
+        conv = await client.create_conversation("channel", name=f"d{uuid.uuid4().hex[:8]}")
+        await client.send(conv.id, "still active")
+        env = {**os.environ, "AUTH_DATABASE_URL": c.database_urls["auth"], "AUTH_NATS_URL": c.nats_url,
+               "AUTH_ENVIRONMENT": "test"}
+        admin = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "chat_auth.admin", "deactivate", name],
+            env=env, capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert admin.returncode == 0, admin.stderr
+        await asyncio.wait_for(col.task, 10)
+        assert isinstance(col.error, Unauthorized), col.error
+        assert [d.code for d in client.disconnects] == [4001], client.disconnects
+        with pytest.raises(Unauthorized):
+            await client.send(conv.id, "refused")
 
 
 # -- CLI ------------------------------------------------------------------------------------
