@@ -158,6 +158,65 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
     }
 
 
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_soak(args: argparse.Namespace) -> None:
+    """soak.py once against a fresh system; gateway RSS sampled every second meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
+        tmp = Path(d)
+        nats = NatsServer(tmp / "nats").start()
+        pg = None
+        cluster = None
+        try:
+            urls, pg = start_backend(args.backend, tmp)
+            cluster = Cluster(
+                nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
+                log_level="WARNING", env=dict(e.split("=", 1) for e in args.env),
+            ).start()
+            pids = [g.pid or 0 for g in cluster.gateways]
+            base = [rss_kib(p) for p in pids]
+            peak = list(base)
+            proc = subprocess.Popen(
+                [
+                    sys.executable, str(HERE / "soak.py"),
+                    *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
+                    "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration),
+                    "--churn", str(args.churn), "--convs", str(args.convs_soak),
+                ],
+                stdout=subprocess.PIPE, text=True,
+            )
+            deadline = time.monotonic() + args.duration + 900
+            while proc.poll() is None and time.monotonic() < deadline:
+                peak = [max(a, rss_kib(p)) for a, p in zip(peak, pids, strict=True)]
+                time.sleep(1.0)
+            if proc.poll() is None:
+                proc.kill()
+            out, _ = proc.communicate(timeout=30)
+            res = json.loads(out.strip().splitlines()[-1])
+            per_gw = args.clients / len(pids)
+            res["gateway_rss_mib"] = {"before": [round(b / 1024, 1) for b in base],
+                                      "peak": [round(p / 1024, 1) for p in peak]}
+            res["gateway_kib_per_connection"] = round(
+                sum(p - b for p, b in zip(peak, base, strict=True)) / len(pids) / per_gw, 1
+            )
+            print(json.dumps(res), flush=True)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+            if pg is not None:
+                pg.stop()
+                pg.destroy()
+            nats.stop()
+
+
 def run_membership(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
         tmp = Path(d)
@@ -220,12 +279,17 @@ def main() -> None:
                     help="extra service setting, e.g. MESSAGES_BATCH_SIZE=128 (repeat)")
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
-    ap.add_argument("--scenario", choices=["send", "membership"], default="send")
+    ap.add_argument("--scenario", choices=["send", "membership", "soak"], default="send")
+    ap.add_argument("--churn", type=float, default=0.02, help="soak: share of clients reconnecting per second")
+    ap.add_argument("--convs-soak", type=int, default=5, help="soak: conversations")
     ap.add_argument("--rounds", type=int, default=200, help="membership: add/remove rounds")
     ap.add_argument("--convs", type=int, default=1000, help="membership: conversations of the listing user")
     args = ap.parse_args()
     if args.scenario == "membership":
         run_membership(args)
+        return
+    if args.scenario == "soak":
+        run_soak(args)
         return
 
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
