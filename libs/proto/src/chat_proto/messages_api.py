@@ -18,6 +18,11 @@ gateways (gap filling, connection set-up).
 - ``lookup_send``        LookupSend         -> Event (not_found until stored)
 - ``internal.user_convs`` UserRef           -> {"convs": [{"id", "last_seq"}]}
 - ``internal.events``    EventsRange        -> {"events": [Event]}
+- ``internal.receipts``  ReceiptBatch       -> {"changed": int}  (gateways' coalesced watermarks)
+- ``receipts.list``      ConvRef            -> {"receipts": [{"user_id", "delivered_seq", "read_seq"}]}
+- ``receipts.set``       SetReceipt         -> {"changed": bool}
+- ``msg.edit``           EditMessage        -> Event (the new ``edit`` event)
+- ``msg.delete``         MessageRef         -> Event (the ``delete`` event, new or the existing one)
 """
 
 from __future__ import annotations
@@ -124,6 +129,44 @@ class EventsRange(_Req):
 
 class Empty(_Req):
     pass
+
+
+# Seqs are stored in 32-bit integer columns; larger values cannot name an event.
+MAX_SEQ = 2**31 - 1
+
+
+class ReceiptUpdate(_Req):
+    """One member's watermarks in one conversation; None: not reported (unchanged)."""
+
+    conv: str = Field(pattern=ID)
+    user_id: str = Field(pattern=ID)
+    delivered_seq: int | None = Field(default=None, ge=0)
+    read_seq: int | None = Field(default=None, ge=0)
+
+
+class ReceiptBatch(_Req):
+    """What a gateway coalesced within one window (highest value per (user, conv))."""
+
+    updates: list[ReceiptUpdate] = Field(max_length=2000)
+
+
+class SetReceipt(_Req):
+    """The caller's own watermarks (REST ``POST …/receipts``); at least one is required."""
+
+    conv: str = Field(pattern=ID)
+    delivered_seq: int | None = Field(default=None, ge=0)
+    read_seq: int | None = Field(default=None, ge=0)
+
+
+class MessageRef(_Req):
+    conv: str = Field(pattern=ID)
+    seq: int = Field(ge=0, le=MAX_SEQ)
+
+
+class EditMessage(_Req):
+    conv: str = Field(pattern=ID)
+    seq: int = Field(ge=0, le=MAX_SEQ)
+    body: str = Field(max_length=64 * 1024)
 
 
 class UserNotice(BaseModel):

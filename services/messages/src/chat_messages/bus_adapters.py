@@ -71,6 +71,9 @@ class NatsPublisher:
         notice = UserNotice(conv=event.conv, event=event.to_wire())
         await self.nc.publish(subjects.user_notify(user), orjson.dumps(notice.model_dump()))
 
+    async def publish_ephemeral(self, conv: str, frame: bytes) -> None:
+        await self.nc.publish(subjects.eph_conv(conv), frame)
+
 
 class _Pending:
     __slots__ = ("fut", "left")

@@ -19,6 +19,8 @@ from chat_messages.bus_adapters import AuthUserDirectory, NatsPublisher
 from chat_messages.channels import Channels
 from chat_messages.consumers import CommandConsumer
 from chat_messages.conversations import Conversations
+from chat_messages.edits import Edits
+from chat_messages.receipts import Receipts
 from chat_messages.settings import MessagesSettings
 from chat_messages.store import Store
 from chat_messages.writer import Writer
@@ -45,6 +47,9 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         convs = Conversations(store, publisher, AuthUserDirectory(RpcClient(nc)), settings.max_group_size)
         server = RpcServer(nc, subjects.MESSAGES_QUEUE, on_request=observe_rpc)
         rpc.register(server, convs, Channels(convs))
+        rpc.register_receipts_and_edits(
+            server, Receipts(convs, publisher), Edits(convs, settings.max_body_codepoints)
+        )
         await server.start()
         consumer = CommandConsumer(
             nc, js, Writer(store, settings.max_body_codepoints), publisher,

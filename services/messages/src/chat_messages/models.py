@@ -73,4 +73,6 @@ events = Table(
     Column("changes", JSON, nullable=True),
     # Idempotency of sends: a redelivered or resent command finds the first event.
     UniqueConstraint("conv_id", "sender", "client_msg_id", name="uq_events_send_key"),
+    # Edits and deletes of a message (``target``): finding them when it is deleted.
+    Index("ix_events_target", "conv_id", "target"),
 )

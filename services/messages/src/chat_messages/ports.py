@@ -18,3 +18,8 @@ class Publisher(Protocol):
 class UserDirectory(Protocol):
     async def missing(self, user_ids: list[str]) -> list[str]:
         """The ids among ``user_ids`` that are not registered users."""
+
+
+class EphemeralPublisher(Protocol):
+    async def publish_ephemeral(self, conv: str, frame: bytes) -> None:
+        """Publish a ready WebSocket frame on ``chat.eph.conv.<conv>`` (core NATS, not stored)."""

@@ -10,6 +10,8 @@ from chat_proto.subjects import messages_rpc
 
 from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations
+from chat_messages.edits import Edits
+from chat_messages.receipts import Receipts
 
 
 def register(server: RpcServer, convs: Conversations, channels: Channels) -> None:
@@ -69,3 +71,27 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
     server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)
     server.add(messages_rpc("internal.events"), api.EventsRange, events)
+
+
+def register_receipts_and_edits(server: RpcServer, receipts: Receipts, edits: Edits) -> None:
+    async def apply_receipts(req: api.ReceiptBatch, ctx: RpcContext) -> Any:
+        # internal: the gateway vouches for each update's user (its authenticated sockets)
+        return {"changed": len(await receipts.apply(req.updates))}
+
+    async def list_receipts(req: api.ConvRef, ctx: RpcContext) -> Any:
+        return await receipts.list_for(ctx.require_user(), req.conv)
+
+    async def set_receipt(req: api.SetReceipt, ctx: RpcContext) -> Any:
+        return await receipts.set_own(ctx.require_user(), req)
+
+    async def edit(req: api.EditMessage, ctx: RpcContext) -> Any:
+        return await edits.edit(ctx.require_user(), req)
+
+    async def delete(req: api.MessageRef, ctx: RpcContext) -> Any:
+        return await edits.delete(ctx.require_user(), req)
+
+    server.add(messages_rpc("internal.receipts"), api.ReceiptBatch, apply_receipts)
+    server.add(messages_rpc("receipts.list"), api.ConvRef, list_receipts)
+    server.add(messages_rpc("receipts.set"), api.SetReceipt, set_receipt)
+    server.add(messages_rpc("msg.edit"), api.EditMessage, edit)
+    server.add(messages_rpc("msg.delete"), api.MessageRef, delete)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from chat_proto.events import Event
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Integer, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -16,6 +16,13 @@ from chat_messages.models import events as E
 from chat_messages.models import members as M
 
 SendKey = tuple[str, str, str]  # (conv, sender, client_msg_id)
+Pair = tuple[str, str]  # (conv, user)
+
+
+class Watermarks(NamedTuple):
+    delivered: int
+    read: int
+    last_seq: int  # the conversation's, for clamping
 
 
 def event_from_row(r: Row[Any] | Any) -> Event:
@@ -245,3 +252,87 @@ class Store:
         if after is None:
             evs.reverse()
         return evs, has_more
+
+    # --- edits and deletes -----------------------------------------------------------------
+    async def message_seqs(self, conn: AsyncConnection, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which (conv, seq) of ``wanted`` are ``message`` events (deleted or not), in ONE query
+        (column-wise IN lists on the primary key, exact pairs filtered here)."""
+        wanted = set(wanted)
+        if not wanted:
+            return set()
+        q = select(E.c.conv_id, E.c.seq).where(
+            E.c.conv_id.in_({c for c, _ in wanted}),
+            E.c.seq.in_({s for _, s in wanted}),
+            E.c.kind == "message",
+        )
+        return {(r.conv_id, r.seq) for r in (await conn.execute(q)).all()} & wanted
+
+    async def find_delete(self, conn: AsyncConnection, conv: str, target: int) -> Event | None:
+        """The ``delete`` event of message ``target`` (index ix_events_target)."""
+        q = (
+            select(E)
+            .where(E.c.conv_id == conv, E.c.target == target, E.c.kind == "delete")
+            .order_by(E.c.seq)
+            .limit(1)
+        )
+        r = (await conn.execute(q)).first()
+        return event_from_row(r) if r else None
+
+    async def erase_message(self, conn: AsyncConnection, conv: str, target: int) -> None:
+        """A deleted message's text is gone: the message and every edit of it keep their
+        place in the log with ``body``/``attachments`` NULL and ``deleted`` set."""
+        gone = {"body": None, "attachments": None, "deleted": True}
+        await conn.execute(
+            update(E).where(E.c.conv_id == conv, E.c.seq == target, E.c.kind == "message").values(**gone)
+        )
+        await conn.execute(
+            update(E).where(E.c.conv_id == conv, E.c.target == target, E.c.kind == "edit").values(**gone)
+        )
+
+    # --- receipts (delivered/read watermarks on the members row) -----------------------------
+    async def lock_watermarks(self, conn: AsyncConnection, pairs: Iterable[Pair]) -> dict[Pair, Watermarks]:
+        """The current watermarks of each (conv, user) that is a member, with the
+        conversation's last_seq, in ONE query; the members rows stay locked until commit
+        (in key order, so concurrent batches never deadlock). Non-members are absent."""
+        pairs = set(pairs)
+        if not pairs:
+            return {}
+        q = (
+            select(M.c.conv_id, M.c.user_id, M.c.delivered_seq, M.c.read_seq, C.c.last_seq)
+            .join(C, C.c.id == M.c.conv_id)
+            .where(M.c.conv_id.in_({c for c, _ in pairs}), M.c.user_id.in_({u for _, u in pairs}))
+            .order_by(M.c.conv_id, M.c.user_id)
+            .with_for_update(of=M)
+        )
+        out: dict[Pair, Watermarks] = {}
+        for r in (await conn.execute(q)).all():
+            if (r.conv_id, r.user_id) in pairs:
+                out[(r.conv_id, r.user_id)] = Watermarks(int(r.delivered_seq), int(r.read_seq), int(r.last_seq))
+        return out
+
+    async def raise_watermarks(self, conn: AsyncConnection, rows: list[tuple[Pair, int, int]]) -> None:
+        """Set (delivered, read) per (conv, user), never lowering either (GREATEST, written
+        as CASE for SQLite); one executemany."""
+        if not rows:
+            return
+        d, r = bindparam("new_delivered", type_=Integer), bindparam("new_read", type_=Integer)
+        stmt = (
+            update(M)
+            .where(M.c.conv_id == bindparam("key_conv"), M.c.user_id == bindparam("key_user"))
+            .values(
+                delivered_seq=case((M.c.delivered_seq < d, d), else_=M.c.delivered_seq),
+                read_seq=case((M.c.read_seq < r, r), else_=M.c.read_seq),
+            )
+        )
+        params = [
+            {"key_conv": c, "key_user": u, "new_delivered": dv, "new_read": rv} for (c, u), dv, rv in rows
+        ]
+        await conn.execute(stmt, params)
+
+    async def watermarks_of(self, conn: AsyncConnection, conv: str) -> Sequence[Row[Any, Any, Any]]:
+        q = (
+            select(M.c.user_id, M.c.delivered_seq, M.c.read_seq)
+            .where(M.c.conv_id == conv)
+            .order_by(M.c.user_id)
+        )
+        return (await conn.execute(q)).all()

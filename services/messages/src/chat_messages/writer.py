@@ -16,6 +16,7 @@ from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Event
 from chat_proto.timefmt import now_ts
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat_messages.permissions import hidden, refusal
 from chat_messages.rules import clean_body
@@ -86,6 +87,7 @@ class Writer:
                     continue
                 first_of[key] = i
                 pending.setdefault(key[0], []).append(i)
+            await self._check_replies(conn, cmds, pending, outcomes)
             ts = now_ts()
             for conv in sorted(pending):
                 idx = pending[conv]
@@ -111,6 +113,28 @@ class Writer:
                 earlier = outcomes[first_of[key]]
                 outcomes[i].event, outcomes[i].error = earlier.event, earlier.error
         return BatchResult(outcomes, new_events)
+
+    async def _check_replies(
+        self, conn: AsyncConnection, cmds: list[SendCommand], pending: dict[str, list[int]], outcomes: list[Outcome]
+    ) -> None:
+        """``reply_to`` must be the seq of a ``message`` of the same conversation (deleted
+        or not): one query for all of a batch's replies, none for a batch without any.
+        Refused commands leave ``pending``."""
+        replies = {(cmds[i].conv, cmds[i].reply_to) for idx in pending.values() for i in idx if cmds[i].reply_to}
+        if not replies:
+            return
+        found = await self.store.message_seqs(conn, ((c, s) for c, s in replies if s is not None))
+        for conv in list(pending):
+            keep = []
+            for i in pending[conv]:
+                if cmds[i].reply_to is not None and (conv, cmds[i].reply_to) not in found:
+                    outcomes[i].error = ChatError(ErrorCode.INVALID, "reply_to is not a message of this conversation")
+                else:
+                    keep.append(i)
+            if keep:
+                pending[conv] = keep
+            else:
+                del pending[conv]
 
     @staticmethod
     def _authorize(
