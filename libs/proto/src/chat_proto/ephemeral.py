@@ -8,6 +8,11 @@ writes the same bytes to every recipient without re-encoding:
   connections (the reader's other connections included); a live frame like an event.
 - ``typing``: ``{type, conv, user_id, expires_in_ms}``, to the OTHER members' connections;
   droppable under backpressure (dropped before any event is refused).
+- ``presence``: ``{type, user_id, status, last_seen}`` (no ``conv``: the subject names the
+  conversation it is shared in), from the presence service, to the OTHER members'
+  connections; droppable. A connection is not sent a presence frame with the same status
+  for that user as the last one it got (a user in many shared conversations, or two
+  presence replicas publishing the same change, reach a connection once).
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import orjson
 from pydantic import BaseModel
 
 # Frame types a gateway relays from the ephemeral subject; anything else is ignored.
-RELAYED = frozenset({"receipt", "typing"})
+RELAYED = frozenset({"receipt", "typing", "presence"})
 # Relayed only to connections of users other than the frame's ``user_id``.
-OTHERS_ONLY = frozenset({"typing"})
+OTHERS_ONLY = frozenset({"typing", "presence"})
 # Dropped first when a connection's live queue is full.
-DROPPABLE = frozenset({"typing"})
+DROPPABLE = frozenset({"typing", "presence"})
 
 
 class ReceiptFrame(BaseModel):
@@ -40,5 +45,13 @@ class TypingOut(BaseModel):
     expires_in_ms: int = 5000
 
 
-def encode(frame: ReceiptFrame | TypingOut) -> bytes:
+class PresenceOut(BaseModel):
+    type: Literal["presence"] = "presence"
+    user_id: str
+    status: Literal["online", "offline"]
+    # RFC 3339 ms; null for a user never seen
+    last_seen: str | None
+
+
+def encode(frame: ReceiptFrame | TypingOut | PresenceOut) -> bytes:
     return orjson.dumps(frame.model_dump())

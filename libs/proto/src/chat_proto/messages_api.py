@@ -16,7 +16,11 @@ gateways (gap filling, connection set-up).
 - ``channels.list``      ChannelQuery       -> {"channels": [Conversation + "member_count"], "next_cursor"}
 - ``history``            HistoryQuery       -> {"events": [Event], "has_more": bool}
 - ``lookup_send``        LookupSend         -> Event (not_found until stored)
-- ``internal.user_convs`` UserRef           -> {"convs": [{"id", "last_seq"}]}
+- ``internal.user_convs`` UserRef           -> {"convs": [{"id", "last_seq", "role"}]}
+- ``internal.shared_with`` SharedWith       -> {"user_ids": [...]} those sharing a conversation with ``user_id``
+  (``user_id`` itself included)
+- ``internal.presence_convs`` PresenceConvs -> {"convs": {user_id: [conv]}} each user's dms, groups and channels of
+  2..``max_members`` members (where presence changes are pushed)
 - ``internal.events``    EventsRange        -> {"events": [Event]}
 - ``internal.receipts``  ReceiptBatch       -> {"changed": int}  (gateways' coalesced watermarks)
 - ``receipts.list``      ConvRef            -> {"receipts": [{"user_id", "delivered_seq", "read_seq"}]}
@@ -125,6 +129,16 @@ class EventsRange(_Req):
     after: int = Field(ge=0)
     before: int | None = Field(default=None, ge=1)
     limit: int = Field(default=200, ge=1, le=500)
+
+
+class SharedWith(_Req):
+    user_id: str = Field(max_length=64)
+    user_ids: list[str] = Field(max_length=100)
+
+
+class PresenceConvs(_Req):
+    user_ids: list[str] = Field(max_length=1000)
+    max_members: int = Field(default=100, ge=2, le=100_000)
 
 
 class Empty(_Req):

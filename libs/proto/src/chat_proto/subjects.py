@@ -23,6 +23,7 @@ MESSAGES_CONSUMER = "messages-writer"
 # Queue groups for RPC services
 AUTH_QUEUE = "svc-auth"
 MESSAGES_QUEUE = "svc-messages"
+PRESENCE_QUEUE = "svc-presence"
 
 
 def check_id(value: str) -> str:
@@ -65,6 +66,16 @@ def user_revoked(user: str) -> str:
 USER_REVOKED_ALL = "chat.user.revoked.*"
 
 
+def presence_hb(gateway_id: str) -> str:
+    """A gateway's presence reports (full heartbeats, deltas, bye): gateway -> every
+    presence replica (no queue group); core NATS, ``chat_proto.presence``."""
+    return f"chat.presence.hb.{check_id(gateway_id)}"
+
+
+# What presence replicas subscribe to: every gateway's reports.
+PRESENCE_HB_ALL = "chat.presence.hb.*"
+
+
 def gateway_results(gateway_id: str) -> str:
     """Where the messages service answers commands a gateway published."""
     return f"chat.gw.{check_id(gateway_id)}.results"
@@ -78,5 +89,10 @@ def messages_rpc(op: str) -> str:
     return f"svc.messages.{op}"
 
 
+def presence_rpc(op: str) -> str:
+    return f"svc.presence.{op}"
+
+
 AUTH_RPC_ALL = "svc.auth.*"
 MESSAGES_RPC_ALL = "svc.messages.*"
+PRESENCE_RPC_ALL = "svc.presence.*"

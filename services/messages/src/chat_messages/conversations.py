@@ -201,7 +201,7 @@ class Conversations:
     async def user_convs(self, user: str) -> dict[str, Any]:
         async with self.store.tx() as conn:
             rows = await self.store.conv_positions_of(conn, user)
-        return {"convs": [{"id": r.id, "last_seq": int(r.last_seq)} for r in rows]}
+        return {"convs": [{"id": r.id, "last_seq": int(r.last_seq), "role": r.role} for r in rows]}
 
     async def lookup_send(self, user: str, conv: str, client_msg_id: str) -> dict[str, Any]:
         async with self.store.tx() as conn:

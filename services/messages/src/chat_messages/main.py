@@ -22,6 +22,7 @@ from chat_messages.conversations import Conversations
 from chat_messages.edits import Edits
 from chat_messages.receipts import Receipts
 from chat_messages.settings import MessagesSettings
+from chat_messages.sharing import Sharing
 from chat_messages.store import Store
 from chat_messages.writer import Writer
 
@@ -47,6 +48,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         convs = Conversations(store, publisher, AuthUserDirectory(RpcClient(nc)), settings.max_group_size)
         server = RpcServer(nc, subjects.MESSAGES_QUEUE, on_request=observe_rpc)
         rpc.register(server, convs, Channels(convs))
+        rpc.register_sharing(server, Sharing(store))
         rpc.register_receipts_and_edits(
             server, Receipts(convs, publisher), Edits(convs, settings.max_body_codepoints)
         )

@@ -12,6 +12,7 @@ from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations
 from chat_messages.edits import Edits
 from chat_messages.receipts import Receipts
+from chat_messages.sharing import Sharing
 
 
 def register(server: RpcServer, convs: Conversations, channels: Channels) -> None:
@@ -71,6 +72,19 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
     server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)
     server.add(messages_rpc("internal.events"), api.EventsRange, events)
+
+
+def register_sharing(server: RpcServer, sharing: Sharing) -> None:
+    """internal: for the presence service (it passes the acting user in the request)."""
+
+    async def shared_with(req: api.SharedWith, ctx: RpcContext) -> Any:
+        return await sharing.shared_with(req)
+
+    async def presence_convs(req: api.PresenceConvs, ctx: RpcContext) -> Any:
+        return await sharing.presence_convs(req)
+
+    server.add(messages_rpc("internal.shared_with"), api.SharedWith, shared_with)
+    server.add(messages_rpc("internal.presence_convs"), api.PresenceConvs, presence_convs)
 
 
 def register_receipts_and_edits(server: RpcServer, receipts: Receipts, edits: Edits) -> None:

@@ -158,9 +158,9 @@ class Store:
         )
         return (await conn.execute(q)).all()
 
-    async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any, Any]]:
+    async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any, Any, Any]]:
         q = (
-            select(C.c.id, C.c.last_seq)
+            select(C.c.id, C.c.last_seq, M.c.role)
             .join(M, M.c.conv_id == C.c.id)
             .where(M.c.user_id == user)
         )

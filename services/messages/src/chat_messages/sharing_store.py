@@ -1,0 +1,48 @@
+"""SQL of who shares conversations with whom (for the presence service)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chat_messages.models import conversations as C
+from chat_messages.models import members as M
+
+
+async def shared_with(conn: AsyncConnection, user: str, others: list[str]) -> set[str]:
+    """The ids among ``others`` that are a member of some conversation ``user`` is a member of."""
+    if not others:
+        return set()
+    me, them = M.alias("me"), M.alias("them")
+    q = (
+        select(them.c.user_id)
+        .select_from(me.join(them, them.c.conv_id == me.c.conv_id))
+        .where(me.c.user_id == user, them.c.user_id.in_(set(others)))
+        .distinct()
+    )
+    return {r.user_id for r in (await conn.execute(q)).all()}
+
+
+async def small_conversations(
+    conn: AsyncConnection, users: list[str], max_members: int
+) -> Sequence[Row[Any, Any]]:
+    """(user_id, conv_id) for each conversation of ``users`` that has at least two members
+    and is a dm, a group, or a channel of at most ``max_members`` members."""
+    if not users:
+        return []
+    m2 = M.alias("m2")
+    count = select(func.count()).select_from(m2).where(m2.c.conv_id == C.c.id).scalar_subquery()
+    q = (
+        select(M.c.user_id, M.c.conv_id)
+        .join(C, C.c.id == M.c.conv_id)
+        .where(
+            M.c.user_id.in_(set(users)),
+            count >= 2,
+            or_(C.c.kind != "channel", count <= max_members),
+        )
+    )
+    return (await conn.execute(q)).all()
