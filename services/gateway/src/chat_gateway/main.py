@@ -18,8 +18,10 @@ from prometheus_client import Histogram
 from chat_gateway.api.accounts import router as accounts_router
 from chat_gateway.api.channels import router as channels_router
 from chat_gateway.api.deps import Resources
+from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.routes import router
 from chat_gateway.hub import Hub
+from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.revocations import Revocations
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
@@ -50,10 +52,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)
         await revocations.start()
         app.state.resources = Resources(settings, rpc, verifier, sender)
+        app.state.receipts = receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
+        await receipts.start()
         app.state.nc = nc
         try:
             yield
         finally:
+            await receipts.stop()
             await revocations.stop()
             await bus.close(nc)
 
@@ -62,6 +67,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(channels_router)
     app.include_router(accounts_router)
+    app.include_router(messages_ops_router)
 
     @app.middleware("http")
     async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -82,7 +88,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def ws_endpoint(websocket: WebSocket) -> None:
         st = websocket.app.state
         res: Resources = st.resources
-        await Session(websocket, settings, st.hub, res.verifier, res.sender, res.rpc).run()
+        await Session(websocket, settings, st.hub, res.verifier, res.sender, res.rpc, receipts=st.receipts).run()
 
     async def ready(request: Request) -> dict[str, bool]:
         nc = getattr(request.app.state, "nc", None)

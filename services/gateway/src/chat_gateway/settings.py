@@ -36,6 +36,10 @@ class GatewaySettings(ServiceSettings):
     gap_fill_after_s: float = 0.15
     gap_give_up_s: float = 1.0
     sync_max_events: int = 500
+    # Receipts: delivered/read frames are coalesced per (user, conversation) for this long and
+    # sent to the messages service as one batch (at most receipt_max_batch updates per RPC).
+    receipt_window_s: float = Field(default=0.1, gt=0, le=5)
+    receipt_max_batch: int = Field(default=1000, ge=1, le=2000)
     max_request_bytes: int = 256 * 1024
     # Revoked users: the deny-list is reloaded from auth this often (covers missed messages).
     revocation_resync_s: float = Field(default=30.0, gt=0)

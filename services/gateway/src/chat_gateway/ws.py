@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 
 from chat_gateway.connection import CONNECTIONS, Connection
 from chat_gateway.hub import Hub
+from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
@@ -38,9 +39,11 @@ Answer = tuple[list[str] | Callable[[], list[str]], Callable[[], None] | None]
 
 class Session:
     def __init__(
-        self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier, sender: Sender, rpc: RpcClient
+        self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier, sender: Sender, rpc: RpcClient,
+        receipts: ReceiptCoalescer | None = None,
     ) -> None:
         self.ws, self.s, self.hub, self.verifier, self.sender, self.rpc = ws, s, hub, verifier, sender, rpc
+        self.receipts = receipts
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
         self.principal: Principal | None = None
         self.answers: asyncio.Queue[asyncio.Future[Answer]] = asyncio.Queue(s.max_inflight_frames)
@@ -313,8 +316,19 @@ class Session:
     async def _on_ping(self, frame: F.PingFrame) -> Answer:
         return [F.encode(_with_ref({"type": "pong"}, frame.ref))], None
 
+    async def _on_delivered(self, frame: F.DeliveredFrame) -> Answer:
+        # Answered with nothing; coalesced and applied by the messages service (receipts.py).
+        if self.receipts is not None:
+            self.receipts.report(self.conn.user, frame.conv, delivered=frame.seq)
+        return [], None
+
+    async def _on_read(self, frame: F.ReadFrame) -> Answer:
+        if self.receipts is not None:
+            self.receipts.report(self.conn.user, frame.conv, read=frame.seq)
+        return [], None
+
     async def _on_ignored(self, frame: Any) -> Answer:
-        # Receipts and typing arrive with later issues; accepted and answered with nothing.
+        # Typing arrives with its issue; accepted and answered with nothing.
         return [], None
 
 
@@ -323,8 +337,8 @@ _HANDLERS: dict[str, Callable[[Session, Any], Awaitable[Answer]]] = {
     "send": Session._on_send,
     "sync": Session._on_sync,
     "ping": Session._on_ping,
-    "delivered": Session._on_ignored,
-    "read": Session._on_ignored,
+    "delivered": Session._on_delivered,
+    "read": Session._on_read,
     "typing": Session._on_ignored,
 }
 

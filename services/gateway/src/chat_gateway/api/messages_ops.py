@@ -1,0 +1,65 @@
+"""REST ``/v1``: message edits and deletes (PROTOCOL §3) and receipts (§4; the ``POST`` is
+our extension for clients without a socket). Validates, then forwards to the messages
+service over NATS RPC, which checks who may do what."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from chat_proto import messages_api
+from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.subjects import ID_PATTERN, messages_rpc
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat_gateway.api.deps import Caller, Res
+
+router = APIRouter(prefix="/v1")
+
+ConvId = Annotated[str, Path(max_length=64)]
+Seq = Annotated[int, Path(ge=0, le=messages_api.MAX_SEQ)]
+_ID = re.compile(ID_PATTERN)
+
+
+def _conv(conv: str) -> str:
+    if not _ID.match(conv):
+        raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+    return conv
+
+
+class EditBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    body: str = Field(max_length=64 * 1024)
+
+
+@router.patch("/conversations/{conv}/messages/{seq}")
+async def edit_message(conv: ConvId, seq: Seq, body: EditBody, caller: Caller, res: Res) -> Any:
+    req = messages_api.EditMessage(conv=_conv(conv), seq=seq, body=body.body)
+    return await res.rpc.call(messages_rpc("msg.edit"), req, user=caller.user_id)
+
+
+@router.delete("/conversations/{conv}/messages/{seq}")
+async def delete_message(conv: ConvId, seq: Seq, caller: Caller, res: Res) -> Any:
+    req = messages_api.MessageRef(conv=_conv(conv), seq=seq)
+    return await res.rpc.call(messages_rpc("msg.delete"), req, user=caller.user_id)
+
+
+@router.get("/conversations/{conv}/receipts")
+async def list_receipts(conv: ConvId, caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(messages_rpc("receipts.list"), {"conv": _conv(conv)}, user=caller.user_id)
+
+
+class ReceiptBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    delivered_seq: int | None = Field(default=None, ge=0)
+    read_seq: int | None = Field(default=None, ge=0)
+
+
+@router.post("/conversations/{conv}/receipts", status_code=204)
+async def set_receipts(conv: ConvId, body: ReceiptBody, caller: Caller, res: Res) -> Response:
+    if body.delivered_seq is None and body.read_seq is None:
+        raise ChatError(ErrorCode.INVALID, "give delivered_seq and/or read_seq")
+    req = messages_api.SetReceipt(conv=_conv(conv), delivered_seq=body.delivered_seq, read_seq=body.read_seq)
+    await res.rpc.call(messages_rpc("receipts.set"), req, user=caller.user_id)
+    return Response(status_code=204)
