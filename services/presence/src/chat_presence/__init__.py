@@ -1,0 +1,1 @@
+"""Presence service: who is online, from gateway heartbeats; durable last_seen."""

@@ -1,0 +1,100 @@
+"""The ports of ``ports.py`` over NATS, and the subscription to the gateways' reports."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from chat_proto import subjects
+from chat_proto.messages_api import PresenceConvs, SharedWith
+from chat_proto.presence import GatewayReport
+from chat_proto.rpc import RpcClient
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+log = logging.getLogger("chat.presence.bus")
+BAD_REPORTS = Counter("chat_presence_bad_reports_total", "Gateway reports that did not parse")
+CONVS_LOOKUPS = Counter("chat_presence_convs_lookups_total", "Users' fanout conversations", ["source"])
+RPC_CHUNK = 1000
+
+
+class NatsFanout:
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+
+    async def publish(self, conv: str, frame: bytes) -> None:
+        await self.nc.publish(subjects.eph_conv(conv), frame)
+
+
+class MessagesDirectory:
+    """Asks the messages service; each user's fanout conversations are cached ``cache_s``
+    (a conversation joined meanwhile gets that user's presence frames that much later)."""
+
+    def __init__(
+        self, rpc: RpcClient, max_members: int, cache_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rpc = rpc
+        self.max_members = max_members
+        self.cache_s = cache_s
+        self.clock = clock
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+
+    async def presence_convs(self, users: list[str]) -> dict[str, list[str]]:
+        now = self.clock()
+        out: dict[str, list[str]] = {}
+        missing = []
+        for u in dict.fromkeys(users):
+            hit = self._cache.get(u)
+            if hit is not None and hit[0] > now:
+                out[u] = hit[1]
+            else:
+                missing.append(u)
+        CONVS_LOOKUPS.labels("cache").inc(len(out))
+        CONVS_LOOKUPS.labels("rpc").inc(len(missing))
+        for i in range(0, len(missing), RPC_CHUNK):
+            req = PresenceConvs(user_ids=missing[i : i + RPC_CHUNK], max_members=self.max_members)
+            res = await self.rpc.call(subjects.messages_rpc("internal.presence_convs"), req)
+            for u, convs in res.get("convs", {}).items():
+                out[u] = list(convs)
+                self._cache[u] = (now + self.cache_s, out[u])
+        if len(self._cache) > 2 * max(1000, len(out)):
+            self._cache = {u: v for u, v in self._cache.items() if v[0] > now}
+        return out
+
+    async def shared_with(self, user: str, others: list[str]) -> list[str]:
+        res = await self.rpc.call(
+            subjects.messages_rpc("internal.shared_with"), SharedWith(user_id=user, user_ids=others)
+        )
+        return list(res.get("user_ids", []))
+
+
+class ReportListener:
+    """Every replica hears every gateway (no queue group)."""
+
+    def __init__(self, nc: NATS, on_report: Callable[[GatewayReport], None]) -> None:
+        self.nc = nc
+        self.on_report = on_report
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(subjects.PRESENCE_HB_ALL, cb=self._on_msg)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:
+                pass  # closing anyway
+            self._sub = None
+
+    async def _on_msg(self, msg: Msg) -> None:
+        try:
+            report = GatewayReport.model_validate_json(msg.data)
+        except ValidationError:
+            BAD_REPORTS.inc()
+            return
+        self.on_report(report)

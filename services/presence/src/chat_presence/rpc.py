@@ -1,0 +1,20 @@
+"""RPC transport of the presence service: ``svc.presence.*`` in queue group ``svc-presence``
+(any replica answers; every replica holds the same state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chat_proto.presence import PresenceQuery
+from chat_proto.rpc import RpcContext, RpcServer
+from chat_proto.subjects import presence_rpc
+
+from chat_presence.service import PresenceService
+
+
+def register(server: RpcServer, service: PresenceService) -> None:
+    async def query(req: PresenceQuery, ctx: RpcContext) -> Any:
+        out = await service.query(ctx.require_user(), req.user_ids)
+        return {"presence": [e.model_dump() for e in out["presence"]]}
+
+    server.add(presence_rpc("query"), PresenceQuery, query)
