@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -191,22 +192,40 @@ def run_soak(args: argparse.Namespace) -> None:
                     "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration),
                     "--churn", str(args.churn), "--convs", str(args.convs_soak),
                 ],
-                stdout=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE, text=True, bufsize=1,
             )
+            connected: list[int] = []
+            lines: list[str] = []
+
+            def read_output() -> None:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    lines.append(line)
+                    if line.startswith("CONNECTED"):
+                        time.sleep(1.0)
+                        connected.extend(rss_kib(p) for p in pids)
+
+            reader = threading.Thread(target=read_output, daemon=True)
+            reader.start()
             deadline = time.monotonic() + args.duration + 900
             while proc.poll() is None and time.monotonic() < deadline:
                 peak = [max(a, rss_kib(p)) for a, p in zip(peak, pids, strict=True)]
                 time.sleep(1.0)
             if proc.poll() is None:
                 proc.kill()
-            out, _ = proc.communicate(timeout=30)
-            res = json.loads(out.strip().splitlines()[-1])
+            reader.join(timeout=30)
+            res = json.loads(lines[-1])
             per_gw = args.clients / len(pids)
-            res["gateway_rss_mib"] = {"before": [round(b / 1024, 1) for b in base],
-                                      "peak": [round(p / 1024, 1) for p in peak]}
-            res["gateway_kib_per_connection"] = round(
-                sum(p - b for p, b in zip(peak, base, strict=True)) / len(pids) / per_gw, 1
-            )
+            res["gateway_rss_mib"] = {
+                "before": [round(b / 1024, 1) for b in base],
+                "all_connected": [round(c / 1024, 1) for c in connected],
+                "peak": [round(p / 1024, 1) for p in peak],
+            }
+            if connected:
+                # idle connections, authenticated and subscribed, before any traffic
+                res["gateway_kib_per_connection"] = round(
+                    sum(c - b for c, b in zip(connected, base, strict=True)) / len(pids) / per_gw, 1
+                )
             print(json.dumps(res), flush=True)
         finally:
             if cluster is not None:

@@ -56,6 +56,7 @@ class Totals:
     latency: list[float] = field(default_factory=list)
     sent_at: dict[str, float] = field(default_factory=dict)
     reconnects: int = 0
+    server_closes: collections.Counter[str] = field(default_factory=collections.Counter)
     dup_in_conn: int = 0
     reordered_in_conn: int = 0
     history_after_live: int = 0
@@ -70,6 +71,8 @@ class Client:
         self.n = 0
         self.gw = i % len(urls)
         self.synced = asyncio.Event()
+        self.truncated: list[str] = []
+        self.broken = False  # closed by the server: reconnect and sync at the next tick
 
     def held(self) -> dict[str, int]:
         """The last seq held per conversation: the highest one below which nothing is missing."""
@@ -89,9 +92,18 @@ class Client:
         assert first["type"] == "auth_ok", first
         self.synced.clear()
         self.reader = asyncio.create_task(self._read(self.ws))
+        self.broken = False
         if sync:
             await self.ws.send(orjson.dumps({"type": "sync", "ref": "s", "positions": self.held()}).decode())
             await asyncio.wait_for(self.synced.wait(), 30)
+            for conv in self.truncated:  # more than 500 missed: the rest over REST
+                await self.catch_up(conv)
+
+    async def catch_up(self, conv: str) -> None:
+        base = self.urls[self.gw].replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            for e in await history(http, self.user["access_token"], conv, after=self.held()[conv]):
+                self.seen[conv].add(e["seq"])
 
     async def _read(self, ws: Any) -> None:
         last: dict[str, int] = {}
@@ -127,9 +139,13 @@ class Client:
                 elif t == "error":
                     self.t.errors[f.get("code", "?")] += 1
                 elif t == "sync_done":
+                    self.truncated = list(f.get("truncated") or [])
                     self.synced.set()
         except websockets.ConnectionClosed:
-            return
+            pass
+        if ws.close_code not in (None, 1000) and ws is self.ws:
+            self.t.server_closes[str(ws.close_code)] += 1
+            self.broken = True
 
     async def drop(self) -> None:
         if self.ws is not None:
@@ -173,9 +189,8 @@ async def setup(gateway: str, clients: int, convs: int) -> tuple[list[dict[str, 
     return users, conv_ids
 
 
-async def history(http: httpx.AsyncClient, token: str, conv: str) -> list[dict[str, Any]]:
+async def history(http: httpx.AsyncClient, token: str, conv: str, after: int = 0) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    after = 0
     while True:
         r = await http.get(
             f"/v1/conversations/{conv}/messages", params={"after": after, "limit": 200},
@@ -203,6 +218,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clients = [Client(i, u, convs, urls, t) for i, u in enumerate(users)]
     for c in clients:
         await c.connect(sync=False)
+    print("CONNECTED", flush=True)  # run.py measures the gateways' memory now
+    await asyncio.sleep(2.0)
     rng = random.Random(args.seed)
     interval = 1.0 / args.rate
     started = time.perf_counter()
@@ -214,6 +231,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if now >= next_churn:
             next_churn += 1.0
             victims = rng.sample(clients, max(1, round(args.churn * len(clients))))
+            victims += [c for c in clients if c.broken and c not in victims]
             for c in victims:
                 await c.drop()
                 c.gw = (c.gw + 1) % len(urls)
@@ -256,6 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients, "convs": args.convs, "offered_rate": args.rate, "churn_per_s": args.churn,
         "duration_s": round(elapsed, 1), "sent": t.sent, "acked": len(t.acked),
         "acked_per_s": round(len(t.acked) / elapsed, 1), "errors": dict(t.errors), "reconnects": t.reconnects,
+        "server_closes": dict(t.server_closes),
         "lost": lost, "dup_in_conn": t.dup_in_conn, "reordered_in_conn": t.reordered_in_conn,
         "history_after_live": t.history_after_live, "unacked": t.sent - len(t.acked),
         "gaps": gaps, "stored_twice": stored_twice, "acked_missing": acked_missing, "ack_seq_mismatch": mismatch,
