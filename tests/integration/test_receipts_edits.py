@@ -149,8 +149,8 @@ async def test_edits_deletes_and_reply_to(cluster: ClusterFactory, backend: Back
         await pb.wait_for_seq(conv, gone["seq"])
         events = {e["seq"]: e for e in await api.all_events(carol, conv)}
         assert events[seq]["kind"] == "message" and events[seq]["deleted"] is True
-        assert events[seq]["body"] is None and events[seq].get("attachments") is None
-        assert events[edit["seq"]]["body"] is None
+        assert events[seq]["body"] is None and events[seq]["attachments"] is None
+        assert events[edit["seq"]]["body"] is None and events[edit["seq"]]["deleted"] is True
         assert "hello" not in str(events) and "wrold" not in str(events)
         # retry-safe: the same event, nothing new in the log
         r = await api.http.delete(f"{url}/{seq}", headers=alice.headers)

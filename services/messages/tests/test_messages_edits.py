@@ -99,7 +99,7 @@ async def test_delete_erases_the_text_everywhere_and_is_retry_safe(
     assert publisher.events[-1].to_wire() == ev
     by_seq = {e["seq"]: e for e in await log(convs, conv)}
     assert by_seq[seq] == {**by_seq[seq], "kind": "message", "body": None, "deleted": True}
-    assert "attachments" not in by_seq[seq] or by_seq[seq]["attachments"] is None
+    assert by_seq[seq]["attachments"] is None and by_seq[edit_seq]["attachments"] is None
     assert by_seq[edit_seq]["body"] is None and by_seq[edit_seq]["deleted"] is True
     assert by_seq[other]["body"] == "stays" and "deleted" not in by_seq[other]
     assert by_seq[ev["seq"]] == ev

@@ -57,8 +57,9 @@ class Event(BaseModel):
 
     def to_wire(self) -> dict[str, Any]:
         d = self.model_dump(exclude_none=True)
-        if self.deleted:
+        if self.deleted:  # a deleted message (or an edit of one): its text is gone
             d["body"] = None
+            d["attachments"] = None
         return d
 
     def to_json(self) -> bytes:
