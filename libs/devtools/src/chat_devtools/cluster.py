@@ -1,4 +1,5 @@
-"""The chat services wired together on free ports: auth, messages (xN), gateways (xN).
+"""The chat services wired together on free ports: auth, messages (xN), presence (xN),
+gateways (xN).
 
 Used by ``make run`` (through run.py), the integration tests and the benchmarks. NATS and
 PostgreSQL are not started here: pass their URLs.
@@ -15,9 +16,9 @@ from typing import Any
 from chat_devtools.ports import LOOPBACK, free_port
 from chat_devtools.services import ServiceProcess
 
-MODULES = {"auth": "chat_auth", "messages": "chat_messages", "gateway": "chat_gateway"}
-PREFIXES = {"auth": "AUTH_", "messages": "MESSAGES_", "gateway": "GATEWAY_"}
-DB_SERVICES = ("auth", "messages")
+MODULES = {"auth": "chat_auth", "messages": "chat_messages", "presence": "chat_presence", "gateway": "chat_gateway"}
+PREFIXES = {"auth": "AUTH_", "messages": "MESSAGES_", "presence": "PRESENCE_", "gateway": "GATEWAY_"}
+DB_SERVICES = ("auth", "messages", "presence")
 
 
 def sqlite_urls(data_dir: Path | str) -> dict[str, str]:
@@ -27,11 +28,12 @@ def sqlite_urls(data_dir: Path | str) -> dict[str, str]:
 
 
 class Cluster:
-    """Start order: auth, the first messages replica (it migrates), the other replicas,
-    then the gateways. Stop order: gateways, messages, auth.
+    """Start order: auth and the first messages and presence replicas (they migrate), the
+    other replicas, then the gateways. Stop order: gateways, presence, messages, auth.
 
-    ``database_urls`` maps ``"auth"``/``"messages"`` to SQLAlchemy async URLs; without it,
-    SQLite files in ``data_dir``. ``env`` applies to every service (prefixed names, e.g.
+    ``database_urls`` maps ``"auth"``/``"messages"``/``"presence"`` to SQLAlchemy async URLs;
+    a service missing from it (or all, without it) gets a SQLite file in ``data_dir``.
+    ``env`` applies to every service (prefixed names, e.g.
     ``{"AUTH_ARGON2_TIME_COST": "1"}``); ``service_env`` per service name.
     """
 
@@ -43,6 +45,7 @@ class Cluster:
         data_dir: Path | str | None = None,
         gateways: int = 1,
         messages_replicas: int = 1,
+        presence_replicas: int = 1,
         gateway_port: int | None = None,
         ports: Mapping[str, int] | None = None,
         log_dir: Path | str | None = None,
@@ -53,8 +56,8 @@ class Cluster:
         ready_timeout: float = 30.0,
         nats: Any = None,
     ) -> None:
-        if gateways < 0 or messages_replicas < 1:
-            raise ValueError("need messages_replicas >= 1 and gateways >= 0")
+        if gateways < 0 or messages_replicas < 1 or presence_replicas < 1:
+            raise ValueError("need messages_replicas >= 1, presence_replicas >= 1 and gateways >= 0")
         self.nats_url = nats_url
         self.nats = nats  # the NatsServer, when the caller wants to keep it at hand
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -62,7 +65,7 @@ class Cluster:
             self._tmp = tempfile.TemporaryDirectory(prefix="chat-cluster-")
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir).resolve() if data_dir else None
-        self.database_urls = dict(database_urls or sqlite_urls(self.data_dir or "."))
+        self.database_urls = {**sqlite_urls(self.data_dir or "."), **(database_urls or {})}
         self.log_dir = Path(log_dir) if log_dir else (self.data_dir or Path(".")) / "logs"
         self.environment = environment
         self.log_level = log_level
@@ -75,6 +78,10 @@ class Cluster:
         self.messages = [
             self._make("messages", f"messages-{i}", self._ports.get("messages") if i == 0 else None)
             for i in range(messages_replicas)
+        ]
+        self.presence = [
+            self._make("presence", f"presence-{i}", self._ports.get("presence") if i == 0 else None)
+            for i in range(presence_replicas)
         ]
         self.gateways: list[ServiceProcess] = []
         for i in range(gateways):
@@ -128,7 +135,7 @@ class Cluster:
     @property
     def processes(self) -> list[ServiceProcess]:
         """In start order."""
-        return [self.auth, *self.messages, *self.gateways]
+        return [self.auth, *self.messages, *self.presence, *self.gateways]
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -150,11 +157,9 @@ class Cluster:
     def start(self) -> Cluster:
         try:
             first, *rest = self.messages
-            for p in (self.auth, first):
-                p.spawn()
-            for p in (self.auth, first):
-                p.wait_ready()
-            self._start_all(rest)
+            first_presence, *more_presence = self.presence
+            self._start_all([self.auth, first, first_presence])
+            self._start_all([*rest, *more_presence])
             self._start_all(self.gateways)
         except BaseException:
             self.stop()
@@ -169,8 +174,8 @@ class Cluster:
             p.wait_ready()
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Gateways first (they drain clients), then messages, then auth."""
-        for group in (self.gateways, self.messages, [self.auth]):
+        """Gateways first (they drain clients), then presence, messages, auth."""
+        for group in (self.gateways, self.presence, self.messages, [self.auth]):
             for p in group:  # SIGTERM the whole group at once, then wait for each
                 if p.running() and p.proc is not None:
                     p.proc.terminate()

@@ -1,17 +1,17 @@
 """``chat-run`` (``make run``): the whole backend on this machine, embedded defaults.
 
-NATS (JetStream data in ./data/nats), auth, messages and one gateway, SQLite files in
+NATS (JetStream data in ./data/nats), auth, messages, presence and one gateway, SQLite files in
 ./data. Ctrl-C / SIGTERM stops everything (gateway first, NATS last) and exits 0; a child
 that dies on its own stops everything and exits 1. A second run keeps the data.
 
 Environment (all optional):
   GATEWAY_PORT (8080)        public port of the gateway, on 127.0.0.1
-  AUTH_PORT (8081), MESSAGES_PORT (8082)   fixed when set, else those or free ports
+  AUTH_PORT (8081), MESSAGES_PORT (8082), PRESENCE_PORT (8083)   fixed when set, else those or free ports
   CHAT_DATA_DIR (./data)     NATS store, SQLite files, logs
   CHAT_NATS_PORT (4222), CHAT_NATS_MONITOR_PORT (8222)   fixed when set, else those or free
   CHAT_NATS_URL              use this NATS instead of starting one
-  AUTH_DATABASE_URL, MESSAGES_DATABASE_URL   instead of the SQLite files
-  CHAT_GATEWAYS (1), CHAT_MESSAGES_REPLICAS (1), CHAT_LOG_LEVEL (INFO)
+  AUTH_DATABASE_URL, MESSAGES_DATABASE_URL, PRESENCE_DATABASE_URL   instead of the SQLite files
+  CHAT_GATEWAYS (1), CHAT_MESSAGES_REPLICAS (1), CHAT_PRESENCE_REPLICAS (1), CHAT_LOG_LEVEL (INFO)
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def _banner(nats_url: str, cluster: Cluster, data_dir: Path) -> None:
         *(f"  gateway   {g.base_url}" for g in cluster.gateways[1:]),
         f"  auth      {cluster.auth.base_url}",
         *(f"  messages  {m.base_url}" for m in cluster.messages),
+        *(f"  presence  {p.base_url}" for p in cluster.presence),
         f"  nats      {nats_url}",
         f"  data      {data_dir}   logs: {cluster.log_dir}/*.log",
         "  Ctrl-C to stop",
@@ -100,7 +101,9 @@ def main() -> int:
             nats.start()
             nats_url = nats.url
         urls = sqlite_urls(data_dir)
-        for svc, var in (("auth", "AUTH_DATABASE_URL"), ("messages", "MESSAGES_DATABASE_URL")):
+        for svc, var in (
+            ("auth", "AUTH_DATABASE_URL"), ("messages", "MESSAGES_DATABASE_URL"), ("presence", "PRESENCE_DATABASE_URL")
+        ):
             urls[svc] = os.environ.get(var) or urls[svc]
         cluster = Cluster(
             nats_url,
@@ -109,12 +112,17 @@ def main() -> int:
             log_dir=log_dir,
             gateways=int(os.environ.get("CHAT_GATEWAYS", "1")),
             messages_replicas=int(os.environ.get("CHAT_MESSAGES_REPLICAS", "1")),
+            presence_replicas=int(os.environ.get("CHAT_PRESENCE_REPLICAS", "1")),
             gateway_port=gateway_port,
-            ports={"auth": _port("AUTH_PORT", 8081), "messages": _port("MESSAGES_PORT", 8082)},
+            ports={
+                "auth": _port("AUTH_PORT", 8081),
+                "messages": _port("MESSAGES_PORT", 8082),
+                "presence": _port("PRESENCE_PORT", 8083),
+            },
             environment="development",
             log_level=os.environ.get("CHAT_LOG_LEVEL", "INFO"),
         )
-        log("starting auth, messages, gateway")
+        log("starting auth, messages, presence, gateway")
         cluster.start()
         _banner(nats_url, cluster, data_dir)
         code = _supervise(nats, cluster)
@@ -149,7 +157,7 @@ def _supervise(nats: NatsServer | None, cluster: Cluster) -> int:
 
 def _stop_all(nats: NatsServer | None, cluster: Cluster | None) -> None:
     if cluster is not None:
-        log("stopping gateway(s), messages, auth")
+        log("stopping gateway(s), presence, messages, auth")
         cluster.stop()
     if nats is not None:
         log("stopping NATS")

@@ -54,6 +54,8 @@ class Connection:
         # conv -> highest seq sent by a sync replay
         self.replayed: dict[str, int] = {}
         self.convs: set[str] = set()
+        # user -> the status of the last presence frame queued here (presence_relay.py)
+        self.presence_seen: dict[str, str] = {}
 
     # --- queueing ------------------------------------------------------------------------
     def push_event(self, conv: str, seq: int, frame: str) -> None:

@@ -7,15 +7,19 @@ delivery moves on. Membership events change the local member set as they are
 delivered: a joining user's connections are added before their ``member_joined``, a
 leaving user's removed after their ``member_left``. Per-user notices (on
 ``chat.notify.user.<id>``) bring the membership events of conversations this gateway
-is not yet subscribed to. Ephemeral frames (receipts, typing; ``chat_proto.ephemeral``)
-come on a second per-conversation subscription and go to the same local members, with
-no sequencing.
+is not yet subscribed to. Ephemeral frames (receipts, typing, presence;
+``chat_proto.ephemeral``) come on a second per-conversation subscription and go to the
+same local members, with no sequencing (presence: ``presence_relay.py``). The hub also
+keeps the local members' roles per conversation (from ``internal.user_convs`` and the
+membership events it delivers) and tells presence when a user's first connection attaches
+or their last one detaches (``on_user_change``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,6 +34,7 @@ from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
 from chat_gateway.connection import Connection
+from chat_gateway.presence_relay import relay_presence
 
 log = logging.getLogger("chat.gateway.hub")
 
@@ -45,6 +50,8 @@ class ConvState:
         self.conv = conv
         self.last = last
         self.members: dict[str, set[Connection]] = {}
+        # local members' roles (typing: guests may not)
+        self.roles: dict[str, str] = {}
         self.sub: Subscription | None = None
         self.eph_sub: Subscription | None = None
         self.pending: dict[int, tuple[dict[str, Any], bytes]] = {}
@@ -75,6 +82,8 @@ class ConvState:
         kind = ev.get("kind")
         if kind == "member_joined":
             self.hub._add_user_locally(self, ev.get("user_id") or "")
+        if kind in ("member_joined", "role_changed") and ev.get("user_id") in self.members:
+            self.roles[ev["user_id"]] = str(ev.get("role") or "member")
         frame = event_frame_from_event_json(raw)
         n = 0
         for conns in self.members.values():
@@ -123,12 +132,17 @@ class Hub:
         self._user_subs: dict[str, Subscription] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribing: set[str] = set()
+        # Called with a user whose first connection attached or last one detached (presence).
+        self.on_user_change: Callable[[str], None] | None = None
 
     # --- connections ---------------------------------------------------------------------
     async def attach(self, conn: Connection) -> None:
         user = conn.user
+        first = user not in self.users
         conns = self.users.setdefault(user, set())
         conns.add(conn)
+        if first and self.on_user_change is not None:
+            self.on_user_change(user)
         if user not in self._user_subs and user not in self._subscribing:
             # Two connections of one user attaching at once must not both subscribe.
             self._subscribing.add(user)
@@ -140,6 +154,7 @@ class Hub:
         for item in res.get("convs", []):
             state = await self._state(item["id"], int(item["last_seq"]))
             state.members.setdefault(user, set()).add(conn)
+            state.roles[user] = str(item.get("role") or "member")
             # Live from the seq the store reported: anything at or below it is history.
             conn.start_live(state.conv, int(item["last_seq"]))
 
@@ -154,6 +169,7 @@ class Hub:
                 conns.discard(conn)
                 if not conns:
                     del state.members[user]
+                    state.roles.pop(user, None)
             await self._maybe_drop(state)
         conn.convs.clear()
         conns = self.users.get(user)
@@ -161,6 +177,8 @@ class Hub:
             conns.discard(conn)
             if not conns:
                 del self.users[user]
+                if self.on_user_change is not None:
+                    self.on_user_change(user)
                 sub = self._user_subs.pop(user, None)
                 if sub is not None:
                     await _unsubscribe(sub)
@@ -193,6 +211,7 @@ class Hub:
                 c.start_live(state.conv, state.last - 1)  # from their own member_joined on
 
     def _remove_user_locally(self, state: ConvState, user: str) -> None:
+        state.roles.pop(user, None)
         for c in state.members.pop(user, set()):
             c.stop_live(state.conv)
         if state.empty():
@@ -223,6 +242,9 @@ class Hub:
         if kind not in ephemeral.RELAYED:
             return
         text = msg.data.decode()
+        if kind == "presence":
+            EPHEMERAL.labels(kind).inc(relay_presence(state.members, author, frame.get("status"), text))
+            return
         others_only = kind in ephemeral.OTHERS_ONLY
         droppable = kind in ephemeral.DROPPABLE
         n = 0

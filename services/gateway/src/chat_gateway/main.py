@@ -19,13 +19,16 @@ from chat_gateway.api.accounts import router as accounts_router
 from chat_gateway.api.channels import router as channels_router
 from chat_gateway.api.deps import Resources
 from chat_gateway.api.messages_ops import router as messages_ops_router
+from chat_gateway.api.presence import router as presence_router
 from chat_gateway.api.routes import router
 from chat_gateway.hub import Hub
+from chat_gateway.presence_reporter import PresenceReporter
 from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.revocations import Revocations
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import TokenVerifier
+from chat_gateway.typing_relay import TypingRelay
 from chat_gateway.ws import Session
 
 log = logging.getLogger("chat.gateway")
@@ -49,6 +52,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s)
         await sender.start()
         app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
+        # Presence: who is connected here, reported to the presence service; typing relay.
+        reporter = PresenceReporter(
+            nc, app.state.hub.users, settings.gateway_id, settings.presence_interval_s, settings.presence_batch_s
+        )
+        app.state.hub.on_user_change = reporter.changed
+        await reporter.start()
+        app.state.typing = TypingRelay(nc, app.state.hub, settings.typing_interval_s, settings.typing_expires_ms)
         verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)
         await revocations.start()
         app.state.resources = Resources(settings, rpc, verifier, sender)
@@ -60,6 +70,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await receipts.stop()
             await revocations.stop()
+            await reporter.stop()
             await bus.close(nc)
 
     app = FastAPI(title="chat gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -68,6 +79,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(channels_router)
     app.include_router(accounts_router)
     app.include_router(messages_ops_router)
+    app.include_router(presence_router)
 
     @app.middleware("http")
     async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -88,7 +100,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def ws_endpoint(websocket: WebSocket) -> None:
         st = websocket.app.state
         res: Resources = st.resources
-        await Session(websocket, settings, st.hub, res.verifier, res.sender, res.rpc, receipts=st.receipts).run()
+        await Session(
+            websocket, settings, st.hub, res.verifier, res.sender, res.rpc, receipts=st.receipts, typing=st.typing
+        ).run()
 
     async def ready(request: Request) -> dict[str, bool]:
         nc = getattr(request.app.state, "nc", None)

@@ -43,3 +43,10 @@ class GatewaySettings(ServiceSettings):
     max_request_bytes: int = 256 * 1024
     # Revoked users: the deny-list is reloaded from auth this often (covers missed messages).
     revocation_resync_s: float = Field(default=30.0, gt=0)
+    # Presence reports (presence_reporter.py): the full list of connected users this often,
+    # changes within PRESENCE_BATCH_S.
+    presence_interval_s: float = Field(default=5.0, gt=0)
+    presence_batch_s: float = Field(default=0.2, ge=0)
+    # Typing (typing_relay.py): at most one relayed per user per conversation per interval.
+    typing_interval_s: float = Field(default=1.0, ge=0)
+    typing_expires_ms: int = Field(default=5000, ge=1)

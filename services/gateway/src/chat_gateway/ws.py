@@ -27,6 +27,7 @@ from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
+from chat_gateway.typing_relay import TypingRelay
 
 log = logging.getLogger("chat.gateway.ws")
 FRAMES_IN = Counter("chat_gateway_frames_in_total", "Frames received from clients", ["type"])
@@ -41,9 +42,11 @@ class Session:
     def __init__(
         self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier, sender: Sender, rpc: RpcClient,
         receipts: ReceiptCoalescer | None = None,
+        typing: TypingRelay | None = None,
     ) -> None:
         self.ws, self.s, self.hub, self.verifier, self.sender, self.rpc = ws, s, hub, verifier, sender, rpc
         self.receipts = receipts
+        self.typing = typing
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
         self.principal: Principal | None = None
         self.answers: asyncio.Queue[asyncio.Future[Answer]] = asyncio.Queue(s.max_inflight_frames)
@@ -327,8 +330,10 @@ class Session:
             self.receipts.report(self.conn.user, frame.conv, read=frame.seq)
         return [], None
 
-    async def _on_ignored(self, frame: Any) -> Answer:
-        # Typing arrives with its issue; accepted and answered with nothing.
+    async def _on_typing(self, frame: F.TypingFrame) -> Answer:
+        # Relayed or dropped (rate): answered with nothing; refusals with an error (typing_relay.py).
+        if self.typing is not None:
+            await self.typing.typing(self.conn, frame.conv)
         return [], None
 
 
@@ -339,7 +344,7 @@ _HANDLERS: dict[str, Callable[[Session, Any], Awaitable[Answer]]] = {
     "ping": Session._on_ping,
     "delivered": Session._on_delivered,
     "read": Session._on_read,
-    "typing": Session._on_ignored,
+    "typing": Session._on_typing,
 }
 
 
