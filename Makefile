@@ -17,7 +17,7 @@ PKG_LIST   := $(VENV)/.install-packages
 
 help:
 	@echo "make install  - create $(VENV) and install every lib/service editable + dev tools"
-	@echo "make run      - start NATS, auth, messages, gateway (http://127.0.0.1:$${GATEWAY_PORT:-8080})"
+	@echo "make run      - start NATS, auth, messages, presence, gateway (http://127.0.0.1:$${GATEWAY_PORT:-8080})"
 	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
 	@echo "make lint     - ruff + mypy"
 	@echo "make bench    - load benchmark (bench/run.py; BENCH_ARGS=\"--backend postgres --rate 500\")"

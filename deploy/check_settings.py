@@ -4,7 +4,8 @@ import os, sys, yaml
 from chat_auth.settings import AuthSettings
 from chat_messages.settings import MessagesSettings
 from chat_gateway.settings import GatewaySettings
-classes = {"AUTH_": AuthSettings, "MESSAGES_": MessagesSettings, "GATEWAY_": GatewaySettings}
+from chat_presence.settings import PresenceSettings
+classes = {"AUTH_": AuthSettings, "MESSAGES_": MessagesSettings, "GATEWAY_": GatewaySettings, "PRESENCE_": PresenceSettings}
 bad = 0
 for path in sys.argv[1:]:
     for d in yaml.safe_load_all(open(path)):

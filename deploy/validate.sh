@@ -32,7 +32,7 @@ for overlay in deploy/k8s/overlays/*/; do
 done
 "$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/chat-database.secret.example.yaml
 
-if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, yaml" 2>/dev/null; then
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, chat_presence, yaml" 2>/dev/null; then
   echo "== ConfigMap keys vs settings classes"
   .venv/bin/python deploy/check_settings.py "$out"/dev.yaml "$out"/prod.yaml
 else
