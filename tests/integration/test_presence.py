@@ -232,9 +232,9 @@ async def test_typing_relay_roles_rate_and_nothing_stored(cluster: ClusterFactor
         await _until(lambda: typing(pb, alice) and typing(pg, alice))
         assert typing(pb, alice) == [{"type": "typing", "conv": conv, "user_id": alice.id, "expires_in_ms": 5000}]
         err = await pg.call({"type": "typing", "conv": conv, "ref": "g1"})  # a guest
-        assert err["type"] == "error" and err["code"] == "forbidden", err
+        assert err["type"] == "error" and err["code"] == "forbidden" and err["conv"] == conv, err
         err = await pe.call({"type": "typing", "conv": conv, "ref": "e1"})  # not a member
-        assert err["type"] == "error" and err["code"] == "not_found", err
+        assert err["type"] == "error" and err["code"] == "not_found" and err["conv"] == conv, err
 
         # a role change reaches the gateway with its event: gina may type now
         r = await api.http.put(

@@ -333,7 +333,10 @@ class Session:
     async def _on_typing(self, frame: F.TypingFrame) -> Answer:
         # Relayed or dropped (rate): answered with nothing; refusals with an error (typing_relay.py).
         if self.typing is not None:
-            await self.typing.typing(self.conn, frame.conv)
+            try:
+                await self.typing.typing(self.conn, frame.conv)
+            except ChatError as err:
+                return [F.error_frame(err, frame.ref, conv=frame.conv)], None
         return [], None
 
 
