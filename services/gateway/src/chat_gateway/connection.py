@@ -2,8 +2,9 @@
 
 Live frames (events, later receipts/typing/presence) count against the queue bound;
 when an event does not fit, nothing more is queued and close 4009 is written behind
-what is queued. Replies to the client's own frames never cause 4009: the reader waits
-for room instead (it stops reading from a client whose replies it cannot write).
+what is queued. Events held back during a ``sync`` replay count against the same bound
+(all conversations together). Replies to the client's own frames never cause 4009: the
+reader waits for room instead (it stops reading from a client whose replies it cannot write).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Connection:
         self._q: deque[tuple[str, bool]] = deque()
         self._live_n = 0
         self._live_bytes = 0
+        # events held back by sync replays, all conversations (they count as live)
+        self._held_n = 0
+        self._held_bytes = 0
         self._reply_bytes = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -61,10 +65,19 @@ class Connection:
     def push_event(self, conv: str, seq: int, frame: str) -> None:
         held = self.held.get(conv)
         if held is not None:
-            if len(held) >= self.max_frames:
+            if self._close is not None:
+                return
+            size = len(frame)
+            if (
+                self._live_n + self._held_n + 1 > self.max_frames
+                or self._live_bytes + self._held_bytes + size > self.max_bytes
+            ):
+                SLOW_CLOSES.inc()
                 self.close_after_queue(CLOSE_SLOW_CONSUMER, "slow consumer")
                 return
             held.append((seq, frame))
+            self._held_n += 1
+            self._held_bytes += size
             return
         if seq <= self.last.get(conv, 0):
             return  # at most once, in increasing order
@@ -75,7 +88,10 @@ class Connection:
         if self._close is not None:
             return
         size = len(frame)
-        if self._live_n + 1 > self.max_frames or self._live_bytes + size > self.max_bytes:
+        if (
+            self._live_n + self._held_n + 1 > self.max_frames
+            or self._live_bytes + self._held_bytes + size > self.max_bytes
+        ):
             if droppable:
                 return
             SLOW_CLOSES.inc()
@@ -133,6 +149,8 @@ class Connection:
             return
         self._holds.pop(conv, None)
         for seq, frame in self.held.pop(conv, []):
+            self._held_n -= 1
+            self._held_bytes -= len(frame)
             self.push_event(conv, seq, frame)
 
     def close_after_queue(self, code: int, reason: str = "") -> None:

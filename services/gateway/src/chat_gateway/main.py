@@ -21,7 +21,9 @@ from chat_gateway.api.deps import Resources
 from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.presence import router as presence_router
 from chat_gateway.api.routes import router
+from chat_gateway.drain import Drain
 from chat_gateway.hub import Hub
+from chat_gateway.limits import Limits, rules_from
 from chat_gateway.presence_reporter import PresenceReporter
 from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.revocations import Revocations
@@ -50,6 +52,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
         sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s)
+        sender.limits = limits = Limits(rules_from(settings))
         await sender.start()
         app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
         # Presence: who is connected here, reported to the presence service; typing relay.
@@ -61,7 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.typing = TypingRelay(nc, app.state.hub, settings.typing_interval_s, settings.typing_expires_ms)
         verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)
         await revocations.start()
-        app.state.resources = Resources(settings, rpc, verifier, sender)
+        app.state.resources = Resources(settings, rpc, verifier, sender, limits)
         app.state.receipts = receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
         await receipts.start()
         app.state.nc = nc
@@ -74,6 +77,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await bus.close(nc)
 
     app = FastAPI(title="chat gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # SIGTERM (__main__): stop taking work, close WebSockets with 1012 over DRAIN_S (drain.py).
+    app.state.drain = drain = Drain(settings.drain_s, settings.send_timeout_s + 1)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(channels_router)
@@ -83,6 +88,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if drain.draining and request.url.path.startswith("/v1"):
+            err = ChatError(ErrorCode.UNAVAILABLE, "gateway shutting down; retry", retry_after_ms=1000)
+            return problem_response(err, request)
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
             return problem_response(ChatError(ErrorCode.TOO_LARGE, "request body too large"), request)
@@ -100,13 +108,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def ws_endpoint(websocket: WebSocket) -> None:
         st = websocket.app.state
         res: Resources = st.resources
-        await Session(
-            websocket, settings, st.hub, res.verifier, res.sender, res.rpc, receipts=st.receipts, typing=st.typing
-        ).run()
+        session = Session(
+            websocket, settings, st.hub, res.verifier, res.sender, res.rpc, receipts=st.receipts, limits=res.limits,
+            typing=st.typing,
+        )
+        await drain.serve(websocket, session)
 
     async def ready(request: Request) -> dict[str, bool]:
         nc = getattr(request.app.state, "nc", None)
-        return {"nats": bool(nc and nc.is_connected)}
+        return {"nats": bool(nc and nc.is_connected), "accepting": not drain.draining}
 
     install_ops_routes(app, ready)
     return app

@@ -30,6 +30,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from prometheus_client import Histogram
 
+from chat_gateway.limits import SEND, Limits
+
 log = logging.getLogger("chat.gateway.sends")
 
 SEND_LATENCY = Histogram(
@@ -62,6 +64,9 @@ class Sender:
         self.republish_after = republish_after_s
         self._waiting: dict[Key, list[asyncio.Future[SendResult]]] = {}
         self._by_token: dict[str, tuple[Key, asyncio.Future[SendResult], bytes]] = {}
+        # The transports charge a send token before calling send(); a replay of a stored
+        # client_msg_id (created: false) costs nothing, so its token is given back here.
+        self.limits: Limits | None = None
 
     async def start(self) -> None:
         await self.nc.subscribe(self.results_subject, cb=self._on_result)
@@ -142,6 +147,8 @@ class Sender:
                 raise ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry") from exc
             res = await fut
             SEND_LATENCY.observe(loop.time() - started)
+            if not res.created and self.limits is not None:
+                self.limits.refund(user, SEND)
             return res
         finally:
             timer.cancel()

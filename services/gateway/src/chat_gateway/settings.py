@@ -50,3 +50,26 @@ class GatewaySettings(ServiceSettings):
     # Typing (typing_relay.py): at most one relayed per user per conversation per interval.
     typing_interval_s: float = Field(default=1.0, ge=0)
     typing_expires_ms: int = Field(default=5000, ge=1)
+    # Rate limits (limits.py): token buckets per user on this gateway, ``burst`` tokens refilled
+    # at ``per_s`` a second; a burst of 0 turns that limit off.
+    rate_send_burst: int = Field(default=250, ge=0)  # WS send + REST POST …/messages
+    rate_send_per_s: float = Field(default=10.0, gt=0)
+    rate_typing_burst: int = Field(default=30, ge=0)
+    rate_typing_per_s: float = Field(default=15.0, gt=0)
+    rate_receipt_burst: int = Field(default=200, ge=0)  # WS delivered + read
+    rate_receipt_per_s: float = Field(default=50.0, gt=0)
+    rate_write_burst: int = Field(default=120, ge=0)  # other REST writes under /v1 (not /v1/auth)
+    rate_write_per_s: float = Field(default=5.0, gt=0)
+    # Per WebSocket connection: every client frame.
+    rate_frames_burst: int = Field(default=500, ge=0)
+    rate_frames_per_s: float = Field(default=100.0, gt=0)
+    # More than this many rate_limited errors on one connection within the window -> close 4008.
+    rate_abuse_errors: int = Field(default=100, ge=1)
+    rate_abuse_window_s: float = Field(default=10.0, gt=0)
+    # Authenticated WebSocket connections of one user on this gateway; the next is refused (4008).
+    max_connections_per_user: int = Field(default=20, ge=1)
+    # Most event bytes one sync replay holds in memory; conversations beyond it are listed
+    # in `truncated` (the client pages them over REST).
+    sync_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # SIGTERM: connections are closed with 1012 spread over this many seconds.
+    drain_s: float = Field(default=5.0, ge=0)

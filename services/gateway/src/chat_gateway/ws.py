@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from chat_proto import frames as F
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.messages_api import HistoryQuery
@@ -22,10 +23,13 @@ from prometheus_client import Counter
 from starlette.websockets import WebSocket
 
 from chat_gateway.connection import CONNECTIONS, Connection
+from chat_gateway.frame_guard import FrameGuard
 from chat_gateway.hub import Hub
+from chat_gateway.limits import CONNECTIONS_KIND, RATE_LIMITED, Limits
 from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
+from chat_gateway.sync_budget import SyncBudget, SyncTicket
 from chat_gateway.tokens import Principal, TokenVerifier
 from chat_gateway.typing_relay import TypingRelay
 
@@ -41,12 +45,15 @@ Answer = tuple[list[str] | Callable[[], list[str]], Callable[[], None] | None]
 class Session:
     def __init__(
         self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier, sender: Sender, rpc: RpcClient,
-        receipts: ReceiptCoalescer | None = None,
+        receipts: ReceiptCoalescer | None = None, limits: Limits | None = None,
         typing: TypingRelay | None = None,
     ) -> None:
         self.ws, self.s, self.hub, self.verifier, self.sender, self.rpc = ws, s, hub, verifier, sender, rpc
         self.receipts = receipts
         self.typing = typing
+        self.guard = FrameGuard.from_settings(limits, s) if limits is not None else None
+        self.draining = False
+        self._sync_budget = SyncBudget(s.sync_max_bytes)  # replayed events held, all syncs
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
         self.principal: Principal | None = None
         self.answers: asyncio.Queue[asyncio.Future[Answer]] = asyncio.Queue(s.max_inflight_frames)
@@ -93,6 +100,10 @@ class Session:
         except ChatError as err:
             await self._refuse(err.message)
             return False
+        if len(self.hub.users.get(self.principal.user_id, ())) >= self.s.max_connections_per_user:
+            self.principal = None
+            await self._refuse_over_cap()
+            return False
         self.conn.user = self.principal.user_id
         self.conn.issued_at = self.principal.iat
         CONNECTIONS.inc()
@@ -124,6 +135,12 @@ class Session:
         if msg["type"] == "websocket.receive":
             self.conn.close_now(F.CLOSE_UNAUTHORIZED, "first frame must be auth")
         return False
+
+    async def _refuse_over_cap(self) -> None:
+        RATE_LIMITED.labels(CONNECTIONS_KIND, "ws").inc()
+        err = ChatError(ErrorCode.RATE_LIMITED, "too many connections of this user on this gateway")
+        await self.conn.push_reply(F.error_frame(err))
+        self.conn.close_after_queue(F.CLOSE_POLICY, "too many connections")
 
     async def _refuse(self, why: str) -> None:
         await self.conn.push_reply(F.error_frame(ChatError(ErrorCode.UNAUTHORIZED, why)))
@@ -165,14 +182,46 @@ class Session:
                     await self._answer_now([F.error_frame(err, err.ref)])
                     continue
                 FRAMES_IN.labels(frame.type).inc()
-                fut = asyncio.ensure_future(self._handle(frame))
-                await self.answers.put(fut)
+                if self.draining:
+                    continue  # closing with 1012: frames read from now on are not handled
+                await self.answers.put(self._admit(frame))
+                if self._final_close is not None:
+                    break  # rate-limit abuse: what was read is answered, then close 4008
         finally:
             await self.answers.put(_done(None))
             try:
                 await asyncio.wait_for(answerer, timeout=self.s.send_timeout_s + 1)
             except (TimeoutError, asyncio.CancelledError):
                 answerer.cancel()
+
+    def _admit(self, frame: Any) -> asyncio.Future[Answer]:
+        """Handle ``frame``, or answer ``rate_limited`` at once (frame_guard.py)."""
+        refusal = self.guard.admit(self.conn.user, frame) if self.guard is not None else None
+        if refusal is None:
+            return asyncio.ensure_future(self._handle(frame))
+        if refusal.abusive:
+            self._close_after_answers(F.CLOSE_POLICY, "rate limit abuse")
+        return _done(([refusal.frame], None))
+
+    # --- drain (drain.py) ----------------------------------------------------------------
+    @property
+    def closed(self) -> asyncio.Event:
+        return self.conn.closed
+
+    def drain(self) -> None:
+        """Close with 1012 once the answers to the frames already read are written; frames
+        read after this are not handled."""
+        self.draining = True
+        if self.principal is None:
+            self.conn.close_now(F.CLOSE_SERVICE_RESTART, "service restart")
+            return
+        last: Answer = ([], lambda: self.conn.close_after_queue(F.CLOSE_SERVICE_RESTART, "service restart"))
+        try:
+            self.answers.put_nowait(_done(last))
+        except asyncio.QueueFull:
+            self._drain_put = asyncio.ensure_future(self.answers.put(_done(last)))
+
+    _drain_put: asyncio.Future[None] | None = None
 
     async def _answer_now(self, out: list[str]) -> None:
         await self.answers.put(_done((out, None)))
@@ -265,17 +314,18 @@ class Session:
         truncated: list[str] = []
         not_found: list[str] = []
         replayed: dict[str, int] = {}
+        ticket = SyncTicket(self._sync_budget)
         for conv, after in frame.positions.items():
             try:
-                evs, more = await self._replay(conv, after)
+                evs, more = await self._replay(conv, after, ticket)
             except ChatError as err:
                 if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
                     not_found.append(conv)
                     continue
-                self._release(frame, replayed)
+                self._release(frame, replayed, ticket)
                 raise
             except BaseException:  # anything else (bus errors, cancellation): never stay held
-                self._release(frame, replayed)
+                self._release(frame, replayed, ticket)
                 raise
             fetched.append((conv, evs))
             replayed[conv] = evs[-1]["seq"] if evs else after
@@ -293,23 +343,29 @@ class Session:
             out.append(done)
             return out
 
-        return frames, lambda: self._release(frame, replayed)
+        return frames, lambda: self._release(frame, replayed, ticket)
 
-    def _release(self, frame: F.SyncFrame, replayed: dict[str, int]) -> None:
+    def _release(self, frame: F.SyncFrame, replayed: dict[str, int], ticket: SyncTicket) -> None:
+        ticket.release()
         for conv in frame.positions:
             self.conn.end_replay(conv, replayed.get(conv, 0))
 
-    async def _replay(self, conv: str, after: int) -> tuple[list[dict[str, Any]], bool]:
+    async def _replay(self, conv: str, after: int, ticket: SyncTicket) -> tuple[list[dict[str, Any]], bool]:
+        """Up to SYNC_MAX_EVENTS events after ``after``, fewer when the connection's replay
+        memory (sync_budget.py) runs out; ``more``: the conversation is truncated."""
         evs: list[dict[str, Any]] = []
         more = True
         while more and len(evs) < self.s.sync_max_events:
-            page = min(200, self.s.sync_max_events - len(evs))
+            page = ticket.reserve(min(200, self.s.sync_max_events - len(evs)))
+            if page == 0:
+                break
             res = await self.rpc.call(
                 messages_rpc("history"),
                 HistoryQuery(conv=conv, after=after, limit=page, members_only=True),
                 user=self.conn.user,
             )
             batch = res.get("events", [])
+            ticket.settle(page, len(orjson.dumps(batch)))
             evs.extend(batch)
             more = bool(res.get("has_more"))
             if batch:

@@ -9,6 +9,7 @@ from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.rpc import RpcClient
 from fastapi import Depends, Request
 
+from chat_gateway.limits import Limits, rest_kind
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
@@ -20,6 +21,7 @@ class Resources:
     rpc: RpcClient
     verifier: TokenVerifier
     sender: Sender
+    limits: Limits
 
 
 def resources(request: Request) -> Resources:
@@ -37,7 +39,12 @@ async def principal(request: Request, res: Res) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ChatError(ErrorCode.UNAUTHORIZED, "missing bearer token")
-    return await res.verifier.verify(token.strip())
+    p = await res.verifier.verify(token.strip())
+    # Writes are rate limited per user (limits.py): 429 rate_limited with Retry-After.
+    kind = rest_kind(request.method, request.url.path)
+    if kind is not None:
+        res.limits.enforce(p.user_id, kind)
+    return p
 
 
 Caller = Annotated[Principal, Depends(principal)]
