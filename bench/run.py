@@ -29,6 +29,14 @@ from chat_devtools.nats import NatsServer
 from chat_devtools.postgres import PostgresServer
 
 HERE = Path(__file__).parent
+# The gateway's per-user send bucket (250 + 10/s) and per-connection frame bucket would cap
+# every load-generator client; a benchmark measures the system, so they are off unless
+# --env sets them.
+BENCH_ENV = {"GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0"}
+
+
+def service_env(args: argparse.Namespace) -> dict[str, str]:
+    return {**BENCH_ENV, **dict(e.split("=", 1) for e in args.env)}
 
 
 def _proc_tree_cpu() -> tuple[dict[int, int], dict[int, float]]:
@@ -180,7 +188,7 @@ def run_soak(args: argparse.Namespace) -> None:
             urls, pg = start_backend(args.backend, tmp)
             cluster = Cluster(
                 nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
-                log_level="WARNING", env=dict(e.split("=", 1) for e in args.env),
+                log_level="WARNING", env=service_env(args),
             ).start()
             pids = [g.pid or 0 for g in cluster.gateways]
             base = [rss_kib(p) for p in pids]
@@ -246,7 +254,7 @@ def run_membership(args: argparse.Namespace) -> None:
             urls, pg = start_backend(args.backend, tmp)
             cluster = Cluster(
                 nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
-                log_level="WARNING", env=dict(e.split("=", 1) for e in args.env),
+                log_level="WARNING", env=service_env(args),
             ).start()
             results = []
             for _ in range(args.repeat):
@@ -326,7 +334,7 @@ def main() -> None:
                 gateways=2,
                 messages_replicas=args.messages_replicas,
                 log_level="WARNING",
-                env=dict(e.split("=", 1) for e in args.env),
+                env=service_env(args),
             ).start()
             results = []
             for i in range(args.repeat):

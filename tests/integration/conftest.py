@@ -31,6 +31,9 @@ SERVICE_TEST_ENV: dict[str, str] = {
     # argon2 settings the auth service already has (cheap in tests, refused in production)
     "AUTH_ARGON2_MEMORY_KIB": "1024",
     "AUTH_ARGON2_TIME_COST": "1",
+    # SIGTERM drain window of the gateway (default 5 s): short, so that stopping a cluster
+    # with connections still open does not take seconds (test_gateway_safety sets its own)
+    "GATEWAY_DRAIN_S": "0.5",
 }
 
 

@@ -35,6 +35,14 @@ TOTAL_DEADLINE_S = 120.0
 ANSWER_TIMEOUT_S = 20.0
 MAX_ATTEMPTS = 25
 RETRY_DELAY_S = 0.25
+# One user sends the whole burst as fast as it can: not a rate-limit test, so the gateway's
+# send and per-connection frame buckets (250 + 10/s; 500 + 100/s) are off here.
+BURST_ENV = {"GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0"}
+
+
+@pytest.fixture
+def service_env(service_env: dict[str, str]) -> dict[str, str]:
+    return {**service_env, **BURST_ENV}
 
 
 @dataclass

@@ -15,9 +15,14 @@ from pathlib import Path
 import pytest
 from chat_devtools.postgres import PostgresServer
 from chat_devtools.testing import Backend, ClusterFactory, PgTarget
-from test_faults import _setup, assert_clean, run_burst
+from test_faults import BURST_ENV, _setup, assert_clean, run_burst
 
 pytestmark = [pytest.mark.fault]
+
+
+@pytest.fixture
+def service_env(service_env: dict[str, str]) -> dict[str, str]:
+    return {**service_env, **BURST_ENV}  # a 2,000-message burst of one user: no rate limits
 
 OUTAGE_S = 2.0
 
