@@ -7,6 +7,7 @@ service process with py-spy during the first run. ``--scenario membership`` runs
     .venv/bin/python bench/run.py --backend postgres --clients 10 --rate 500 --duration 20
     .venv/bin/python bench/run.py --backend postgres --clients 4 --rate 2000 --profile messages
     .venv/bin/python bench/run.py --backend postgres --scenario membership --repeat 3
+    .venv/bin/python bench/run.py --scenario presence --clients 5000 --duration 60   # presence.py
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ def main() -> None:
                     help="extra service setting, e.g. MESSAGES_BATCH_SIZE=128 (repeat)")
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
-    ap.add_argument("--scenario", choices=["send", "membership", "soak"], default="send")
+    ap.add_argument("--scenario", choices=["send", "membership", "soak", "presence"], default="send")
     ap.add_argument("--churn", type=float, default=0.02, help="soak: share of clients reconnecting per second")
     ap.add_argument("--convs-soak", type=int, default=5, help="soak: conversations")
     ap.add_argument("--rounds", type=int, default=200, help="membership: add/remove rounds")
@@ -318,6 +319,10 @@ def main() -> None:
     if args.scenario == "soak":
         run_soak(args)
         return
+    if args.scenario == "presence":  # presence.py starts its own system (SQLite); --clients users
+        cmd = [sys.executable, str(HERE / "presence.py"), "--users", str(args.clients),
+               "--churn", str(args.churn), "--duration", str(args.duration)]
+        sys.exit(subprocess.call(cmd))
 
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
         tmp = Path(d)
