@@ -22,12 +22,14 @@ Frame = dict[str, Any]
 class Peer:
     """One authenticated WS connection whose frames are demultiplexed by a reader task:
     ``event`` frames into ``events`` (in arrival order), answers to our own frames by ``ref``,
+    ``presence`` frames (which any connection may get at any time) into ``presence``,
     everything else into ``other``."""
 
     def __init__(self, ws: Ws, user: User) -> None:
         self.ws, self.user = ws, user
         self.events: list[Frame] = []
         self.other: list[Frame] = []
+        self.presence: list[Frame] = []
         self._replies: dict[str, asyncio.Future[Frame]] = {}
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._run())
@@ -42,6 +44,8 @@ class Peer:
             ref = f.get("ref")
             if f.get("type") == "event":
                 self.events.append(f["event"])
+            elif f.get("type") == "presence":
+                self.presence.append(f)
             elif isinstance(ref, str) and ref in self._replies:
                 fut = self._replies.pop(ref)
                 if not fut.done():

@@ -359,11 +359,15 @@ class Session:
             page = ticket.reserve(min(200, self.s.sync_max_events - len(evs)))
             if page == 0:
                 break
-            res = await self.rpc.call(
-                messages_rpc("history"),
-                HistoryQuery(conv=conv, after=after, limit=page, members_only=True),
-                user=self.conn.user,
-            )
+            try:
+                res = await self.rpc.call(
+                    messages_rpc("history"),
+                    HistoryQuery(conv=conv, after=after, limit=page, members_only=True),
+                    user=self.conn.user,
+                )
+            except BaseException:
+                ticket.settle(page, 0)  # refused (not found) or failed: the reservation is free again
+                raise
             batch = res.get("events", [])
             ticket.settle(page, len(orjson.dumps(batch)))
             evs.extend(batch)
