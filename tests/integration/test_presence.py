@@ -37,7 +37,7 @@ FAST = {
 
 
 def presence_of(peer: Peer, user: User) -> list[dict[str, Any]]:
-    return [f for f in peer.other if f.get("type") == "presence" and f.get("user_id") == user.id]
+    return [f for f in peer.presence if f.get("user_id") == user.id]
 
 
 async def wait_presence(peer: Peer, user: User, status: str, within: float = 5.0) -> dict[str, Any]:
@@ -150,14 +150,14 @@ async def test_presence_restart_has_no_false_offline(cluster: ClusterFactory, ba
         pc = await Peer.connect(c.ws_urls[0], carol)
         await wait_presence(pa, bob, "online")
         await wait_presence(pa, carol, "online")
-        before = len([f for f in pa.other if f.get("type") == "presence"])
+        before = len(pa.presence)
 
         c.presence[0].kill()
         c.presence[0].start()
         # Answered at once, from the first heartbeats and the durable store
         assert (await statuses(api, alice, bob, carol)) == {bob.id: "online", carol.id: "online"}
         await asyncio.sleep(1.2 * INTERVAL + 0.5 + 3 * INTERVAL)  # warm-up, then some rounds
-        after = [f for f in pa.other if f.get("type") == "presence"]
+        after = list(pa.presence)
         assert len(after) == before, after[before:]  # no offline burst, no redundant online
         assert (await statuses(api, alice, bob, carol)) == {bob.id: "online", carol.id: "online"}
 
@@ -182,7 +182,7 @@ async def test_watchers_only_and_queries_scoped(cluster: ClusterFactory) -> None
         await asyncio.sleep(GRACE)
         # two replicas published it; the connection got it once
         assert [f["status"] for f in presence_of(pa, bob)] == ["online"]
-        assert not [f for f in pe.other + pd.other if f.get("type") == "presence"]
+        assert not pe.presence + pd.presence
         # the big channel pushes nothing, but alice may ask about dan
         assert not presence_of(pa, dan)
         assert (await statuses(api, alice, dan)) == {dan.id: "online"}
@@ -200,7 +200,7 @@ async def test_watchers_only_and_queries_scoped(cluster: ClusterFactory) -> None
         await asyncio.sleep(0.5)
         offline = [await get_presence(api, alice, [bob.id]) for _ in range(4)]
         assert len({r.text for r in offline}) == 1 and offline[0].json()["presence"][0]["status"] == "offline"
-        assert not [f for f in pe.other + pd.other if f.get("type") == "presence"]
+        assert not pe.presence + pd.presence
 
         for params in ({}, {"user_ids": ""}, {"user_ids": ",".join(f"u{i}" for i in range(101))}):
             r = await api.http.get("/v1/presence", params=params, headers=alice.headers)
