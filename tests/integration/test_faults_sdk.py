@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from chat_client import PASSWORD
 from chat_devtools.testing import ClusterFactory
-from chat_sdk import ChatClient
+from chat_sdk import ChatClient, ClientOptions
 
 pytestmark = pytest.mark.fault
 
@@ -42,7 +42,10 @@ async def test_gateway_sigkilled_under_200_sdk_clients(cluster: ClusterFactory) 
     async def connect(i: int) -> ChatClient:
         async with sem:
             order = urls if i % 2 == 0 else list(reversed(urls))
-            return await ChatClient.connect(order, username=names[i], password=PASSWORD)
+            # A longer send deadline than the default 60 s: on a loaded 2-core box, 100
+            # clients failing over at once with jittered backoff can take a while.
+            opts = ClientOptions(send_deadline_s=150)
+            return await ChatClient.connect(order, username=names[i], password=PASSWORD, options=opts)
 
     clients = list(await asyncio.gather(*(connect(i) for i in range(USERS))))
     groups: list[list[ChatClient]] = [clients[g : g + GROUP] for g in range(0, USERS, GROUP)]
