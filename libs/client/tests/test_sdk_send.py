@@ -103,3 +103,32 @@ async def test_session_over_is_raised_not_retried(client: ChatClient) -> None:
     with pytest.raises(Unauthorized):
         await client.send("c1", "hi")
     assert link.sent == []
+
+
+class DeadButReadyLink(ScriptedLink):
+    """A link whose socket died but whose reader has not run yet: ``wait_ready`` returns at
+    once and ``request`` fails at once, without ever suspending. Only once the event loop
+    runs other tasks (the reader) does the link come back."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.healed = False
+
+    async def request(self, frame: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self.sent.append(frame)
+        if not self.healed:
+            raise ConnectionLost("closed")
+        return {**ACK, "conv": frame["conv"], "client_msg_id": frame["client_msg_id"]}
+
+
+async def test_a_dead_connection_does_not_starve_the_event_loop(client: ChatClient) -> None:
+    link = DeadButReadyLink()
+    client._link = link  # type: ignore[assignment]
+
+    async def reader() -> None:  # what the link's reader task would do: notice, reconnect
+        link.healed = True
+
+    asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(reader()))
+    res = await asyncio.wait_for(client.send("c1", "hi", deadline_s=5), 5)
+    assert res.seq == 42
+    assert len(link.sent) < 100, f"{len(link.sent)} attempts: send() retried without yielding"

@@ -36,6 +36,9 @@ log = logging.getLogger("chat_sdk")
 
 
 
+# Pause before resending after a lost connection or an ack timeout.
+_RESEND_PAUSE_S = 0.05
+
 class ChatClient(ConversationsMixin):
     """Use :meth:`connect` to build one. All methods are coroutines on one event loop."""
 
@@ -226,6 +229,10 @@ class ChatClient(ConversationsMixin):
                 return await self._send_once(frame, left)
             except (ConnectionLost, TimeoutError):
                 self.send_retries += 1
+                # A socket that just died fails at once, and its reader may not have run
+                # yet: without a real pause this loop would never let it (nor anything else)
+                # run, and spin until the deadline.
+                await asyncio.sleep(min(_RESEND_PAUSE_S, max(0.0, end - loop.time())))
                 continue
             except RateLimited as err:
                 wait = err.retry_after if err.retry_after is not None else 1.0
