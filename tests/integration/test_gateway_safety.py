@@ -385,11 +385,13 @@ async def test_sigterm_drains_with_1012_spread_over_the_window(cluster: ClusterF
         assert code == 0, gw.log_tail()
         assert [w.close_code for w in conns] == [CLOSE_RESTART] * len(conns)
         times = sorted(t - t_term for t in closed_at.values())
-        assert times[0] < 1.0 and times[-1] - times[0] >= drain_s / 2, times
+        # The first close waits for the answers to the sends in flight (up to a commit and
+        # the ack; over a second on a loaded box), then the closes are spread.
+        assert times[0] < 2.0 and times[-1] - times[0] >= drain_s / 2, times
         assert max(closed_at.values()) <= t_exit
         assert t_exit - t_term < drain_s + 5, t_exit - t_term
-        # spread, not bunched: every second of the window closed some
-        assert {int(t) for t in times} >= set(range(int(drain_s) - 1)), times
+        # spread, not bunched: every second of the window (from the first close) closed some
+        assert {int(t - times[0]) for t in times} >= set(range(int(drain_s) - 1)), times
         # every send in flight was answered before its connection closed
         for i, w in enumerate(conns):
             answers = {f.get("ref"): f["type"] for f in w.drain() if f["type"] in ("ack", "error")}
