@@ -13,6 +13,7 @@ service process with py-spy during the first run. ``--scenario membership`` runs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from chat_devtools.cluster import Cluster, sqlite_urls
@@ -178,8 +180,9 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def run_soak(args: argparse.Namespace) -> None:
-    """soak.py once against a fresh system; gateway RSS sampled every second meanwhile."""
+@contextlib.contextmanager
+def bench_system(args: argparse.Namespace) -> Iterator[Cluster]:
+    """NATS, the database and a started two-gateway cluster in a temp dir; all stopped after."""
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
         tmp = Path(d)
         nats = NatsServer(tmp / "nats").start()
@@ -191,51 +194,7 @@ def run_soak(args: argparse.Namespace) -> None:
                 nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
                 log_level="WARNING", env=service_env(args),
             ).start()
-            pids = [g.pid or 0 for g in cluster.gateways]
-            base = [rss_kib(p) for p in pids]
-            peak = list(base)
-            proc = subprocess.Popen(
-                [
-                    sys.executable, str(HERE / "soak.py"),
-                    *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
-                    "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration),
-                    "--churn", str(args.churn), "--convs", str(args.convs_soak),
-                ],
-                stdout=subprocess.PIPE, text=True, bufsize=1,
-            )
-            connected: list[int] = []
-            lines: list[str] = []
-
-            def read_output() -> None:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    lines.append(line)
-                    if line.startswith("CONNECTED"):
-                        time.sleep(1.0)
-                        connected.extend(rss_kib(p) for p in pids)
-
-            reader = threading.Thread(target=read_output, daemon=True)
-            reader.start()
-            deadline = time.monotonic() + args.duration + 900
-            while proc.poll() is None and time.monotonic() < deadline:
-                peak = [max(a, rss_kib(p)) for a, p in zip(peak, pids, strict=True)]
-                time.sleep(1.0)
-            if proc.poll() is None:
-                proc.kill()
-            reader.join(timeout=30)
-            res = json.loads(lines[-1])
-            per_gw = args.clients / len(pids)
-            res["gateway_rss_mib"] = {
-                "before": [round(b / 1024, 1) for b in base],
-                "all_connected": [round(c / 1024, 1) for c in connected],
-                "peak": [round(p / 1024, 1) for p in peak],
-            }
-            if connected:
-                # idle connections, authenticated and subscribed, before any traffic
-                res["gateway_kib_per_connection"] = round(
-                    sum(c - b for c, b in zip(connected, base, strict=True)) / len(pids) / per_gw, 1
-                )
-            print(json.dumps(res), flush=True)
+            yield cluster
         finally:
             if cluster is not None:
                 cluster.stop()
@@ -243,56 +202,89 @@ def run_soak(args: argparse.Namespace) -> None:
                 pg.stop()
                 pg.destroy()
             nats.stop()
+
+
+def run_soak(args: argparse.Namespace) -> None:
+    """soak.py once against a fresh system; gateway RSS sampled every second meanwhile."""
+    with bench_system(args) as cluster:
+        pids = [g.pid or 0 for g in cluster.gateways]
+        base = [rss_kib(p) for p in pids]
+        peak = list(base)
+        proc = subprocess.Popen(
+            [
+                sys.executable, str(HERE / "soak.py"),
+                *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
+                "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration),
+                "--churn", str(args.churn), "--convs", str(args.convs_soak),
+            ],
+            stdout=subprocess.PIPE, text=True, bufsize=1,
+        )
+        connected: list[int] = []
+        lines: list[str] = []
+
+        def read_output() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("CONNECTED"):
+                    time.sleep(1.0)
+                    connected.extend(rss_kib(p) for p in pids)
+
+        reader = threading.Thread(target=read_output, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + args.duration + 900
+        while proc.poll() is None and time.monotonic() < deadline:
+            peak = [max(a, rss_kib(p)) for a, p in zip(peak, pids, strict=True)]
+            time.sleep(1.0)
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=30)
+        res = json.loads(lines[-1])
+        per_gw = args.clients / len(pids)
+        res["gateway_rss_mib"] = {
+            "before": [round(b / 1024, 1) for b in base],
+            "all_connected": [round(c / 1024, 1) for c in connected],
+            "peak": [round(p / 1024, 1) for p in peak],
+        }
+        if connected:
+            # idle connections, authenticated and subscribed, before any traffic
+            res["gateway_kib_per_connection"] = round(
+                sum(c - b for c, b in zip(connected, base, strict=True)) / len(pids) / per_gw, 1
+            )
+        print(json.dumps(res), flush=True)
 
 
 def run_membership(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
-        tmp = Path(d)
-        nats = NatsServer(tmp / "nats").start()
-        pg = None
-        cluster = None
-        try:
-            urls, pg = start_backend(args.backend, tmp)
-            cluster = Cluster(
-                nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
-                log_level="WARNING", env=service_env(args),
-            ).start()
-            results = []
-            for _ in range(args.repeat):
-                out = subprocess.run(
-                    [
-                        sys.executable, str(HERE / "membership.py"),
-                        *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
-                        "--rounds", str(args.rounds), "--convs", str(args.convs),
-                    ],
-                    check=True, capture_output=True, text=True, timeout=900,
-                )
-                res = json.loads(out.stdout.strip().splitlines()[-1])
-                results.append(res)
-                print(json.dumps(res), flush=True)
-            prop = [r["propagation"] for r in results]
-            lst = [r["listing"] for r in results]
-            med = {
-                "backend": args.backend,
-                "runs": len(results),
-                "add_p50_ms": statistics.median(p["add_ms"]["p50"] for p in prop),
-                "add_p99_ms": statistics.median(p["add_ms"]["p99"] for p in prop),
-                "remove_p50_ms": statistics.median(p["remove_ms"]["p50"] for p in prop),
-                "remove_p99_ms": statistics.median(p["remove_ms"]["p99"] for p in prop),
-                "remove_max_ms": max(p["remove_ms"]["max"] for p in prop),
-                "leaked": sum(p["leaked"] for p in prop),
-                "list_convs": args.convs,
-                "list_p50_ms": statistics.median(x["list_ms"]["p50"] for x in lst),
-                "list_p99_ms": statistics.median(x["list_ms"]["p99"] for x in lst),
-            }
-            print("MEDIANS " + json.dumps(med), flush=True)
-        finally:
-            if cluster is not None:
-                cluster.stop()
-            if pg is not None:
-                pg.stop()
-                pg.destroy()
-            nats.stop()
+    with bench_system(args) as cluster:
+        results = []
+        for _ in range(args.repeat):
+            out = subprocess.run(
+                [
+                    sys.executable, str(HERE / "membership.py"),
+                    *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
+                    "--rounds", str(args.rounds), "--convs", str(args.convs),
+                ],
+                check=True, capture_output=True, text=True, timeout=900,
+            )
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            results.append(res)
+            print(json.dumps(res), flush=True)
+        prop = [r["propagation"] for r in results]
+        lst = [r["listing"] for r in results]
+        med = {
+            "backend": args.backend,
+            "runs": len(results),
+            "add_p50_ms": statistics.median(p["add_ms"]["p50"] for p in prop),
+            "add_p99_ms": statistics.median(p["add_ms"]["p99"] for p in prop),
+            "remove_p50_ms": statistics.median(p["remove_ms"]["p50"] for p in prop),
+            "remove_p99_ms": statistics.median(p["remove_ms"]["p99"] for p in prop),
+            "remove_max_ms": max(p["remove_ms"]["max"] for p in prop),
+            "leaked": sum(p["leaked"] for p in prop),
+            "list_convs": args.convs,
+            "list_p50_ms": statistics.median(x["list_ms"]["p50"] for x in lst),
+            "list_p99_ms": statistics.median(x["list_ms"]["p99"] for x in lst),
+        }
+        print("MEDIANS " + json.dumps(med), flush=True)
 
 
 def main() -> None:
