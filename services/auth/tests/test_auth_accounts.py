@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import jwt
@@ -11,7 +12,7 @@ import pytest
 from alembic import command
 from chat_common.db import _alembic_config, make_engine, migrate
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.timefmt import format_ts
+from chat_proto.timefmt import epoch_ms, format_ts
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -103,7 +104,7 @@ async def test_reactivate_needs_new_login_and_old_tokens_stay_dead(
     old = await service.login("alice", PW)
     clock.advance(0.4)
     deactivated = await accounts.admin_deactivate(root, alice)
-    clock.advance(0.1)  # same second: the new token must still come after the revocation
+    clock.advance(0.0004)  # same millisecond: the new token must still come after the revocation
     out = await accounts.admin_reactivate(root, alice)
     assert not out.deactivated and out.deactivated_at is None
     assert (await _err(service.refresh(old.refresh_token))).code == ErrorCode.UNAUTHORIZED
@@ -112,9 +113,63 @@ async def test_reactivate_needs_new_login_and_old_tokens_stay_dead(
     revoked = (await accounts.revocations())["revocations"]
     # the revocation stays listed (old access tokens stay refused by gateways) ...
     assert [(r["user_id"], r["revoked_at"]) for r in revoked] == [(alice, deactivated.deactivated_at)]
-    # ... and the new token (same second) is issued strictly after it: the login waited
-    assert iat > _epoch(revoked[0]["revoked_at"]) and iat == int(clock.t.timestamp())
+    # ... and the new token (same millisecond) is issued strictly after it: the login
+    # waited for the clock to pass the revocation, and only that long
+    assert iat > _epoch(revoked[0]["revoked_at"]) and iat == epoch_ms(clock.t) / 1000
+    assert clock.t - datetime.fromisoformat(deactivated.deactivated_at or "") <= timedelta(milliseconds=2)
     assert (await service.refresh(new.refresh_token)).user.id == alice
+
+
+async def test_login_after_reactivation_survives_early_timers(
+    service: AuthService, accounts: AccountsService, clock: FakeClock
+) -> None:
+    """Event-loop timers may fire early (uvloop truncates to whole milliseconds): a login
+    that slept once "until after the revocation" and then issued its token anyway got a
+    token gateways refuse. The issuer re-reads the clock until it has really passed."""
+    root, alice = await _users(service, "root", "alice")
+    deactivated = await accounts.admin_deactivate(root, alice)
+    await accounts.admin_reactivate(root, alice)
+    slept: list[float] = []
+
+    async def early(seconds: float) -> None:  # wakes up short of what was asked
+        slept.append(seconds)
+        clock.advance(seconds * 0.4)
+
+    service._sleep = early
+    new = await service.login("alice", PW)
+    iat = jwt.decode(new.access_token, options={"verify_signature": False})["iat"]
+    assert iat > _epoch(deactivated.deactivated_at or "")
+    assert len(slept) >= 2
+
+
+def test_deactivate_reactivate_login_within_a_second_every_time(settings: AuthSettings) -> None:
+    """Real clock, real timers, the loop the service runs on (uvloop): a user deactivated,
+    reactivated and logging in at once gets a token that gateways accept, every time."""
+    import uvloop
+
+    async def scenario() -> list[float]:
+        eng = make_engine(settings.database_url)
+        await migrate(eng, MIGRATIONS, VERSION_TABLE)
+        service = AuthService(settings, AuthStore(eng))
+        await service.ensure_signing_key()
+        accounts = AccountsService(AccountsStore(eng))
+        root, alice = await _users(service, "root", "alice")
+        took = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            out = await accounts.admin_deactivate(root, alice)
+            await accounts.admin_reactivate(root, alice)
+            pair = await service.login("alice", PW)
+            took.append(time.monotonic() - t0)
+            iat = jwt.decode(pair.access_token, options={"verify_signature": False})["iat"]
+            # the gateways' rule (chat_gateway.revocations): refused iff iat <= revoked_at
+            assert iat > _epoch(out.deactivated_at or ""), (iat, out.deactivated_at)
+        await eng.dispose()
+        return took
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        took = runner.run(scenario())
+    print(f"deactivate + reactivate + login, s: max {max(took):.3f}")
 
 
 def _epoch(ts: str) -> float:

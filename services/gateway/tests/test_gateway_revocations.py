@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -10,7 +11,7 @@ from chat_gateway.connection import Connection
 from chat_gateway.revocations import DenyList, Revocations, epoch
 from chat_proto.auth_api import UserRevoked
 from chat_proto.frames import CLOSE_UNAUTHORIZED
-from chat_proto.timefmt import format_ts
+from chat_proto.timefmt import epoch_ms, format_ts
 
 
 class Clock:
@@ -33,6 +34,20 @@ def test_deny_list_refuses_tokens_issued_up_to_the_revocation() -> None:
     clock.t = 1001.0 + 960
     assert not deny.refused("u1", 1000) and len(deny) == 0  # nothing it refuses is unexpired
     assert not deny.add("old", clock.t - 961)  # stale on arrival
+
+
+def test_deny_list_compares_milliseconds_exactly() -> None:
+    """Access tokens carry ``iat`` in milliseconds (a float) and revocations carry
+    milliseconds (RFC 3339): a token of the revocation's millisecond is refused, one of
+    the next millisecond is not, for any instant (no float rounding at the boundary)."""
+    rng = random.Random(9)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(2000):
+        revoked = start + timedelta(microseconds=rng.randrange(10**15))
+        deny = DenyList(keep_s=10**9, clock=lambda: 0.0)
+        assert deny.add("u", epoch(format_ts(revoked)))
+        ms = epoch_ms(revoked)
+        assert deny.refused("u", ms / 1000) and not deny.refused("u", (ms + 1) / 1000), revoked
 
 
 def test_deny_list_expire() -> None:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from chat_proto.auth_api import TokenPair, UserOut
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.timefmt import epoch_ms
 from chat_proto.timefmt import now as utc_now
 
 from chat_auth.models import SigningKey, User
@@ -184,13 +185,18 @@ class AuthService:
         )
 
     async def _issue_time(self, user: User) -> datetime:
-        """Gateways refuse tokens with ``iat <= tokens_revoked_at``, and ``iat`` is whole
-        seconds: a token issued in the same second as the last revocation (a login right
-        after a reactivation) would look revoked, so wait for the next second."""
+        """Gateways refuse tokens with ``iat <= tokens_revoked_at`` (both in milliseconds):
+        a token issued in the same millisecond as the last revocation (a login right after
+        a reactivation) would look revoked, so wait until the clock has passed it. A loop,
+        not one sleep: timers may fire early (uvloop rounds them to whole milliseconds),
+        and another replica's clock may lag the one that revoked."""
         now = self._clock()
         revoked = user.tokens_revoked_at
-        if revoked is not None and int(now.timestamp()) <= revoked.timestamp():
-            await self._sleep(math.floor(revoked.timestamp()) + 1 - now.timestamp())
+        if revoked is None:
+            return now
+        floor = epoch_ms(revoked)
+        while (ahead := floor - epoch_ms(now)) >= 0:
+            await self._sleep((ahead + 1) / 1000)
             now = self._clock()
         return now
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 from chat_proto.auth_api import ACCESS_TOKEN_TYPE
+from chat_proto.timefmt import epoch_ms
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
@@ -68,7 +69,9 @@ class TokenIssuer:
 
     def issue(self, user_id: str, session_id: str, now: datetime) -> str:
         assert self._signing is not None, "signing keys not loaded"
-        iat = int(now.timestamp())
+        # Millisecond precision (RFC 7519 NumericDate may be fractional): gateways refuse a
+        # revoked user's tokens with ``iat <= revoked_at``, and revocations carry milliseconds.
+        iat = epoch_ms(now) / 1000
         claims = {
             "sub": user_id,
             "iss": self.issuer,
