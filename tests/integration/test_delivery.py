@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from chat_client import Api, User, Ws
-from chat_devtools.testing import Backend, ClusterFactory
+from chat_devtools.testing import NO_RATE_LIMITS, Backend, ClusterFactory
 
 Frame = dict[str, Any]
 
@@ -189,7 +189,7 @@ async def users(api: Api, *prefixes: str) -> list[User]:
 async def test_thousand_messages_two_gateways_exactly_once(
     cluster: ClusterFactory, backend: Backend
 ) -> None:
-    c = cluster(gateways=2, backend=backend)
+    c = cluster(gateways=2, backend=backend, env=NO_RATE_LIMITS)  # 1,000 sends as fast as the box goes
     async with Api(c.gateway_urls[0]) as api:
         alice, bob = await users(api, "alice", "bob")
         conv = (await api.create(alice, "dm", [bob]))["id"]  # seqs 1, 2: member_joined
@@ -435,7 +435,7 @@ async def test_sync_more_than_500_missed_is_truncated(
 ) -> None:
     # 520 sends of one user in a burst: over PROTOCOL's default send budget (250), and the
     # bodies are checked in send order, so the send limit is off here (0 = unlimited).
-    c = cluster(gateways=1, backend=backend, env={"GATEWAY_RATE_SEND_BURST": "0"})
+    c = cluster(gateways=1, backend=backend, env=NO_RATE_LIMITS)
     async with Api(c.gateway_urls[0]) as api:
         alice, bob, carol = await users(api, "alice", "bob", "carol")
         big = (await api.create(alice, "dm", [bob]))["id"]

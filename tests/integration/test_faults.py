@@ -21,7 +21,7 @@ import pytest
 import websockets
 from chat_client import Api, User, Ws
 from chat_devtools.cluster import Cluster
-from chat_devtools.testing import Backend, ClusterFactory
+from chat_devtools.testing import NO_RATE_LIMITS, Backend, ClusterFactory
 
 pytestmark = pytest.mark.fault
 
@@ -37,7 +37,7 @@ MAX_ATTEMPTS = 25
 RETRY_DELAY_S = 0.25
 # One user sends the whole burst as fast as it can: not a rate-limit test, so the gateway's
 # send and per-connection frame buckets (250 + 10/s; 500 + 100/s) are off here.
-BURST_ENV = {"GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0"}
+BURST_ENV = NO_RATE_LIMITS
 
 
 @pytest.fixture

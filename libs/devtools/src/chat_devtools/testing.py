@@ -14,6 +14,11 @@ from chat_devtools.cluster import DB_SERVICES, Cluster, sqlite_urls
 from chat_devtools.nats import NatsServer
 from chat_devtools.postgres import create_database_sync
 
+# Load-shaped tests and benchmarks (one user sending as fast as the box allows) are not
+# rate-limit tests: how many sends fit in the per-user budget (250 + 10/s) depends on how
+# fast the machine is, so they run with the gateway's send and frame buckets off.
+NO_RATE_LIMITS = {"GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0"}
+
 NatsFactory = Callable[..., NatsServer]
 ClusterFactory = Callable[..., Cluster]
 
