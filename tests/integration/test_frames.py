@@ -270,6 +270,74 @@ async def answers_in_order(s: Setup) -> None:
     await ws.close()
 
 
+HUGE = 2**64 - 1
+MAX_SEQ = 2**31 - 1
+
+
+async def integers_and_keys_out_of_range(s: Setup) -> None:
+    """Every integer is bounded at the edge (seqs to MAX_SEQ, the rest to int64) and must be
+    a JSON integer; keys have no control characters: ``invalid`` / 422, never a 500, and
+    the connection stays open. A body's control characters are removed."""
+    ws = await s.ws()
+    send = {"type": "send", "conv": s.conv, "body": "x"}
+    bad: list[Frame] = [
+        {**send, "client_msg_id": "r1", "reply_to": HUGE},
+        {**send, "client_msg_id": "r2", "reply_to": MAX_SEQ + 1},
+        {**send, "client_msg_id": "r3", "reply_to": -1},
+        {**send, "client_msg_id": "r4", "reply_to": "3"},
+        {**send, "client_msg_id": "r5", "reply_to": 3.0},
+        {**send, "client_msg_id": "r6", "reply_to": True},
+        {**send, "client_msg_id": "bad\r\nNats-Msg-Id: x"},
+        {**send, "client_msg_id": "nul\u0000"},
+        {"type": "sync", "positions": {s.conv: HUGE}},
+        {"type": "sync", "positions": {s.conv: -1}},
+        {"type": "delivered", "conv": s.conv, "seq": MAX_SEQ + 1},
+        {"type": "read", "conv": s.conv, "seq": 10**30},
+        {"type": "read", "conv": s.conv, "seq": "5"},
+    ]
+    for i, frame in enumerate(bad):
+        f = {**frame, "ref": f"b{i}"}
+        await ws.send(f)
+        got = await ws.next()
+        assert (got["type"], got.get("code"), got.get("ref")) == ("error", "invalid", f"b{i}"), (f, got)
+    # a position past the end of the log is in range: nothing to replay, and it does not
+    # mute the conversation's next events on this connection
+    await ws.send({"type": "sync", "ref": "ok", "positions": {s.conv: MAX_SEQ}})
+    assert (await ws.next())["type"] == "sync_done"
+    # a body's control characters (but tab and line breaks) are removed, not stored
+    await ws.send({**send, "ref": "c", "client_msg_id": "ctl", "body": "a\x00b\x1bc\td\n"})
+    frames = [await ws.next()]
+    assert frames[0]["type"] in ("ack", "event"), frames
+    frames.append(await ws.next())
+    ev = next(f for f in frames if f["type"] == "event")["event"]
+    assert ev["body"] == "abc\td", ev
+    await ws.close()
+    # REST: 422 for what cannot be a seq or an int64; in-range limits are clamped
+    h, base = s.user.headers, f"/v1/conversations/{s.conv}"
+    for params in ({"before": HUGE}, {"after": MAX_SEQ + 1}, {"after": -1}, {"limit": 2**63},
+                   {"limit": "many"}, {"before": "1.5"}):
+        r = await s.api.http.get(f"{base}/messages", headers=h, params=params)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid"), (params, r.text)
+    for limit in (10**6, -5):
+        r = await s.api.http.get(f"{base}/messages", headers=h, params={"limit": limit, "after": 0})
+        assert r.status_code == 200 and len(r.json()["events"]) == (3 if limit > 0 else 1), r.text
+    for body in ({"client_msg_id": "x1", "body": "x", "reply_to": HUGE},
+                 {"client_msg_id": "x2", "body": "x", "reply_to": "3"},
+                 {"client_msg_id": "x\u0000", "body": "x"}):
+        r = await s.api.http.post(f"{base}/messages", headers=h, json=body)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid"), (body, r.text)
+    for path, method, body in ((f"{base}/receipts", "POST", {"read_seq": HUGE}),
+                               (f"{base}/messages/{HUGE}", "PATCH", {"body": "y"}),
+                               (f"{base}/messages/{MAX_SEQ + 1}", "DELETE", None)):
+        r = await s.api.http.request(method, path, headers=h, json=body)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid"), (path, r.text)
+    for path in ("/v1/users?q=a&limit=99999999999999999999", "/v1/channels?limit=-99999999999999999999"):
+        r = await s.api.http.get(path, headers=h)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid"), (path, r.text)
+    r = await s.api.http.get("/v1/channels", headers=h, params={"limit": 10**9})
+    assert r.status_code == 200, r.text
+
+
 SCENARIOS = [
     malformed_json,
     binary_frame,
@@ -282,6 +350,7 @@ SCENARIOS = [
     ping_pong,
     body_limits,
     answers_in_order,
+    integers_and_keys_out_of_range,
 ]
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chat_proto.bounds import ClientMsgId, SeqRef
 from chat_proto.events import Attachment, Event
 
 COMMAND_SCHEMA = "chat.cmd.send.v1"
@@ -21,10 +22,10 @@ class SendCommand(BaseModel):
     v: Literal[1] = 1
     conv: str = Field(pattern=ID)
     sender: str = Field(pattern=ID)
-    client_msg_id: str = Field(min_length=1, max_length=64)
+    client_msg_id: ClientMsgId
     body: str = Field(max_length=64 * 1024)
     attachments: list[Attachment] | None = Field(default=None, max_length=10)
-    reply_to: int | None = Field(default=None, ge=1)
+    reply_to: SeqRef | None = None
     # Where to publish the CommandResult (a gateway's results subject); optional.
     reply_subject: str | None = None
 

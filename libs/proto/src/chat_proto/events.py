@@ -7,6 +7,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from chat_proto.bounds import Size
+
 EVENT_SCHEMA = "chat.event.v1"  # value of the Chat-Schema header on bus messages
 
 EventKind = Literal[
@@ -21,9 +23,9 @@ class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     media_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     mime: str = Field(max_length=100)
-    size: int = Field(ge=0)
-    width: int | None = Field(default=None, ge=0)
-    height: int | None = Field(default=None, ge=0)
+    size: Size
+    width: Size | None = None
+    height: Size | None = None
 
 
 class ConversationChanges(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from chat_proto.bounds import ClientMsgId, Seq, SeqRef
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 
@@ -29,15 +30,15 @@ class AuthFrame(_Frame):
 class SendFrame(_Frame):
     type: Literal["send"]
     conv: str = Field(pattern=ID)
-    client_msg_id: str = Field(min_length=1, max_length=64)
+    client_msg_id: ClientMsgId
     body: str
     attachments: list[Attachment] | None = Field(default=None, max_length=10)
-    reply_to: int | None = Field(default=None, ge=1)
+    reply_to: SeqRef | None = None
 
 
 class SyncFrame(_Frame):
     type: Literal["sync"]
-    positions: dict[Annotated[str, Field(pattern=ID)], Annotated[int, Field(ge=0)]] = Field(
+    positions: dict[Annotated[str, Field(pattern=ID)], Seq] = Field(
         max_length=1000
     )
 
@@ -45,13 +46,13 @@ class SyncFrame(_Frame):
 class DeliveredFrame(_Frame):
     type: Literal["delivered"]
     conv: str = Field(pattern=ID)
-    seq: int = Field(ge=0)
+    seq: Seq
 
 
 class ReadFrame(_Frame):
     type: Literal["read"]
     conv: str = Field(pattern=ID)
-    seq: int = Field(ge=0)
+    seq: Seq
 
 
 class TypingFrame(_Frame):

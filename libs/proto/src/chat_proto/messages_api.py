@@ -31,19 +31,27 @@ gateways (gap filling, connection set-up).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chat_proto.bounds import ClientMsgId, Seq, SeqRef
 from chat_proto.errors import ChatError, ErrorCode
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_BODY_CODEPOINTS = 4000
 
 
+# C0 controls but tab, line feed and carriage return, and DEL: never part of a message
+# (PostgreSQL text cannot even store NUL).
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def clean_body(body: str, max_codepoints: int = MAX_BODY_CODEPOINTS) -> str:
-    """Trimmed of surrounding whitespace; 1..max code points (empty 422, longer 413)."""
-    text = body.strip()
+    """Control characters (but tab and line breaks) removed, trimmed of surrounding
+    whitespace; 1..max code points (empty 422, longer 413)."""
+    text = _BODY_CONTROL.sub("", body).strip()
     if not text:
         raise ChatError(ErrorCode.INVALID, "body must not be empty")
     if len(text) > max_codepoints:
@@ -108,16 +116,16 @@ class ChannelQuery(_Req):
 
 class HistoryQuery(_Req):
     conv: str = Field(pattern=ID)
-    before: int | None = Field(default=None, ge=0)
-    after: int | None = Field(default=None, ge=0)
-    limit: int = 50
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: int = Field(default=50, ge=1, le=200)
     # Only members may read (sync); public-channel readers are refused.
     members_only: bool = False
 
 
 class LookupSend(_Req):
     conv: str = Field(pattern=ID)
-    client_msg_id: str = Field(min_length=1, max_length=64)
+    client_msg_id: ClientMsgId
 
 
 class UserRef(_Req):
@@ -126,8 +134,8 @@ class UserRef(_Req):
 
 class EventsRange(_Req):
     conv: str = Field(pattern=ID)
-    after: int = Field(ge=0)
-    before: int | None = Field(default=None, ge=1)
+    after: Seq
+    before: SeqRef | None = None
     limit: int = Field(default=200, ge=1, le=500)
 
 
@@ -145,17 +153,13 @@ class Empty(_Req):
     pass
 
 
-# Seqs are stored in 32-bit integer columns; larger values cannot name an event.
-MAX_SEQ = 2**31 - 1
-
-
 class ReceiptUpdate(_Req):
     """One member's watermarks in one conversation; None: not reported (unchanged)."""
 
     conv: str = Field(pattern=ID)
     user_id: str = Field(pattern=ID)
-    delivered_seq: int | None = Field(default=None, ge=0)
-    read_seq: int | None = Field(default=None, ge=0)
+    delivered_seq: Seq | None = None
+    read_seq: Seq | None = None
 
 
 class ReceiptBatch(_Req):
@@ -168,18 +172,18 @@ class SetReceipt(_Req):
     """The caller's own watermarks (REST ``POST …/receipts``); at least one is required."""
 
     conv: str = Field(pattern=ID)
-    delivered_seq: int | None = Field(default=None, ge=0)
-    read_seq: int | None = Field(default=None, ge=0)
+    delivered_seq: Seq | None = None
+    read_seq: Seq | None = None
 
 
 class MessageRef(_Req):
     conv: str = Field(pattern=ID)
-    seq: int = Field(ge=0, le=MAX_SEQ)
+    seq: Seq
 
 
 class EditMessage(_Req):
     conv: str = Field(pattern=ID)
-    seq: int = Field(ge=0, le=MAX_SEQ)
+    seq: Seq
     body: str = Field(max_length=64 * 1024)
 
 

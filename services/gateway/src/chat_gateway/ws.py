@@ -328,7 +328,9 @@ class Session:
                 self._release(frame, replayed, ticket)
                 raise
             fetched.append((conv, evs))
-            replayed[conv] = evs[-1]["seq"] if evs else after
+            # Nothing replayed: the log ends at or before ``after``, and a position the client
+            # claims beyond its end must not mute the conversation's next live events here.
+            replayed[conv] = evs[-1]["seq"] if evs else 0
             if more:
                 truncated.append(conv)
         done = F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref))

@@ -14,11 +14,13 @@ import time
 import orjson
 from chat_proto import streams, subjects
 from chat_proto.commands import RESULT_SCHEMA, SendCommand
+from chat_proto.errors import ChatError, ErrorCode
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from chat_messages.ports import Publisher
 from chat_messages.pull import PullStream
@@ -26,8 +28,13 @@ from chat_messages.writer import BatchResult, Outcome, Writer
 
 log = logging.getLogger("chat.messages.consumer")
 RESULT_HEADERS = {"Chat-Schema": RESULT_SCHEMA}
+UNSTORABLE = "this message cannot be stored"
 
 COMMANDS = Counter("chat_messages_commands_total", "Send commands handled", ["outcome"])
+ISOLATED = Counter(
+    "chat_messages_commands_isolated_total",
+    "Commands refused because writing them failed on their own (a batch that raised was split to find them)",
+)
 BATCH = Histogram(
     "chat_messages_batch_size", "Commands per write transaction",
     buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500),
@@ -135,22 +142,76 @@ class CommandConsumer:
             try:
                 cmds.append(SendCommand.model_validate_json(m.data))
                 live.append(m)
-            except ValidationError:
-                log.error("poison command terminated", extra={"subject": m.subject})
-                COMMANDS.labels("poison").inc()
-                await m.term()
+            except ValidationError as exc:
+                await self._refuse_malformed(m, exc)
         if not cmds:
             return None
         BATCH.observe(len(cmds))
+        replays = any(m.metadata.num_delivered > 1 for m in live)
+        t0 = time.perf_counter()
         try:
-            replays = any(m.metadata.num_delivered > 1 for m in live)
-            t0 = time.perf_counter()
             result = await self.writer.write_batch(cmds, maybe_replays=replays)
-            COMMIT_SECONDS.observe(time.perf_counter() - t0)
-            return live, cmds, result
         except Exception as exc:
-            await self._retry_later(live, exc)
-            return None
+            if transient(exc):
+                await self._retry_later(live, exc)
+                return None
+            log.warning("batch failed; isolating the command that fails", extra={"error": repr(exc), "n": len(cmds)})
+            live, cmds, result = await self._isolate(live, cmds, replays)
+            if not live:
+                return None
+        COMMIT_SECONDS.observe(time.perf_counter() - t0)
+        return live, cmds, result
+
+    async def _isolate(
+        self, live: list[Msg], cmds: list[SendCommand], replays: bool
+    ) -> tuple[list[Msg], list[SendCommand], BatchResult]:
+        """A batch that raised (not a transient error): write it again in halves, down to
+        single commands, so one bad command cannot hold back the others. A command that
+        fails on its own gets an error result (its sender is answered, the command is
+        terminated); the rest commit. Halves are written in order, so each conversation's
+        seqs stay in command order. Commands hit by a transient error meanwhile are
+        redelivered later."""
+        if len(cmds) > 1:
+            mid = len(cmds) // 2
+            a = await self._write_part(live[:mid], cmds[:mid], replays)
+            b = await self._write_part(live[mid:], cmds[mid:], replays)
+            return (
+                a[0] + b[0], a[1] + b[1],
+                BatchResult(a[2].outcomes + b[2].outcomes, a[2].new_events + b[2].new_events),
+            )
+        log.error("command cannot be stored; refused", extra={"conv": cmds[0].conv, "sender": cmds[0].sender})
+        ISOLATED.inc()
+        return live, cmds, BatchResult([Outcome(error=ChatError(ErrorCode.INVALID, UNSTORABLE))])
+
+    async def _write_part(
+        self, live: list[Msg], cmds: list[SendCommand], replays: bool
+    ) -> tuple[list[Msg], list[SendCommand], BatchResult]:
+        try:
+            return live, cmds, await self.writer.write_batch(cmds, maybe_replays=replays)
+        except Exception as exc:
+            if transient(exc):
+                await self._retry_later(live, exc)
+                return [], [], BatchResult([])
+            return await self._isolate(live, cmds, replays)
+
+    async def _refuse_malformed(self, m: Msg, exc: ValidationError) -> None:
+        """A command that is not a valid SendCommand can never succeed: terminated, and its
+        sender answered with ``invalid`` when the command says who and where that is."""
+        log.error("malformed command terminated", extra={"subject": m.subject, "error": str(exc)[:200]})
+        COMMANDS.labels("poison").inc()
+        await m.term()
+        try:
+            raw = orjson.loads(m.data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(raw, dict) or not isinstance(raw.get("reply_subject"), str):
+            return
+        fields = {k: raw.get(k) for k in ("conv", "sender", "client_msg_id")}
+        if not all(isinstance(v, str) for v in fields.values()):
+            return
+        err = ChatError(ErrorCode.INVALID, f"invalid command: {_describe(exc)}")
+        res = {"v": 1, **fields, "ok": False, "created": False, "error": err.to_dict()}
+        await self._publish_results(raw["reply_subject"], [res])
 
     async def _finish(
         self,
@@ -212,10 +273,28 @@ class CommandConsumer:
                 res["error"] = o.error.to_dict()
             by_gateway.setdefault(cmd.reply_subject, []).append(res)
         for subject, results in by_gateway.items():
-            try:
-                await self.nc.publish(subject, orjson.dumps({"v": 1, "results": results}), headers=RESULT_HEADERS)
-            except Exception:  # the gateway times out and the client resends
-                log.warning("results not published", extra={"subject": subject})
+            await self._publish_results(subject, results)
+
+    async def _publish_results(self, subject: str, results: list[dict[str, object]]) -> None:
+        try:
+            await self.nc.publish(subject, orjson.dumps({"v": 1, "results": results}), headers=RESULT_HEADERS)
+        except Exception:  # the gateway times out and the client resends
+            log.warning("results not published", extra={"subject": subject})
+
+
+def transient(exc: BaseException) -> bool:
+    """Errors that say nothing about the commands (the database or the network is away,
+    busy or restarting): the batch is redelivered later. Anything else is taken to come
+    from the batch's content and is isolated to the command that causes it."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | TimeoutError | OSError)
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'command'}: {e['msg']}" for e in exc.errors()[:3]
+    )
 
 
 async def _nak(m: Msg) -> None:

@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any
 
 from chat_proto import auth_api
+from chat_proto.bounds import INT64_MAX, INT64_MIN, clamp
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.subjects import ID_PATTERN, auth_rpc
 from fastapi import APIRouter, Path, Query
@@ -34,7 +35,9 @@ async def directory(
     caller: Caller,
     res: Res,
     q: Annotated[str, Query(min_length=1, max_length=32)],
-    limit: Annotated[int, Query()] = auth_api.DIRECTORY_DEFAULT_LIMIT,
+    limit: Annotated[
+        int, Query(ge=INT64_MIN, le=INT64_MAX, description=f"clamped to 1..{auth_api.DIRECTORY_MAX_LIMIT}")
+    ] = auth_api.DIRECTORY_DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     """Active users whose username starts with ``q`` (case-insensitive), by username."""
@@ -42,7 +45,7 @@ async def directory(
     if not 1 <= len(prefix) <= 32:
         raise ChatError(ErrorCode.INVALID, "q: 1..32 characters")
     req = auth_api.SearchUsersRequest(
-        q=prefix, limit=max(1, min(auth_api.DIRECTORY_MAX_LIMIT, limit)), cursor=cursor
+        q=prefix, limit=clamp(limit, 1, auth_api.DIRECTORY_MAX_LIMIT), cursor=cursor
     )
     return await res.rpc.call(auth_rpc("users.search"), req, user=caller.user_id)
 

@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any
 
 from chat_proto import messages_api
+from chat_proto.bounds import INT64_MAX, INT64_MIN, clamp
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.subjects import ID_PATTERN, messages_rpc
 from fastapi import APIRouter, Path, Query
@@ -71,8 +72,8 @@ async def directory(
     caller: Caller,
     res: Res,
     q: Annotated[str | None, Query(max_length=400)] = None,
-    limit: Annotated[int, Query()] = 50,
+    limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..200")] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Any:
-    req = messages_api.ChannelQuery(q=q, limit=max(1, min(200, limit)), cursor=cursor or None)
+    req = messages_api.ChannelQuery(q=q, limit=clamp(limit, 1, 200), cursor=cursor or None)
     return await res.rpc.call(messages_rpc("channels.list"), req, user=caller.user_id)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from chat_proto import messages_api
+from chat_proto import bounds, messages_api
+from chat_proto.bounds import MAX_SEQ
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.subjects import ID_PATTERN, messages_rpc
 from fastapi import APIRouter, Path, Response
@@ -18,7 +19,7 @@ from chat_gateway.api.deps import Caller, Res
 router = APIRouter(prefix="/v1")
 
 ConvId = Annotated[str, Path(max_length=64)]
-Seq = Annotated[int, Path(ge=0, le=messages_api.MAX_SEQ)]
+Seq = Annotated[int, Path(ge=0, le=MAX_SEQ)]
 _ID = re.compile(ID_PATTERN)
 
 
@@ -52,8 +53,8 @@ async def list_receipts(conv: ConvId, caller: Caller, res: Res) -> Any:
 
 class ReceiptBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    delivered_seq: int | None = Field(default=None, ge=0)
-    read_seq: int | None = Field(default=None, ge=0)
+    delivered_seq: bounds.Seq | None = None
+    read_seq: bounds.Seq | None = None
 
 
 @router.post("/conversations/{conv}/receipts", status_code=204)

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from chat_proto import auth_api, messages_api
+from chat_proto.bounds import INT64_MAX, INT64_MIN, MAX_SEQ, ClientMsgId, SeqRef, clamp
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 from chat_proto.subjects import ID_PATTERN, auth_rpc, messages_rpc
@@ -124,20 +125,20 @@ async def history(
     conv: ConvId,
     caller: Caller,
     res: Res,
-    before: Annotated[int | None, Query(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    limit: Annotated[int, Query()] = 50,
+    before: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+    limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..200")] = 50,
 ) -> Any:
-    q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=max(1, min(200, limit)))
+    q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=clamp(limit, 1, 200))
     return await res.rpc.call(messages_rpc("history"), q, user=caller.user_id)
 
 
 class SendBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    client_msg_id: str = Field(min_length=1, max_length=64)
+    client_msg_id: ClientMsgId
     body: str
     attachments: list[Attachment] | None = Field(default=None, max_length=10)
-    reply_to: int | None = Field(default=None, ge=1)
+    reply_to: SeqRef | None = None
 
 
 @router.post("/conversations/{conv}/messages")
