@@ -21,6 +21,7 @@ from chat_gateway.api.deps import Resources
 from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.presence import router as presence_router
 from chat_gateway.api.routes import router
+from chat_gateway.body_limit import BodyLimit
 from chat_gateway.drain import Drain
 from chat_gateway.hub import Hub
 from chat_gateway.limits import Limits, rules_from
@@ -86,14 +87,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(messages_ops_router)
     app.include_router(presence_router)
 
+    # Every route's body is bounded while it is read (chunked bodies included); inside the
+    # middleware below, so refusals are logged and measured like any answer.
+    app.add_middleware(BodyLimit, limit_for=lambda scope: settings.max_request_bytes)
+
     @app.middleware("http")
     async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if drain.draining and request.url.path.startswith("/v1"):
             err = ChatError(ErrorCode.UNAVAILABLE, "gateway shutting down; retry", retry_after_ms=1000)
             return problem_response(err, request)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
-            return problem_response(ChatError(ErrorCode.TOO_LARGE, "request body too large"), request)
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

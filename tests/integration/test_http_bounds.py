@@ -1,0 +1,67 @@
+"""Request bodies are bounded by what the gateway reads, not by what the client claims
+(hardening §2): a ``Transfer-Encoding: chunked`` body that never ends is answered 413 once
+GATEWAY_MAX_REQUEST_BYTES have been read, and the gateway stops reading it. (Before, only
+``Content-Length`` was checked: a chunked body of any size was read whole.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from chat_client import Api
+from chat_devtools.testing import ClusterFactory
+
+CHUNK = 64 * 1024
+GIVE_UP = 256 * 1024 * 1024  # what the client is willing to send; the gateway must stop far earlier
+
+
+def rss_mib(pid: int | None) -> float:
+    assert pid is not None
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+async def endless_chunked_post(host: str, port: int, path: str, token: str) -> tuple[bytes, int]:
+    """POST an endless chunked JSON array; returns (the status line, bytes sent by then)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    )
+    sent = 0
+
+    async def pour() -> None:
+        nonlocal sent
+        piece = b"[" + b"1," * (CHUNK // 2 - 1)
+        with contextlib.suppress(ConnectionError):
+            while sent < GIVE_UP:
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                await writer.drain()
+                sent += len(piece)
+                piece = b"1," * (CHUNK // 2)
+
+    pouring = asyncio.create_task(pour())
+    try:
+        status = await asyncio.wait_for(reader.readline(), 60)
+    finally:
+        pouring.cancel()
+        writer.close()
+    return status, sent
+
+
+async def test_chunked_body_is_refused_while_it_is_read(cluster: ClusterFactory) -> None:
+    c = cluster()
+    gw = c.gateways[0]
+    async with Api(c.gateway_url) as api:
+        alice = await api.register_login("alice")
+        rss0 = rss_mib(gw.pid)
+        for path in ("/v1/conversations", "/v1/auth/login"):
+            status, sent = await endless_chunked_post(gw.host, gw.port, path, alice.access_token)
+            assert status.startswith(b"HTTP/1.1 413"), (path, status)
+            assert sent < GIVE_UP // 8, (path, sent)  # socket buffers, not the body, hold the rest
+        assert rss_mib(gw.pid) - rss0 < 32
+        # the gateway is fine afterwards
+        r = await api.http.get("/v1/me", headers=alice.headers)
+        assert r.status_code == 200, r.text
+        print(f"\nbytes sent before the 413: {sent / 2**20:.1f} MiB; gateway RSS {rss0:.0f} -> {rss_mib(gw.pid):.0f} MiB")
