@@ -64,4 +64,5 @@ async def test_chunked_body_is_refused_while_it_is_read(cluster: ClusterFactory)
         # the gateway is fine afterwards
         r = await api.http.get("/v1/me", headers=alice.headers)
         assert r.status_code == 200, r.text
-        print(f"\nbytes sent before the 413: {sent / 2**20:.1f} MiB; gateway RSS {rss0:.0f} -> {rss_mib(gw.pid):.0f} MiB")
+        rss1 = rss_mib(gw.pid)
+        print(f"\nbytes sent before the 413: {sent / 2**20:.1f} MiB; gateway RSS {rss0:.0f} -> {rss1:.0f} MiB")

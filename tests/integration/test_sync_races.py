@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import httpx
 from chat_client import Api, Ws
 from chat_devtools.testing import ClusterFactory
 
@@ -65,3 +66,38 @@ async def test_join_then_sync_at_once_delivers_each_event_once(cluster: ClusterF
     dupes = [s for s, n in Counter(seqs).items() if n > 1]
     assert not dupes, f"delivered twice: {dupes}"
     assert set(seqs) == set(range(1, last + 1))
+
+
+async def _rpc_count(base_url: str, subject: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(base_url + "/metrics")).text
+    prefix = f'chat_rpc_requests_total{{outcome="ok",subject="{subject}"}} '
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+async def test_sync_of_a_thousand_conversations_is_a_few_calls(cluster: ClusterFactory) -> None:
+    """Hardening §2: a ``sync`` listing 1,000 conversation ids used to cost 1,000 history
+    calls; it is one batched call per 100 conversations, and a burst of such frames on one
+    connection is handled one sync at a time, each answered in order."""
+    c = cluster(gateways=1)
+    async with Api(c.gateway_url) as api:
+        alice, bob = await api.register_login("alice"), await api.register_login("bob")
+        mine = [
+            (await api.create(alice, "channel", [bob.id], name=f"s{i}", private=True))["id"] for i in range(30)
+        ]
+        for conv in mine[:3]:
+            assert (await api.send(bob, conv, "missed")).status_code == 201
+        positions = {conv: 2 for conv in mine} | {f"nope{i}": 0 for i in range(970)}
+        ws = await Ws.connect(c.ws_urls[0], alice.access_token)
+        calls0 = await _rpc_count(c.messages[0].base_url, "svc.messages.sync")
+        for i in range(5):
+            await ws.send({"type": "sync", "ref": f"s{i}", "positions": positions})
+        frames = await _frames_until_pong(ws, "p")
+        calls = await _rpc_count(c.messages[0].base_url, "svc.messages.sync") - calls0
+        await ws.close()
+    done = [f for f in frames if f["type"] == "sync_done"]
+    assert [f["ref"] for f in done] == [f"s{i}" for i in range(5)]
+    assert all(f["truncated"] == [] and len(f["not_found"]) == 970 for f in done)
+    replayed = [(f["event"]["conv"], f["event"]["seq"]) for f in frames if f["type"] == "event"]
+    assert sorted(replayed) == sorted((conv, 3) for conv in mine[:3])  # each event once per connection
+    assert calls == 5 * 10, calls  # 1,000 ids: ten calls of 100 per sync

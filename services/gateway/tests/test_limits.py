@@ -170,10 +170,10 @@ def test_guard_a_client_that_waits_retry_after_is_never_closed() -> None:
 def test_sync_budget_reserves_worst_case_and_settles() -> None:
     budget = SyncBudget(10 * EVENT_RESERVE)
     a, b = SyncTicket(budget), SyncTicket(budget)
-    assert a.reserve(200) == 10  # worst case reserved before the fetch
-    assert b.reserve(200) == 0  # nothing left for a concurrent sync meanwhile
-    a.settle(10, 1000)  # the page was small
-    assert b.reserve(3) == 3
+    assert a.reserve(200 * EVENT_RESERVE) == 10 * EVENT_RESERVE  # a call's bytes reserved before it is made
+    assert b.reserve(200 * EVENT_RESERVE) == 0  # nothing left for a concurrent sync meanwhile
+    a.settle(10 * EVENT_RESERVE, 1000)  # the call brought little
+    assert b.reserve(3 * EVENT_RESERVE) == 3 * EVENT_RESERVE
     assert budget.left == 10 * EVENT_RESERVE - 1000 - 3 * EVENT_RESERVE
     a.release()
     b.release()

@@ -20,9 +20,17 @@ from chat_proto.events import Event
 from chat_proto.messages_api import CreateConversation, HistoryQuery
 from sqlalchemy.exc import DataError, OperationalError
 
-from conftest import RecordingPublisher
-
 POISON = "this body makes the store raise"
+
+
+class Published:
+    """The Publisher port: what would go on the bus."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish_events(self, events: list[Event]) -> None:
+        self.events.extend(events)
 
 
 @dataclass
@@ -83,7 +91,7 @@ async def setup(store: Store, convs: Conversations) -> tuple[CommandConsumer, Fa
     conv = str((await convs.create("alice", CreateConversation(kind="dm", members=["bob"])))["conversation"]["id"])
     failing = FailingStore(store.engine)
     nc = FakeNats()
-    consumer = CommandConsumer(cast(Any, nc), cast(Any, None), Writer(failing), RecordingPublisher())
+    consumer = CommandConsumer(cast(Any, nc), cast(Any, None), Writer(failing), cast(Any, Published()))
     return consumer, nc, conv, failing
 
 

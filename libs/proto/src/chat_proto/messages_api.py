@@ -15,6 +15,8 @@ gateways (gap filling, connection set-up).
 - ``conv.archive``       SetArchived        -> {"conversation": Conversation, "changed": bool}
 - ``channels.list``      ChannelQuery       -> {"channels": [Conversation + "member_count"], "next_cursor"}
 - ``history``            HistoryQuery       -> {"events": [Event], "has_more": bool}
+- ``sync``               SyncQuery          -> {"convs": [{"conv", "events": [Event], "has_more"}], "not_found": [conv],
+  "rest": [conv]} a connection's catch-up for many conversations in one call (members only)
 - ``lookup_send``        LookupSend         -> Event (not_found until stored)
 - ``internal.user_convs`` UserRef           -> {"convs": [{"id", "last_seq", "role"}]}
 - ``internal.shared_with`` SharedWith       -> {"user_ids": [...]} those sharing a conversation with ``user_id``
@@ -121,6 +123,29 @@ class HistoryQuery(_Req):
     limit: int = Field(default=50, ge=1, le=200)
     # Only members may read (sync); public-channel readers are refused.
     members_only: bool = False
+
+
+SYNC_CONVS_PER_CALL = 100
+SYNC_MAX_PER_CONV = 500
+# An RPC reply travels in one NATS message (1 MiB by default): the events of one call stay
+# well under it.
+SYNC_MAX_BYTES_PER_CALL = 512 * 1024
+
+
+class SyncPosition(_Req):
+    conv: str = Field(pattern=ID)
+    after: Seq
+
+
+class SyncQuery(_Req):
+    """The caller's conversations among ``positions`` (in order), each from its ``after``: at
+    most ``per_conv`` events each and ``max_bytes`` of event JSON in all. Conversations the
+    caller is not a member of are listed in ``not_found``; those not reached once the bytes
+    ran out in ``rest`` (ask again); a conversation cut short has ``has_more``."""
+
+    positions: list[SyncPosition] = Field(min_length=1, max_length=SYNC_CONVS_PER_CALL)
+    per_conv: int = Field(ge=1, le=SYNC_MAX_PER_CONV)
+    max_bytes: int = Field(ge=1, le=SYNC_MAX_BYTES_PER_CALL)
 
 
 class LookupSend(_Req):

@@ -13,15 +13,15 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
 from chat_proto import frames as F
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.messages_api import HistoryQuery
+from chat_proto.messages_api import SyncPosition, SyncQuery
 from chat_proto.rpc import RpcClient
 from chat_proto.subjects import messages_rpc
 from prometheus_client import Counter
 from starlette.websockets import WebSocket
 
+from chat_gateway import sync
 from chat_gateway.connection import CONNECTIONS, Connection
 from chat_gateway.frame_guard import FrameGuard
 from chat_gateway.hub import Hub
@@ -54,6 +54,7 @@ class Session:
         self.guard = FrameGuard.from_settings(limits, s) if limits is not None else None
         self.draining = False
         self._sync_budget = SyncBudget(s.sync_max_bytes)  # replayed events held, all syncs
+        self._sync_lock = asyncio.Lock()
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
         self.principal: Principal | None = None
         self.answers: asyncio.Queue[asyncio.Future[Answer]] = asyncio.Queue(s.max_inflight_frames)
@@ -310,73 +311,42 @@ class Session:
         # connection is about to start receiving, e.g. just joined over REST).
         for conv in frame.positions:
             self.conn.begin_replay(conv)
-        fetched: list[tuple[str, list[dict[str, Any]]]] = []
-        truncated: list[str] = []
-        not_found: list[str] = []
-        replayed: dict[str, int] = {}
         ticket = SyncTicket(self._sync_budget)
-        for conv, after in frame.positions.items():
-            try:
-                evs, more = await self._replay(conv, after, ticket)
-            except ChatError as err:
-                if err.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                    not_found.append(conv)
-                    continue
-                self._release(frame, replayed, ticket)
-                raise
-            except BaseException:  # anything else (bus errors, cancellation): never stay held
-                self._release(frame, replayed, ticket)
-                raise
-            fetched.append((conv, evs))
-            # Nothing replayed: the log ends at or before ``after``, and a position the client
-            # claims beyond its end must not mute the conversation's next live events here.
-            replayed[conv] = evs[-1]["seq"] if evs else 0
-            if more:
-                truncated.append(conv)
-        done = F.encode(_with_ref({"type": "sync_done", "truncated": truncated, "not_found": not_found}, frame.ref))
+        try:
+            async with self._sync_lock:  # one sync at a time per connection (sync.py)
+                replay = await sync.fetch(self._sync_call, frame.positions, ticket, self.s.sync_max_events)
+        except BaseException:  # refused, bus errors, cancellation: never stay held
+            self._release(frame, None, ticket)
+            raise
+        done = F.encode(
+            _with_ref({"type": "sync_done", "truncated": replay.truncated, "not_found": replay.not_found}, frame.ref)
+        )
 
         def frames() -> list[str]:
             out = [
                 F.encode({"type": "event", "event": e})
-                for conv, evs in fetched
+                for conv, evs in replay.events.items()
                 for e in evs
                 if self.conn.replayable(conv, e["seq"])
             ]
             out.append(done)
             return out
 
-        return frames, lambda: self._release(frame, replayed, ticket)
+        return frames, lambda: self._release(frame, replay, ticket)
 
-    def _release(self, frame: F.SyncFrame, replayed: dict[str, int], ticket: SyncTicket) -> None:
+    async def _sync_call(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> dict[str, Any]:
+        q = SyncQuery(
+            positions=[SyncPosition(conv=c, after=a) for c, a in positions], per_conv=per_conv, max_bytes=max_bytes
+        )
+        res: dict[str, Any] = await self.rpc.call(messages_rpc("sync"), q, user=self.conn.user)
+        return res
+
+    def _release(self, frame: F.SyncFrame, replay: sync.Replay | None, ticket: SyncTicket) -> None:
         ticket.release()
         for conv in frame.positions:
-            self.conn.end_replay(conv, replayed.get(conv, 0))
-
-    async def _replay(self, conv: str, after: int, ticket: SyncTicket) -> tuple[list[dict[str, Any]], bool]:
-        """Up to SYNC_MAX_EVENTS events after ``after``, fewer when the connection's replay
-        memory (sync_budget.py) runs out; ``more``: the conversation is truncated."""
-        evs: list[dict[str, Any]] = []
-        more = True
-        while more and len(evs) < self.s.sync_max_events:
-            page = ticket.reserve(min(200, self.s.sync_max_events - len(evs)))
-            if page == 0:
-                break
-            try:
-                res = await self.rpc.call(
-                    messages_rpc("history"),
-                    HistoryQuery(conv=conv, after=after, limit=page, members_only=True),
-                    user=self.conn.user,
-                )
-            except BaseException:
-                ticket.settle(page, 0)  # refused (not found) or failed: the reservation is free again
-                raise
-            batch = res.get("events", [])
-            ticket.settle(page, len(orjson.dumps(batch)))
-            evs.extend(batch)
-            more = bool(res.get("has_more"))
-            if batch:
-                after = batch[-1]["seq"]
-        return evs, more
+            # Nothing replayed (0): a position the client claims beyond the log's end must
+            # not mute the conversation's next live events here.
+            self.conn.end_replay(conv, replay.replayed_to(conv) if replay is not None else 0)
 
     async def _on_ping(self, frame: F.PingFrame) -> Answer:
         return [F.encode(_with_ref({"type": "pong"}, frame.ref))], None

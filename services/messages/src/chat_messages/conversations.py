@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Event
 from chat_proto.messages_api import (
@@ -19,6 +20,7 @@ from chat_proto.messages_api import (
     HistoryQuery,
     MemberRef,
     SetRole,
+    SyncQuery,
 )
 from chat_proto.timefmt import now_ts
 from sqlalchemy.engine import Row
@@ -192,6 +194,32 @@ class Conversations:
             perm.check("read", row.kind, bool(row.private), role_of(me), bool(row.archived))
             evs, has_more = await self.store.history(conn, q.conv, q.before, q.after, limit)
         return {"events": [e.to_wire() for e in evs], "has_more": has_more}
+
+    async def sync(self, user: str, q: SyncQuery) -> dict[str, Any]:
+        """Many conversations' missed events in one transaction (a connection's ``sync``):
+        one membership query, then one bounded range query per conversation; the event JSON
+        returned stays within ``q.max_bytes``."""
+        out: list[dict[str, Any]] = []
+        left = q.max_bytes
+        async with self.store.tx() as conn:
+            mine = await self.store.member_convs(conn, user, (p.conv for p in q.positions))
+            not_found = [p.conv for p in q.positions if p.conv not in mine]
+            todo = [p for p in q.positions if p.conv in mine]
+            for i, p in enumerate(todo):
+                evs, more = await self.store.history(conn, p.conv, None, p.after, q.per_conv)
+                wire = []
+                for e in evs:
+                    w = e.to_wire()
+                    size = len(orjson.dumps(w)) + 1
+                    if size > left:
+                        more = True
+                        break
+                    left -= size
+                    wire.append(w)
+                out.append({"conv": p.conv, "events": wire, "has_more": more})
+                if len(wire) < len(evs):  # the bytes ran out: the rest is asked for again
+                    return {"convs": out, "not_found": not_found, "rest": [r.conv for r in todo[i + 1:]]}
+        return {"convs": out, "not_found": not_found, "rest": []}
 
     async def events_range(self, q: EventsRange) -> dict[str, Any]:
         async with self.store.tx() as conn:

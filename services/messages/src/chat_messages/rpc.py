@@ -49,6 +49,9 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     async def history(req: api.HistoryQuery, ctx: RpcContext) -> Any:
         return await convs.history(ctx.require_user(), req)
 
+    async def sync(req: api.SyncQuery, ctx: RpcContext) -> Any:
+        return await convs.sync(ctx.require_user(), req)
+
     async def lookup_send(req: api.LookupSend, ctx: RpcContext) -> Any:
         return await convs.lookup_send(ctx.require_user(), req.conv, req.client_msg_id)
 
@@ -69,6 +72,7 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     server.add(messages_rpc("conv.archive"), api.SetArchived, archive)
     server.add(messages_rpc("channels.list"), api.ChannelQuery, directory)
     server.add(messages_rpc("history"), api.HistoryQuery, history)
+    server.add(messages_rpc("sync"), api.SyncQuery, sync)
     server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
     server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)
     server.add(messages_rpc("internal.events"), api.EventsRange, events)

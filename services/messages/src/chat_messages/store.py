@@ -229,6 +229,11 @@ class Store:
         r = (await conn.execute(select(E).where(and_(E.c.conv_id == conv, E.c.seq == seq)))).first()
         return event_from_row(r) if r else None
 
+    async def member_convs(self, conn: AsyncConnection, user: str, convs: Iterable[str]) -> set[str]:
+        """Which of ``convs`` ``user`` is a member of, in one query."""
+        q = select(M.c.conv_id).where(M.c.user_id == user, M.c.conv_id.in_(set(convs)))
+        return {r.conv_id for r in (await conn.execute(q)).all()}
+
     async def history(
         self,
         conn: AsyncConnection,
