@@ -40,6 +40,7 @@ import orjson
 import websockets
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
+from chat_devtools.nats_accounts import ChatAccount
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import cpu_snapshot  # bench/run.py: CPU seconds per process tree
@@ -277,8 +278,10 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.users + 1000)), hard))
     with tempfile.TemporaryDirectory(prefix="chat-bench-presence-") as d:
         tmp = Path(d)
-        nats = NatsServer(tmp / "nats").start()
-        cluster = Cluster(nats.url, data_dir=tmp, log_dir=tmp / "logs", gateways=2, log_level="WARNING", env=ENV)
+        nats = NatsServer(tmp / "nats", accounts=[ChatAccount.generate()]).start()
+        cluster = Cluster(
+            nats.url, nats=nats, data_dir=tmp, log_dir=tmp / "logs", gateways=2, log_level="WARNING", env=ENV
+        )
         try:
             cluster.start()
             res = asyncio.run(asyncio.wait_for(bench(cluster, nats, args), args.duration + 1800))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from chat_devtools.cluster import Cluster, sqlite_urls
 from chat_devtools.nats import NatsServer
+from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.postgres import PostgresServer
 from chat_devtools.testing import NO_RATE_LIMITS
 
@@ -186,13 +187,13 @@ def bench_system(args: argparse.Namespace) -> Iterator[Cluster]:
     """NATS, the database and a started two-gateway cluster in a temp dir; all stopped after."""
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
         tmp = Path(d)
-        nats = NatsServer(tmp / "nats").start()
+        nats = NatsServer(tmp / "nats", accounts=[ChatAccount.generate()]).start()
         pg = None
         cluster = None
         try:
             urls, pg = start_backend(args.backend, tmp)
             cluster = Cluster(
-                nats.url, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
+                nats.url, nats=nats, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
                 log_level="WARNING", env=service_env(args),
             ).start()
             yield cluster
@@ -319,13 +320,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:
         tmp = Path(d)
-        nats = NatsServer(tmp / "nats").start()
+        nats = NatsServer(tmp / "nats", accounts=[ChatAccount.generate()]).start()
         pg = None
         cluster = None
         try:
             urls, pg = start_backend(args.backend, tmp, args.pg_log_slow_ms)
             cluster = Cluster(
                 nats.url,
+                nats=nats,
                 database_urls=urls,
                 data_dir=tmp,
                 log_dir=tmp / "logs",

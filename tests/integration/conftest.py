@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
+from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.testing import Backend, ClusterFactory, NatsFactory, PgTarget
 
 # Extra environment for every service started by the `cluster` fixture. This is the hook
@@ -47,7 +48,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # -- NATS ---------------------------------------------------------------------------------
 @pytest.fixture
 def nats_factory(tmp_path: Path) -> Iterator[NatsFactory]:
-    """``nats_factory(**NatsServer kwargs) -> started NatsServer``; all stopped at teardown."""
+    """``nats_factory(**NatsServer kwargs) -> started NatsServer``; all stopped at teardown.
+    Without ``accounts`` the server takes anonymous clients (component tests); clusters
+    get one with an account (``cluster``)."""
     servers: list[NatsServer] = []
 
     def start(**kwargs: Any) -> NatsServer:
@@ -119,7 +122,7 @@ def cluster(
         n = len(clusters)
         base = tmp_path / f"cluster-{n}"
         base.mkdir()
-        nats = nats or nats_factory()
+        nats = nats or nats_factory(accounts=[ChatAccount.generate()])
         backend = backend or Backend("sqlite", tmp_path)
         c = Cluster(
             nats.url,
@@ -148,7 +151,7 @@ def module_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     backend: for table-driven tests whose cases only need fresh users and conversations
     (never a fresh process). Tests must not assume an empty database."""
     base = tmp_path_factory.mktemp("module-cluster")
-    nats = NatsServer(store_dir=base / "nats").start()
+    nats = NatsServer(store_dir=base / "nats", accounts=[ChatAccount.generate()]).start()
     pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
     backend = Backend(request.param, base, pg)
     c = Cluster(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import nats
 from chat_client import Api
 from chat_devtools.testing import ClusterFactory
 from chat_proto import ephemeral, subjects
@@ -22,7 +21,8 @@ async def test_ephemeral_frames_fan_out_to_members_only(cluster: ClusterFactory)
         pa = await Peer.connect(c.ws_urls[0], alice)
         pb = await Peer.connect(c.ws_urls[1], bob)
         pe = await Peer.connect(c.ws_urls[1], eve)
-        nc = await nats.connect(c.nats_url)
+        assert c.account is not None
+        nc = await c.account.connect(c.nats_url, "messages")  # who publishes receipt frames
         try:
             typing = ephemeral.TypingOut(conv=conv, user_id=alice.id)
             receipt = ephemeral.ReceiptFrame(conv=conv, user_id=bob.id, delivered_seq=3, read_seq=2)

@@ -18,6 +18,7 @@ import pytest
 from chat_client import Api, User, Ws
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
+from chat_devtools.nats_accounts import ChatAccount
 from test_delivery import Peer
 
 Frame = dict[str, Any]
@@ -33,7 +34,7 @@ def gw(
     conftest = request.config.pluginmanager.get_plugin(str(Path(__file__).with_name("conftest.py")))
     service_env: dict[str, str] = dict(conftest.SERVICE_TEST_ENV)
     base: Path = tmp_path_factory.mktemp("frames")
-    nats = NatsServer(store_dir=base / "nats").start()
+    nats = NatsServer(store_dir=base / "nats", accounts=[ChatAccount.generate()]).start()
     c = Cluster(
         nats.url,
         nats=nats,

@@ -19,11 +19,11 @@ import uuid
 from typing import Any
 
 import httpx
-import nats
 import orjson
 from chat_client import Api, User
+from chat_devtools.cluster import Cluster
 from chat_devtools.testing import NO_RATE_LIMITS, Backend, ClusterFactory
-from chat_proto.subjects import cmd_send
+from chat_proto.subjects import cmd_send, gateway_results
 from test_delivery import Peer, users
 
 HUGE = 2**64 - 1
@@ -64,11 +64,12 @@ async def attacker(ws_url: str, http: httpx.AsyncClient, user: User, conv: str) 
     return codes
 
 
-async def raw_poison(nats_url: str, conv: str, sender: str) -> list[dict[str, Any]]:
-    """Commands no gateway of this version sends, published into CHAT_CMDS directly; the
-    results the messages service answered on our own subject."""
-    nc = await nats.connect(nats_url)
-    inbox = f"test.results.{uuid.uuid4().hex}"
+async def raw_poison(c: Cluster, conv: str, sender: str) -> list[dict[str, Any]]:
+    """Commands no gateway of this version sends, published into CHAT_CMDS directly with a
+    gateway's credentials; the results the messages service answered on our own subject."""
+    assert c.account is not None
+    nc = await c.account.connect(c.nats_url, "gateway")
+    inbox = gateway_results(f"poison{uuid.uuid4().hex[:8]}")
     got: list[dict[str, Any]] = []
     done = asyncio.Event()
 
@@ -101,7 +102,7 @@ async def test_poison_inside_a_busy_burst_holds_back_no_one(cluster: ClusterFact
         idle = await timed_sends(pa, conv, SAMPLES, "idle")
 
         attack = [asyncio.create_task(attacker(c.ws_urls[0], http, u, hall)) for u in evil]
-        raw = asyncio.create_task(raw_poison(c.nats_url, hall, evil[0].id))
+        raw = asyncio.create_task(raw_poison(c, hall, evil[0].id))
         await asyncio.sleep(0.2)
         busy = await timed_sends(pa, conv, SAMPLES, "busy")
         codes = [code for t in await asyncio.gather(*attack) for code in t]

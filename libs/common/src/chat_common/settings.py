@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from chat_proto.bus import NatsAuth
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 Environment = Literal["development", "test", "production"]
@@ -16,6 +17,11 @@ class ServiceSettings(BaseSettings):
     environment: Environment = "development"
     log_level: str = "INFO"
     nats_url: str = "nats://127.0.0.1:4222"
+    # This service's own NATS user (chat_proto.nats_permissions); required in production.
+    # A ``tls://`` URL connects with TLS, verified against ``nats_tls_ca_file`` when set.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
+    nats_tls_ca_file: str = ""
     # JetStream replicas for the streams this service declares (3 in production clusters).
     js_replicas: int = 1
 
@@ -23,7 +29,12 @@ class ServiceSettings(BaseSettings):
     def _check_replicas(self) -> ServiceSettings:
         if self.js_replicas not in (1, 3, 5):
             raise ValueError("js_replicas must be 1, 3 or 5")
+        if self.environment == "production" and not (self.nats_user and self.nats_password.get_secret_value()):
+            raise ValueError("production needs NATS credentials: set the service's NATS_USER and NATS_PASSWORD")
         return self
+
+    def nats_auth(self, service: str) -> NatsAuth:
+        return NatsAuth(service, self.nats_user, self.nats_password.get_secret_value(), self.nats_tls_ca_file)
 
 
 class DatabaseSettings(ServiceSettings):

@@ -18,7 +18,20 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
             return int(resp.status)
     except urllib.error.HTTPError as e:
+        e.close()
         return int(e.code)
+    except (OSError, ValueError):
+        return None
+
+
+def http_body(url: str, timeout: float = 1.0) -> str | None:
+    """The body of GET ``url`` (200 only), or None."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
+            return str(resp.read().decode())
+    except urllib.error.HTTPError as e:
+        e.close()
+        return None
     except (OSError, ValueError):
         return None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.ports import LOOPBACK, free_port
 from chat_devtools.services import ServiceProcess
 
@@ -35,6 +36,9 @@ class Cluster:
     a service missing from it (or all, without it) gets a SQLite file in ``data_dir``.
     ``env`` applies to every service (prefixed names, e.g.
     ``{"AUTH_ARGON2_TIME_COST": "1"}``); ``service_env`` per service name.
+
+    ``account`` (a ``ChatAccount``; default: the account of ``nats`` when it has one) gives
+    each service its own NATS user, with production's permissions.
     """
 
     def __init__(
@@ -55,11 +59,13 @@ class Cluster:
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         ready_timeout: float = 30.0,
         nats: Any = None,
+        account: ChatAccount | None = None,
     ) -> None:
         if gateways < 0 or messages_replicas < 1 or presence_replicas < 1:
             raise ValueError("need messages_replicas >= 1, presence_replicas >= 1 and gateways >= 0")
         self.nats_url = nats_url
         self.nats = nats  # the NatsServer, when the caller wants to keep it at hand
+        self.account = account or getattr(nats, "account", None)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None and (database_urls is None or log_dir is None):
             self._tmp = tempfile.TemporaryDirectory(prefix="chat-cluster-")
@@ -103,6 +109,8 @@ class Cluster:
         }
         if service in DB_SERVICES:
             env[f"{p}DATABASE_URL"] = self.database_urls[service]
+        if self.account is not None:
+            env |= self.account.service_env(service, p)
         return {**env, **(extra or {}), **self.env, **self.service_env.get(service, {})}
 
     def _make(

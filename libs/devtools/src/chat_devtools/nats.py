@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from chat_devtools import _proc
+from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.ports import LOOPBACK, free_port
 
 
@@ -29,6 +31,10 @@ class NatsServer:
 
     Data lives in ``store_dir`` (kept across ``restart()``/``kill()``); the client and
     monitor ports are fixed at construction so a restarted server is at the same URL.
+
+    With ``accounts`` (``ChatAccount``s) only their users may connect, each limited to its
+    service's subjects; ``add_account`` adds one to the running server (config reload).
+    Without, anyone may connect (component tests of a single piece).
     """
 
     def __init__(
@@ -41,6 +47,7 @@ class NatsServer:
         binary: str | None = None,
         extra_config: str = "",
         sync_interval: str | None = None,
+        accounts: list[ChatAccount] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if store_dir is None:
@@ -56,6 +63,25 @@ class NatsServer:
         # JetStream fsyncs every 2 min by default; "always" syncs each write (crash tests)
         self.sync_interval = sync_interval
         self.proc: subprocess.Popen[bytes] | None = None
+        self.accounts: list[ChatAccount] = list(accounts or [])
+
+    @property
+    def account(self) -> ChatAccount | None:
+        """The first account (a server of one chat system has exactly one)."""
+        return self.accounts[0] if self.accounts else None
+
+    def add_account(self, account: ChatAccount) -> None:
+        """Serve one more account; a running server reloads its configuration."""
+        self.accounts.append(account)
+        if self.running():
+            self._write_config()
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGHUP)
+            _proc.wait_for(lambda: self._reloaded(account), 10.0)
+
+    def _reloaded(self, account: ChatAccount) -> bool:
+        body = _proc.http_body(f"{self.monitor_url}/accountz") or ""
+        return f'"{account.name}"' in body
 
     @property
     def url(self) -> str:
@@ -82,8 +108,14 @@ class NatsServer:
             f"http: {LOOPBACK}:{self.monitor_port}\n"
             "max_payload: 8MB\n"
             f'jetstream {{\n  store_dir: "{js_dir}"\n{sync}}}\n'
+            f"{self._accounts_config()}"
             f"{self.extra_config}\n"
         )
+
+    def _accounts_config(self) -> str:
+        if not self.accounts:
+            return ""
+        return "accounts {\n" + "\n".join(a.config() for a in self.accounts) + "\n}\n"
 
     def start(self, timeout: float = 15.0) -> NatsServer:
         if self.running():

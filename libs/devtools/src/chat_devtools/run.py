@@ -9,7 +9,8 @@ Environment (all optional):
   AUTH_PORT (8081), MESSAGES_PORT (8082), PRESENCE_PORT (8083)   fixed when set, else those or free ports
   CHAT_DATA_DIR (./data)     NATS store, SQLite files, logs
   CHAT_NATS_PORT (4222), CHAT_NATS_MONITOR_PORT (8222)   fixed when set, else those or free
-  CHAT_NATS_URL              use this NATS instead of starting one
+  CHAT_NATS_URL              use this NATS instead of starting one (then give each service its
+                             credentials: AUTH_NATS_USER/AUTH_NATS_PASSWORD, MESSAGES_…, …)
   AUTH_DATABASE_URL, MESSAGES_DATABASE_URL, PRESENCE_DATABASE_URL   instead of the SQLite files
   CHAT_GATEWAYS (1), CHAT_MESSAGES_REPLICAS (1), CHAT_PRESENCE_REPLICAS (1), CHAT_LOG_LEVEL (INFO)
 """
@@ -25,6 +26,7 @@ from types import FrameType
 
 from chat_devtools.cluster import Cluster, sqlite_urls
 from chat_devtools.nats import NatsServer
+from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.ports import LOOPBACK, port_is_free, preferred_port
 from chat_devtools.services import ServiceFailed
 
@@ -91,11 +93,15 @@ def main() -> int:
             return 2
         nats_url = os.environ.get("CHAT_NATS_URL")
         if not nats_url:
+            # Every service connects as its own NATS user with production's permissions; the
+            # credentials are generated once and kept with the data (0600).
+            account = ChatAccount.load_or_create(data_dir / "nats" / "accounts.json")
             nats = NatsServer(
                 data_dir / "nats",
                 port=_port("CHAT_NATS_PORT", 4222),
                 monitor_port=_port("CHAT_NATS_MONITOR_PORT", 8222),
                 log_file=log_dir / "nats.log",
+                accounts=[account],
             )
             log(f"starting NATS on {nats.url}")
             nats.start()
@@ -107,6 +113,7 @@ def main() -> int:
             urls[svc] = os.environ.get(var) or urls[svc]
         cluster = Cluster(
             nats_url,
+            nats=nats,
             database_urls=urls,
             data_dir=data_dir,
             log_dir=log_dir,

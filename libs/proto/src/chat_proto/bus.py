@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -13,13 +15,40 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from chat_proto.nats_permissions import inbox_prefix
+
 log = logging.getLogger("chat.bus")
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """How one service connects to NATS: as its own user (chat_proto.nats_permissions), its
+    replies on its own inbox prefix; TLS for a ``tls://`` URL, against ``tls_ca_file``."""
+
+    service: str
+    user: str = ""
+    password: str = ""
+    tls_ca_file: str = ""
+
+    def connect_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"inbox_prefix": inbox_prefix(self.service)}
+        if self.user:
+            opts |= {"user": self.user, "password": self.password}
+        if self.tls_ca_file:
+            opts["tls"] = ssl.create_default_context(cafile=self.tls_ca_file)
+        return opts
+
+
+def inbox(nc: NATS, name: str) -> str:
+    """A subject under this connection's inbox prefix (the only inbox it may subscribe to)."""
+    return f"{bytes(nc._inbox_prefix).decode()}.{name}"
 
 
 async def connect(
     url: str,
     name: str,
     *,
+    auth: NatsAuth | None = None,
     on_state: Callable[[str], Awaitable[None]] | None = None,
     **kw: Any,
 ) -> NATS:
@@ -47,6 +76,7 @@ async def connect(
         disconnected_cb=_disc,
         reconnected_cb=_reconn,
         pending_size=64 * 1024 * 1024,
+        **(auth.connect_options() if auth is not None else {}),
         **kw,
     )
 

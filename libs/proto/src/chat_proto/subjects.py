@@ -93,6 +93,13 @@ def presence_rpc(op: str) -> str:
     return f"svc.presence.{op}"
 
 
+# Wildcards of the per-id subjects above (subscriptions and NATS permissions).
+CMD_SEND_ALL = "chat.cmd.send.*"
+EVT_CONV_ALL = "chat.evt.conv.*"
+EPH_CONV_ALL = "chat.eph.conv.*"
+USER_NOTIFY_ALL = "chat.notify.user.*"
+GATEWAY_RESULTS_ALL = "chat.gw.*.results"
+
 AUTH_RPC_ALL = "svc.auth.*"
 MESSAGES_RPC_ALL = "svc.messages.*"
 PRESENCE_RPC_ALL = "svc.presence.*"

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import nats
 from chat_common.db import make_engine
 from chat_proto.auth_api import AccountOut, UserRevoked
+from chat_proto.bus import NatsAuth
 from chat_proto.bus import close as close_bus
 from chat_proto.errors import ChatError
 from nats.aio.client import Client as NATS
@@ -72,7 +73,7 @@ def _line(a: AccountOut) -> str:
     return f"{a.username}\t{a.id}\tadmin={'yes' if a.admin else 'no'}\t{state}"
 
 
-async def _connect_nats(url: str) -> NATS | None:
+async def _connect_nats(url: str, auth: NatsAuth) -> NATS | None:
     async def quiet(_exc: Exception) -> None:
         pass
 
@@ -80,7 +81,8 @@ async def _connect_nats(url: str) -> NATS | None:
         # max_reconnect_attempts must be > 0 for nats-py to give up on the first connect
         return await asyncio.wait_for(
             nats.connect(servers=url.split(","), name="chat-admin", allow_reconnect=False, connect_timeout=2,
-                         max_reconnect_attempts=1, reconnect_time_wait=0.2, error_cb=quiet),
+                         max_reconnect_attempts=1, reconnect_time_wait=0.2, error_cb=quiet,
+                         **auth.connect_options()),
             NATS_CONNECT_TIMEOUT_S,
         )
     except Exception:
@@ -105,7 +107,7 @@ async def _run(args: argparse.Namespace, accounts: AccountsService) -> int:
 
 async def amain(args: argparse.Namespace, settings: AuthSettings) -> int:
     engine = make_engine(settings.database_url, 1)
-    nc = await _connect_nats(settings.nats_url) if args.command == "deactivate" else None
+    nc = await _connect_nats(settings.nats_url, settings.nats_auth("auth")) if args.command == "deactivate" else None
     publisher = _Publisher(nc)
     try:
         code = await _run(args, AccountsService(AccountsStore(engine), publisher))

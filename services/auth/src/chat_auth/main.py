@@ -38,7 +38,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             store = AuthStore(engine)
             service = AuthService(cfg, store)
             await service.ensure_signing_key()
-            nc = await connect(cfg.nats_url, "chat-auth")
+            nc = await connect(cfg.nats_url, "chat-auth", auth=cfg.nats_auth("auth"))
             accounts = AccountsService(AccountsStore(engine), NatsRevocationPublisher(nc))
             rpc = make_rpc_server(nc, service, on_request=observe_rpc, accounts=accounts)
             await rpc.start()

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 import orjson
-from chat_proto import subjects
+from chat_proto import bus, subjects
 from chat_proto.commands import COMMAND_SCHEMA, msg_id
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
@@ -58,7 +58,7 @@ class Sender:
     ) -> None:
         self.nc, self.rpc = nc, rpc
         self.results_subject = subjects.gateway_results(gateway_id)
-        self._ack_prefix = f"_INBOX.chatgw.{gateway_id}."
+        self._ack_prefix = bus.inbox(nc, f"chatgw.{gateway_id}.")
         self._ids = itertools.count()
         self.timeout = timeout_s
         self.republish_after = republish_after_s

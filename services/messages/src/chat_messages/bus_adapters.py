@@ -7,7 +7,7 @@ import itertools
 import uuid
 
 import orjson
-from chat_proto import subjects
+from chat_proto import bus, subjects
 from chat_proto.auth_api import UserIdsRequest
 from chat_proto.events import EVENT_SCHEMA, Event
 from chat_proto.messages_api import UserNotice
@@ -27,7 +27,7 @@ class NatsPublisher:
     def __init__(self, nc: NATS, ack_timeout_s: float = 5.0) -> None:
         self.nc = nc
         self.ack_timeout = ack_timeout_s
-        self._prefix = f"_INBOX.chatmsg.{uuid.uuid4().hex}."
+        self._prefix = bus.inbox(nc, f"chatmsg.{uuid.uuid4().hex}.")
         self._batches: dict[str, _Pending] = {}
         self._ids = itertools.count()
         self._sub: Subscription | None = None

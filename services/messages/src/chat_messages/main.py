@@ -38,7 +38,7 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url, settings.db_pool_size)
         if settings.migrate_on_start:
             await migrate(engine, MIGRATIONS, "alembic_version_messages")
-        nc = await bus.connect(settings.nats_url, "messages")
+        nc = await bus.connect(settings.nats_url, "messages", auth=settings.nats_auth("messages"))
         js = nc.jetstream()
         await bus.ensure_stream(js, streams.cmd_stream(settings.js_replicas))
         await bus.ensure_stream(js, streams.evt_stream(settings.js_replicas))

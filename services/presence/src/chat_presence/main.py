@@ -36,7 +36,7 @@ def create_app(settings: PresenceSettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url, settings.db_pool_size)
         if settings.migrate_on_start:
             await migrate(engine, MIGRATIONS, "alembic_version_presence")
-        nc = await bus.connect(settings.nats_url, "presence")
+        nc = await bus.connect(settings.nats_url, "presence", auth=settings.nats_auth("presence"))
         store = LastSeenStore(engine)
         service = _service(settings, nc, store)
         listener = ReportListener(nc, service.on_report)
