@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.install-stamp
 # The stamp also remembers the package list, so a removed/added package re-installs.
 PKG_LIST   := $(VENV)/.install-packages
 
-.PHONY: help install run test lint bench clean clean-data FORCE
+.PHONY: help install run test lint bench clean clean-data compose-env FORCE
 
 help:
 	@echo "make install  - create $(VENV) and install every lib/service editable + dev tools"
@@ -21,6 +21,7 @@ help:
 	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
 	@echo "make lint     - ruff + mypy"
 	@echo "make bench    - load benchmark (bench/run.py; BENCH_ARGS=\"--backend postgres --rate 500\")"
+	@echo "make compose-env - write .env with random secrets for docker-compose (NATS users' passwords)"
 	@echo "make clean    - caches and the install stamp (make clean-data removes ./data)"
 
 install: $(STAMP)
@@ -59,3 +60,6 @@ clean:
 
 clean-data:
 	rm -rf data
+
+compose-env:
+	scripts/compose-env.sh

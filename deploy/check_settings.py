@@ -14,6 +14,7 @@ for path in sys.argv[1:]:
         unknown = [k for k in data if k[len(prefix):].lower() not in cls.model_fields]
         for k in [k for k in os.environ if k.startswith(tuple(classes))]: del os.environ[k]
         os.environ.update(data); os.environ[prefix + "DATABASE_URL"] = "postgresql+asyncpg://u:p@h/db"
+        os.environ[prefix + "NATS_PASSWORD"] = "placeholder"  # from the chat-nats Secret
         s = cls()
         print(path.split("/")[-1], d["metadata"]["name"], "unknown keys:", unknown, "js_replicas", s.js_replicas, "host", s.host)
         bad += len(unknown)

@@ -18,7 +18,10 @@ echo "== hadolint Dockerfile"
 "$VENV/bin/hadolint" Dockerfile
 
 echo "== docker-compose config -q"
-"$VENV/bin/docker-compose" -f docker-compose.yml config -q
+# placeholder secrets (make compose-env writes real ones into .env)
+env CHAT_NATS_AUTH_PASSWORD=x CHAT_NATS_MESSAGES_PASSWORD=x CHAT_NATS_PRESENCE_PASSWORD=x \
+  CHAT_NATS_GATEWAY_PASSWORD=x CHAT_NATS_OPS_PASSWORD=x \
+  "$VENV/bin/docker-compose" -f docker-compose.yml config -q
 
 if command -v kustomize >/dev/null; then render() { kustomize build "$1"; }
 elif command -v kubectl >/dev/null; then render() { kubectl kustomize "$1"; }
@@ -30,7 +33,8 @@ for overlay in deploy/k8s/overlays/*/; do
   render "$overlay" > "$out/$name.yaml"
   "$VENV/bin/kubernetes-validate" --strict --quiet "$out/$name.yaml"
 done
-"$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/chat-database.secret.example.yaml
+"$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/chat-database.secret.example.yaml \
+  deploy/k8s/chat-nats.secret.example.yaml
 
 if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, chat_presence, yaml" 2>/dev/null; then
   echo "== ConfigMap keys vs settings classes"
