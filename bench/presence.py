@@ -41,6 +41,7 @@ import websockets
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
+from chat_devtools.testing import NO_AUTH_BUDGETS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import cpu_snapshot  # bench/run.py: CPU seconds per process tree
@@ -49,6 +50,7 @@ PASSWORD = "bench-password-1"
 ENV = {
     "AUTH_ENVIRONMENT": "test", "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
     "GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0", "GATEWAY_RATE_WRITE_BURST": "0",
+    **NO_AUTH_BUDGETS,
 }
 INTERVAL_S = 5.0
 CHURN_WARM_S = 20.0

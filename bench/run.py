@@ -31,13 +31,13 @@ from chat_devtools.cluster import Cluster, sqlite_urls
 from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.postgres import PostgresServer
-from chat_devtools.testing import NO_RATE_LIMITS
+from chat_devtools.testing import NO_AUTH_BUDGETS, NO_RATE_LIMITS
 
 HERE = Path(__file__).parent
 # The gateway's per-user send bucket (250 + 10/s) and per-connection frame bucket would cap
 # every load-generator client; a benchmark measures the system, so they are off unless
 # --env sets them.
-BENCH_ENV = dict(NO_RATE_LIMITS)
+BENCH_ENV = {**NO_RATE_LIMITS, **NO_AUTH_BUDGETS}
 
 
 def service_env(args: argparse.Namespace) -> dict[str, str]:

@@ -19,7 +19,7 @@ import pytest
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
-from chat_devtools.testing import Backend, ClusterFactory, NatsFactory, PgTarget
+from chat_devtools.testing import NO_AUTH_BUDGETS, Backend, ClusterFactory, NatsFactory, PgTarget
 
 # Extra environment for every service started by the `cluster` fixture. This is the hook
 # for test-only knobs such as cheaper password hashing (auth), e.g.
@@ -35,6 +35,7 @@ SERVICE_TEST_ENV: dict[str, str] = {
     # SIGTERM drain window of the gateway (default 5 s): short, so that stopping a cluster
     # with connections still open does not take seconds (test_gateway_safety sets its own)
     "GATEWAY_DRAIN_S": "0.5",
+    **NO_AUTH_BUDGETS,
 }
 
 

@@ -19,6 +19,15 @@ from chat_devtools.postgres import create_database_sync
 # fast the machine is, so they run with the gateway's send and frame buckets off.
 NO_RATE_LIMITS = {"GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0"}
 
+# Every test and benchmark client registers and logs in from 127.0.0.1, many accounts a
+# minute: the gateway's per-address and global /v1/auth budgets are off for them (the
+# tests of those budgets turn them on).
+NO_AUTH_BUDGETS = {
+    f"GATEWAY_RATE_{kind}{scope}_BURST": "0"
+    for kind in ("LOGIN", "REGISTER", "REFRESH")
+    for scope in ("", "_GLOBAL")
+}
+
 NatsFactory = Callable[..., NatsServer]
 ClusterFactory = Callable[..., Cluster]
 

@@ -48,6 +48,8 @@ class RegisterRequest(_Req):
     username: str = Field(pattern=USERNAME_PATTERN)
     password: str = Field(min_length=8, max_length=128)
     display_name: str | None = Field(default=None, max_length=64)
+    # The one-time AUTH_BOOTSTRAP_ADMIN_TOKEN: this registration becomes the first admin.
+    bootstrap_token: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class LoginRequest(_Req):

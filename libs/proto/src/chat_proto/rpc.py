@@ -3,11 +3,16 @@
 Request: JSON body (a pydantic model of the service's API module); the acting
 user, already authenticated by the gateway, travels in the ``Chat-User`` header.
 Reply: ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": {code, message, ...}}``.
+
+Every request carries its caller's deadline (``Chat-Deadline``, epoch seconds): a server
+drops a request whose caller has already given up instead of doing the work, and the
+handler can see the deadline (``current_deadline``) to skip queued work that outlived it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +29,16 @@ from chat_proto.errors import ChatError, ErrorCode
 
 USER_HEADER = "Chat-User"
 REQUEST_ID_HEADER = "Chat-Request-Id"
+DEADLINE_HEADER = "Chat-Deadline"
+
+# The deadline of the request being handled (epoch seconds), for work queued inside it.
+current_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("rpc_deadline", default=None)
+
+
+def expired() -> bool:
+    """True when the caller of the request being handled has given up."""
+    deadline = current_deadline.get()
+    return deadline is not None and time.time() > deadline
 
 log = logging.getLogger("chat.rpc")
 
@@ -92,6 +107,11 @@ class RpcServer:
         model, handler = self._handlers[msg.subject]
         headers = msg.headers or {}
         ctx = RpcContext(msg.subject, headers.get(USER_HEADER), headers.get(REQUEST_ID_HEADER))
+        current_deadline.set(_deadline(headers.get(DEADLINE_HEADER)))
+        if expired():  # the caller gave up waiting: nobody reads the answer
+            if self._on_request:
+                self._on_request(msg.subject, "expired", time.perf_counter() - started)
+            return
         outcome = "ok"
         try:
             try:
@@ -114,6 +134,13 @@ class RpcServer:
                 log.warning("rpc reply failed", extra={"subject": msg.subject})
         if self._on_request:
             self._on_request(msg.subject, outcome, time.perf_counter() - started)
+
+
+def _deadline(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -142,15 +169,14 @@ class RpcClient:
             data = payload.model_dump_json(exclude_none=True).encode()
         else:
             data = orjson.dumps(payload or {})
-        headers = {}
+        timeout = timeout or self._timeout
+        headers = {DEADLINE_HEADER: f"{time.time() + timeout:.3f}"}
         if user:
             headers[USER_HEADER] = user
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
         try:
-            msg = await self._nc.request(
-                subject, data, timeout=timeout or self._timeout, headers=headers or None
-            )
+            msg = await self._nc.request(subject, data, timeout=timeout, headers=headers)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
             raise ChatError(ErrorCode.UNAVAILABLE, "service unavailable, try again") from exc
         except nats.errors.ConnectionClosedError as exc:

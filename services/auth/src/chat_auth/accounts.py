@@ -133,6 +133,15 @@ class AccountsService:
         log.info("user reactivated", extra={"user": user.id})
         return account_out(user)
 
+    async def bootstrap(self, user_id: str) -> AccountOut:
+        """The first admin (operators, ``chat-admin bootstrap``): only while there is none."""
+        if not await self._store.bootstrap_admin(user_id, self._clock()):
+            raise ChatError(ErrorCode.CONFLICT, "the first admin exists already (use set-admin)")
+        log.warning("first admin bootstrapped by an operator", extra={"user": user_id})
+        user = await self._store.by_id(user_id)
+        assert user is not None
+        return account_out(user)
+
     async def set_admin(self, user_id: str, admin: bool) -> AccountOut:
         try:
             user = await self._store.set_admin(user_id, admin)

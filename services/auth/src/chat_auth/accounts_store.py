@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, collate, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chat_auth.models import RefreshFamily, User
+from chat_auth.store import claim_first_admin
 
 LIKE_ESCAPE = "\\"
 
@@ -87,6 +88,15 @@ class AccountsStore:
             return [(uid, at) for uid, at in rows if at is not None]
 
     # --- writes --------------------------------------------------------------------------
+    async def bootstrap_admin(self, user_id: str, now: datetime) -> bool:
+        """Make ``user_id`` the first admin when nobody was yet (one time, race-free)."""
+        async with self._tx() as s:
+            user = await s.get(User, user_id)
+            if user is None or not await claim_first_admin(s, user_id, now):
+                return False
+            user.is_admin = True
+            return True
+
     async def set_admin(self, user_id: str, admin: bool) -> User | None:
         """Set the flag; None for an unknown user. Raises LastAdmin."""
         async with self._tx() as s:

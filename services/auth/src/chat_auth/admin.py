@@ -1,5 +1,6 @@
 """``chat-admin`` (also ``python -m chat_auth.admin``): account state for operators.
 
+    chat-admin bootstrap USERNAME       (the first admin, once: refused when one exists)
     chat-admin set-admin USERNAME [--off]
     chat-admin deactivate USERNAME
     chat-admin reactivate USERNAME
@@ -59,6 +60,9 @@ class _Publisher:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chat-admin", description="Account state of chat users (operators).")
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "bootstrap", help="make USERNAME the first admin (only while there is none; production has no implicit one)"
+    ).add_argument("username")
     s = sub.add_parser("set-admin", help="grant (or with --off revoke) the global admin flag")
     s.add_argument("username")
     s.add_argument("--off", action="store_true", help="remove the flag instead")
@@ -95,7 +99,9 @@ async def _run(args: argparse.Namespace, accounts: AccountsService) -> int:
             print(_line(a))
         return EXIT_OK
     user_id = await accounts.user_id_by_username(args.username)
-    if args.command == "set-admin":
+    if args.command == "bootstrap":
+        out = await accounts.bootstrap(user_id)
+    elif args.command == "set-admin":
         out = await accounts.set_admin(user_id, not args.off)
     elif args.command == "deactivate":
         out = await accounts.deactivate(user_id)

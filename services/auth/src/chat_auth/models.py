@@ -114,8 +114,11 @@ class SigningKey(Base):
 class LoginThrottle(Base):
     __tablename__ = "login_throttle"
 
-    # Keyed by the username as typed, whether or not such a user exists.
+    # Keyed by the username as typed (whether or not such a user exists) and the client's
+    # address as the gateway saw it ("" when unknown): failures from one address never lock
+    # the name for the others.
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime())
     lockouts: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,7 @@ ACCOUNT_OPS = ("me", "users.search", "revocations", "admin.deactivate", "admin.r
 
 def register_handlers(server: RpcServer, service: AuthService) -> None:
     async def register(req: api.RegisterRequest, _ctx: RpcContext) -> dict[str, Any]:
-        user = await service.register(req.username, req.password, req.display_name)
+        user = await service.register(req.username, req.password, req.display_name, req.bootstrap_token)
         return {"user": user.model_dump(mode="json")}
 
     async def login(req: api.LoginRequest, _ctx: RpcContext) -> api.TokenPair:

@@ -20,7 +20,7 @@ from chat_proto.timefmt import epoch_ms
 from chat_proto.timefmt import now as utc_now
 
 from chat_auth.models import SigningKey, User
-from chat_auth.passwords import Passwords
+from chat_auth.passwords import HashPool, Passwords
 from chat_auth.settings import AuthSettings
 from chat_auth.store import AuthStore, UsernameTaken
 from chat_auth.tokens import TokenIssuer, load_key, new_private_key_pem
@@ -68,7 +68,8 @@ class AuthService:
         self._clock = clock
         self._sleep = sleep
         self._passwords = Passwords(
-            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism,
+            HashPool(settings.hash_workers, settings.hash_queue),
         )
         self._tokens = TokenIssuer(settings.issuer, settings.audience, settings.access_ttl_s)
 
@@ -93,31 +94,55 @@ class AuthService:
 
     # --- ops -------------------------------------------------------------------
 
-    async def register(self, username: str, password: str, display_name: str | None) -> UserOut:
+    async def register(
+        self, username: str, password: str, display_name: str | None, bootstrap_token: str | None = None
+    ) -> UserOut:
+        claim = await self._may_claim_admin(bootstrap_token)
         password_hash = await self._passwords.hash(password)
         try:
             user = await self._store.create_user(
                 uuid.uuid4().hex, username, clean_display_name(display_name, username),
-                password_hash, self._clock(),
+                password_hash, self._clock(), claim_admin=claim,
             )
         except UsernameTaken:
             raise ChatError(ErrorCode.CONFLICT, "username is taken") from None
-        log.info("user registered", extra={"user": user.id, "admin": user.is_admin})
+        if user.is_admin:
+            how = "bootstrap token" if bootstrap_token else f"first user ({self._s.environment} convenience)"
+            log.warning("user registered as the first admin", extra={"user": user.id, "how": how})
+        else:
+            log.info("user registered", extra={"user": user.id})
         return user_out(user)
 
+    async def _may_claim_admin(self, token: str | None) -> bool:
+        """Whether this registration may become the first admin: with the right bootstrap
+        token (403 for a wrong one, 409 once an admin exists); otherwise only outside
+        production, where the first user to register is made admin."""
+        expected = self._s.bootstrap_admin_token.get_secret_value()
+        if token is None:
+            return self._s.environment != "production"
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise ChatError(ErrorCode.FORBIDDEN, "wrong bootstrap token")
+        if await self._store.bootstrapped():
+            raise ChatError(ErrorCode.CONFLICT, "the first admin exists already")
+        return True
+
     async def login(self, username: str, password: str, client_ip: str | None = None) -> TokenPair:
+        """Failures are counted per (username, client address): a flood of wrong passwords
+        from one address locks that address out of that name, never the owner elsewhere."""
         now = self._clock()
-        await self._check_lock(username, now)
+        client = (client_ip or "")[:64]
+        await self._check_lock(username, client, now)
         user = await self._store.user_by_username(username)
         ok = await self._passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None:
-            await self._record_failure(username, now)
-            log.info("login failed", extra={"username": username, "client_ip": client_ip})
+            await self._record_failure(username, client, now)
+            # never the typed name: it may be a password typed into the wrong field
+            log.info("login failed", extra={"user": user.id if user else None, "client_ip": client_ip})
             raise ChatError(ErrorCode.UNAUTHORIZED, BAD_CREDENTIALS)
         if user.deactivated_at is not None:
             log.info("login refused: deactivated", extra={"user": user.id, "client_ip": client_ip})
             raise ChatError(ErrorCode.UNAUTHORIZED, ACCOUNT_DEACTIVATED)
-        await self._store.reset_throttle(username)
+        await self._store.reset_throttle(username, client)
         if self._passwords.needs_rehash(user.password_hash):
             await self._store.set_password_hash(user.id, await self._passwords.hash(password))
         family_id = uuid.uuid4().hex
@@ -210,12 +235,12 @@ class AuthService:
         )
         raise ChatError(ErrorCode.UNAUTHORIZED, BAD_REFRESH)
 
-    async def _check_lock(self, username: str, now: datetime) -> None:
-        locked_until = await self._store.throttle_locked_until(username)
+    async def _check_lock(self, username: str, client: str, now: datetime) -> None:
+        locked_until = await self._store.throttle_locked_until(username, client)
         if locked_until is not None and locked_until > now:
             raise self._rate_limited(locked_until, now)
 
-    async def _record_failure(self, username: str, now: datetime) -> None:
+    async def _record_failure(self, username: str, client: str, now: datetime) -> None:
         s = self._s
 
         def lockout_for(n: int) -> timedelta:
@@ -223,7 +248,7 @@ class AuthService:
             return timedelta(seconds=seconds)
 
         await self._store.record_failure(
-            username, now, now - timedelta(seconds=s.login_failure_window_s),
+            username, client, now, now - timedelta(seconds=s.login_failure_window_s),
             s.login_max_failures, lockout_for,
         )
 

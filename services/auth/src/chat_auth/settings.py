@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from chat_common.settings import DatabaseSettings
 from chat_proto.auth_api import AUDIENCE
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 # OWASP password storage cheat sheet: argon2id, m=19 MiB, t=2, p=1.
@@ -31,6 +33,16 @@ class AuthSettings(DatabaseSettings):
     login_failure_window_s: int = Field(default=15 * 60, ge=1)
     login_lockout_base_s: int = Field(default=60, ge=1)
     login_lockout_max_s: int = Field(default=3600, ge=1)
+
+    # The first admin. Outside production the first user to register is made admin (logged);
+    # in production nobody is, unless registering with this one-time token (or an operator
+    # runs `chat-admin bootstrap USERNAME` / `set-admin`).
+    bootstrap_admin_token: SecretStr = SecretStr("")
+
+    # Password hashing (passwords.py): this many hashes at once, this many more waiting;
+    # beyond, login and register answer 503 unavailable at once.
+    hash_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=64)
+    hash_queue: int = Field(default=32, ge=0, le=10_000)
 
     # argon2id parameters (PasswordHasher). Lower them only in tests.
     argon2_memory_kib: int = Field(default=OWASP_MEMORY_KIB, ge=8)

@@ -49,9 +49,11 @@ class AuthStore:
     # --- users -------------------------------------------------------------
 
     async def create_user(
-        self, user_id: str, username: str, display_name: str, password_hash: str, now: datetime
+        self, user_id: str, username: str, display_name: str, password_hash: str, now: datetime,
+        claim_admin: bool = True,
     ) -> User:
-        """Insert a user; the first user ever is an admin. Raises UsernameTaken."""
+        """Insert a user; with ``claim_admin`` the first user ever is an admin (the bootstrap
+        row is claimed in the same transaction). Raises UsernameTaken."""
         try:
             async with self._tx() as s:
                 if (await s.scalar(select(User.id).where(User.username == username))) is not None:
@@ -66,26 +68,14 @@ class AuthStore:
                 )
                 s.add(user)
                 await s.flush()
-                user.is_admin = await self._claim_first_admin(s, user_id, now)
+                user.is_admin = claim_admin and await claim_first_admin(s, user_id, now)
             return user
         except IntegrityError as exc:  # lost a race with a concurrent registration
             raise UsernameTaken(username) from exc
 
-    @staticmethod
-    async def _claim_first_admin(s: AsyncSession, user_id: str, now: datetime) -> bool:
-        """Insert the one bootstrap row in this transaction: whoever inserts it is admin.
-
-        Of two concurrent first registrations the second waits on the unique key (PostgreSQL)
-        or on the single writer (SQLite) and then fails to insert it.
-        """
-        if await s.scalar(select(AdminBootstrap.id)) is not None:
-            return False
-        try:
-            async with s.begin_nested():
-                s.add(AdminBootstrap(id=1, user_id=user_id, created_at=now))
-            return True
-        except IntegrityError:
-            return False
+    async def bootstrapped(self) -> bool:
+        async with self._tx() as s:
+            return await s.scalar(select(AdminBootstrap.id)) is not None
 
     async def user_by_username(self, username: str) -> User | None:
         async with self._tx() as s:
@@ -108,13 +98,14 @@ class AuthStore:
 
     # --- login throttle ----------------------------------------------------
 
-    async def throttle_locked_until(self, username: str) -> datetime | None:
+    async def throttle_locked_until(self, username: str, client: str) -> datetime | None:
         async with self._tx() as s:
-            return await s.scalar(select(LoginThrottle.locked_until).where(LoginThrottle.username == username))
+            return await s.scalar(select(LoginThrottle.locked_until).where(*_throttle_key(username, client)))
 
     async def record_failure(
         self,
         username: str,
+        client: str,
         now: datetime,
         window_start_after: datetime,
         max_failures: int,
@@ -129,7 +120,7 @@ class AuthStore:
             stale = LoginThrottle.window_start < window_start_after
             res: CursorResult[Any] = await s.execute(  # type: ignore[assignment]
                 update(LoginThrottle)
-                .where(LoginThrottle.username == username)
+                .where(*_throttle_key(username, client))
                 .values(
                     failures=case((stale, 1), else_=LoginThrottle.failures + 1),
                     window_start=case((stale, now), else_=LoginThrottle.window_start),
@@ -140,16 +131,17 @@ class AuthStore:
                     async with s.begin_nested():
                         s.add(
                             LoginThrottle(
-                                username=username, failures=1, window_start=now, lockouts=0, locked_until=None
+                                username=username, client=client, failures=1, window_start=now, lockouts=0,
+                                locked_until=None,
                             )
                         )
                 except IntegrityError:  # concurrent first failure: count ours too
                     await s.execute(
                         update(LoginThrottle)
-                        .where(LoginThrottle.username == username)
+                        .where(*_throttle_key(username, client))
                         .values(failures=LoginThrottle.failures + 1)
                     )
-            row = await s.scalar(select(LoginThrottle).where(LoginThrottle.username == username))
+            row = await s.scalar(select(LoginThrottle).where(*_throttle_key(username, client)))
             assert row is not None
             if row.failures < max_failures:
                 return None
@@ -159,9 +151,9 @@ class AuthStore:
             row.locked_until = now + lockout_for(row.lockouts)
             return row.locked_until
 
-    async def reset_throttle(self, username: str) -> None:
+    async def reset_throttle(self, username: str, client: str) -> None:
         async with self._tx() as s:
-            row = await s.get(LoginThrottle, username)
+            row = await s.get(LoginThrottle, (username, client))
             if row is not None:
                 await s.delete(row)
 
@@ -256,3 +248,23 @@ class AuthStore:
             return True
         except IntegrityError:
             return False
+
+
+def _throttle_key(username: str, client: str) -> tuple[Any, Any]:
+    return LoginThrottle.username == username, LoginThrottle.client == client
+
+
+async def claim_first_admin(s: AsyncSession, user_id: str, now: datetime) -> bool:
+    """Insert the one bootstrap row in this transaction: whoever inserts it is admin.
+
+    Of two concurrent first registrations the second waits on the unique key (PostgreSQL)
+    or on the single writer (SQLite) and then fails to insert it.
+    """
+    if await s.scalar(select(AdminBootstrap.id)) is not None:
+        return False
+    try:
+        async with s.begin_nested():
+            s.add(AdminBootstrap(id=1, user_id=user_id, created_at=now))
+        return True
+    except IntegrityError:
+        return False

@@ -32,6 +32,11 @@ SEND = "send"  # WS `send` and REST POST …/messages together (PROTOCOL §4)
 TYPING = "typing"  # WS `typing`
 RECEIPT = "receipt"  # WS `delivered` / `read`
 WRITE = "write"  # other REST writes under /v1 (not /v1/auth/*)
+# /v1/auth, per client address and (``*_GLOBAL``, key ``GLOBAL_KEY``) for all clients.
+LOGIN, LOGIN_GLOBAL = "login", "login_global"
+REGISTER, REGISTER_GLOBAL = "register", "register_global"
+REFRESH, REFRESH_GLOBAL = "refresh", "refresh_global"
+GLOBAL_KEY = "*"
 # Per connection only (not in the registry): every client frame.
 FRAMES = "frames"
 # Connections of one user on this gateway beyond the cap.
@@ -95,10 +100,16 @@ class TokenBucket:
 class Limits:
     """Per-user buckets of this gateway, by kind (``SEND``, ``TYPING``, ``RECEIPT``, ``WRITE``)."""
 
-    def __init__(self, rules: Mapping[str, Rule], clock: Clock = time.monotonic, sweep_every_s: float = 10.0) -> None:
+    def __init__(
+        self, rules: Mapping[str, Rule], clock: Clock = time.monotonic, sweep_every_s: float = 10.0,
+        max_buckets: int = 200_000,
+    ) -> None:
         self.rules = dict(rules)
         self.clock = clock
         self.sweep_every_s = sweep_every_s
+        # Keys come from outside (user ids, client addresses): past this many buckets even
+        # after a sweep, new keys go unmetered here (global budgets still apply to them).
+        self.max_buckets = max_buckets
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._swept = clock()
 
@@ -117,6 +128,10 @@ class Limits:
         key = (kind, user)
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= self.max_buckets:
+                self.sweep(now)
+                if len(self._buckets) >= self.max_buckets:
+                    return None
             bucket = self._buckets[key] = TokenBucket(rule, now)
         wait = bucket.try_take(now)
         if wait is not None:
@@ -153,7 +168,11 @@ def refuse(kind: str, wait_s: float) -> ChatError:
     )
 
 
-_NOUNS = {SEND: "messages", TYPING: "typing notifications", RECEIPT: "receipts", WRITE: "requests", FRAMES: "frames"}
+_NOUNS = {
+    SEND: "messages", TYPING: "typing notifications", RECEIPT: "receipts", WRITE: "requests", FRAMES: "frames",
+    LOGIN: "logins from this address", LOGIN_GLOBAL: "logins", REGISTER: "registrations from this address",
+    REGISTER_GLOBAL: "registrations", REFRESH: "token refreshes from this address", REFRESH_GLOBAL: "token refreshes",
+}
 
 _SEND_PATH = re.compile(r"^/v1/conversations/[^/]+/messages/?$")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -175,4 +194,20 @@ def rules_from(s: GatewaySettings) -> dict[str, Rule]:
         TYPING: Rule(s.rate_typing_burst, s.rate_typing_per_s),
         RECEIPT: Rule(s.rate_receipt_burst, s.rate_receipt_per_s),
         WRITE: Rule(s.rate_write_burst, s.rate_write_per_s),
+        LOGIN: Rule(s.rate_login_burst, s.rate_login_per_s),
+        LOGIN_GLOBAL: Rule(s.rate_login_global_burst, s.rate_login_global_per_s),
+        REGISTER: Rule(s.rate_register_burst, s.rate_register_per_s),
+        REGISTER_GLOBAL: Rule(s.rate_register_global_burst, s.rate_register_global_per_s),
+        REFRESH: Rule(s.rate_refresh_burst, s.rate_refresh_per_s),
+        REFRESH_GLOBAL: Rule(s.rate_refresh_global_burst, s.rate_refresh_global_per_s),
     }
+
+
+def charge_address(limits: Limits, kind: str, global_kind: str, address: str) -> None:
+    """One token of the address's ``kind`` bucket and one of the ``global_kind`` bucket, or
+    ``rate_limited`` (the address's token is given back when the global budget refuses)."""
+    limits.enforce(address, kind)
+    wait = limits.check(GLOBAL_KEY, global_kind, "rest")
+    if wait is not None:
+        limits.refund(address, kind)
+        raise refuse(global_kind, wait)

@@ -22,6 +22,7 @@ from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.presence import router as presence_router
 from chat_gateway.api.routes import router
 from chat_gateway.body_limit import BodyLimit
+from chat_gateway.client_address import parse_networks
 from chat_gateway.drain import Drain
 from chat_gateway.hub import Hub
 from chat_gateway.limits import Limits, rules_from
@@ -65,7 +66,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.typing = TypingRelay(nc, app.state.hub, settings.typing_interval_s, settings.typing_expires_ms)
         verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)
         await revocations.start()
-        app.state.resources = Resources(settings, rpc, verifier, sender, limits)
+        app.state.resources = Resources(
+            settings, rpc, verifier, sender, limits, parse_networks(settings.trusted_proxies)
+        )
         app.state.receipts = receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
         await receipts.start()
         app.state.nc = nc

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import ipaddress
 import uuid
+from typing import Annotated
 
 from chat_common.settings import ServiceSettings
 from chat_proto.auth_api import AUDIENCE
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 
 class GatewaySettings(ServiceSettings):
@@ -60,6 +62,23 @@ class GatewaySettings(ServiceSettings):
     rate_receipt_per_s: float = Field(default=50.0, gt=0)
     rate_write_burst: int = Field(default=120, ge=0)  # other REST writes under /v1 (not /v1/auth)
     rate_write_per_s: float = Field(default=5.0, gt=0)
+    # /v1/auth: per client address (client_address.py) and for all clients of this gateway
+    # together (``_GLOBAL_``). Loopback is not exempt; a burst of 0 turns a budget off.
+    rate_login_burst: int = Field(default=30, ge=0)
+    rate_login_per_s: float = Field(default=0.5, gt=0)
+    rate_login_global_burst: int = Field(default=200, ge=0)
+    rate_login_global_per_s: float = Field(default=20.0, gt=0)
+    rate_register_burst: int = Field(default=10, ge=0)
+    rate_register_per_s: float = Field(default=0.05, gt=0)
+    rate_register_global_burst: int = Field(default=100, ge=0)
+    rate_register_global_per_s: float = Field(default=5.0, gt=0)
+    rate_refresh_burst: int = Field(default=60, ge=0)
+    rate_refresh_per_s: float = Field(default=1.0, gt=0)
+    rate_refresh_global_burst: int = Field(default=1000, ge=0)
+    rate_refresh_global_per_s: float = Field(default=200.0, gt=0)
+    # Proxies (CIDRs, comma-separated) whose X-Forwarded-For / Forwarded is believed; the
+    # client is the rightmost hop that is not one of them. Default: none (the peer is the client).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Per WebSocket connection: every client frame.
     rate_frames_burst: int = Field(default=500, ge=0)
     rate_frames_per_s: float = Field(default=100.0, gt=0)
@@ -73,3 +92,13 @@ class GatewaySettings(ServiceSettings):
     sync_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     # SIGTERM: connections are closed with 1012 spread over this many seconds.
     drain_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            for cidr in value:
+                ipaddress.ip_network(str(cidr).strip(), strict=False)  # ValueError: not a CIDR
+        return value

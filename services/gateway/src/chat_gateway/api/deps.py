@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.rpc import RpcClient
 from fastapi import Depends, Request
 
-from chat_gateway.limits import Limits, rest_kind
+from chat_gateway.client_address import Network, client_address
+from chat_gateway.limits import (
+    LOGIN,
+    LOGIN_GLOBAL,
+    REFRESH,
+    REFRESH_GLOBAL,
+    REGISTER,
+    REGISTER_GLOBAL,
+    Limits,
+    charge_address,
+    rest_kind,
+)
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
@@ -22,6 +34,7 @@ class Resources:
     verifier: TokenVerifier
     sender: Sender
     limits: Limits
+    trusted_proxies: list[Network] = field(default_factory=list)
 
 
 def resources(request: Request) -> Resources:
@@ -48,3 +61,25 @@ async def principal(request: Request, res: Res) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def peer_address(request: Request, res: Res) -> str:
+    """The client's address (client_address.py: behind trusted proxies, the forwarded one)."""
+    return client_address(request.client.host if request.client else None, request.headers, res.trusted_proxies)
+
+
+ClientAddress = Annotated[str, Depends(peer_address)]
+
+
+def _budget(kind: str, global_kind: str) -> Callable[[Res, ClientAddress], str]:
+    def charge(res: Res, address: ClientAddress) -> str:
+        charge_address(res.limits, kind, global_kind, address)
+        return address
+
+    return charge
+
+
+# /v1/auth budgets (limits.py): per client address and for all clients of this gateway.
+LoginBudget = Annotated[str, Depends(_budget(LOGIN, LOGIN_GLOBAL))]
+RegisterBudget = Annotated[str, Depends(_budget(REGISTER, REGISTER_GLOBAL))]
+RefreshBudget = Annotated[str, Depends(_budget(REFRESH, REFRESH_GLOBAL))]

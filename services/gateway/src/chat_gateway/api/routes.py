@@ -10,11 +10,11 @@ from chat_proto.bounds import INT64_MAX, INT64_MIN, MAX_SEQ, ClientMsgId, SeqRef
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 from chat_proto.subjects import ID_PATTERN, auth_rpc, messages_rpc
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from chat_gateway.api.deps import Caller, Res
+from chat_gateway.api.deps import Caller, LoginBudget, RefreshBudget, RegisterBudget, Res
 
 router = APIRouter(prefix="/v1")
 
@@ -33,18 +33,24 @@ def _conv(conv: str) -> str:
 
 # --- auth ----------------------------------------------------------------------------------
 @router.post("/auth/register", status_code=201)
-async def register(body: auth_api.RegisterRequest, res: Res) -> Any:
+async def register(body: auth_api.RegisterRequest, res: Res, _: RegisterBudget) -> Any:
     return await res.rpc.call(auth_rpc("register"), body)
 
 
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
 @router.post("/auth/login")
-async def login(body: auth_api.LoginRequest, request: Request, res: Res) -> Any:
-    body.client_ip = request.client.host if request.client else None
-    return await res.rpc.call(auth_rpc("login"), body)
+async def login(body: LoginBody, res: Res, address: LoginBudget) -> Any:
+    req = auth_api.LoginRequest(username=body.username, password=body.password, client_ip=address)
+    return await res.rpc.call(auth_rpc("login"), req)
 
 
 @router.post("/auth/refresh")
-async def refresh(body: auth_api.RefreshRequest, res: Res) -> Any:
+async def refresh(body: auth_api.RefreshRequest, res: Res, _: RefreshBudget) -> Any:
     return await res.rpc.call(auth_rpc("refresh"), body)
 
 

@@ -1,0 +1,48 @@
+"""RPC requests carry their caller's deadline; a server drops those already expired (the
+caller gave up: nobody reads the answer) instead of doing the work. Real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+from chat_devtools.nats import NatsServer
+from chat_proto.rpc import DEADLINE_HEADER, RpcClient, RpcContext, RpcServer, current_deadline
+from pydantic import BaseModel
+
+
+class Req(BaseModel):
+    n: int = 0
+
+
+async def test_expired_requests_are_dropped(tmp_path: Path) -> None:
+    with NatsServer(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        seen: list[tuple[int, float | None]] = []
+
+        async def handler(req: Req, ctx: RpcContext) -> Any:
+            seen.append((req.n, current_deadline.get()))
+            return {"n": req.n}
+
+        rpc = RpcServer(nc, "q")
+        rpc.add("svc.test.op", Req, handler)
+        await rpc.start()
+        try:
+            late = await nc.publish(  # a caller that gave up a second ago
+                "svc.test.op", orjson.dumps({"n": 1}), reply="nobody.listens",
+                headers={DEADLINE_HEADER: f"{time.time() - 1:.3f}"},
+            )
+            assert late is None
+            t0 = time.time()
+            assert await RpcClient(nc, 2.0).call("svc.test.op", {"n": 2}) == {"n": 2}
+            await asyncio.sleep(0.05)
+        finally:
+            await rpc.stop()
+            await nc.close()
+    assert [n for n, _ in seen] == [2]
+    deadline = seen[0][1]
+    assert deadline is not None and t0 + 1.5 < deadline < t0 + 2.5
