@@ -37,6 +37,9 @@ class Stats:
     recv_lat: list[float] = field(default_factory=list)
     received: int = 0
     ack_times: list[float] = field(default_factory=list)
+    # every send's first answer (ack or error), and what each acked id was stored at
+    answer_lat: list[float] = field(default_factory=list)
+    acked_seq: dict[str, int] = field(default_factory=dict)
 
 
 def _check_loopback(url: str) -> None:
@@ -105,8 +108,12 @@ async def client(
                             st.acked += 1
                             st.ack_times.append(now)
                             st.ack_lat.append(now - sent_at[f["client_msg_id"]])
+                            st.answer_lat.append(now - sent_at[f["client_msg_id"]])
+                            st.acked_seq[f["client_msg_id"]] = f["seq"]
                         elif t == "error":
                             st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
+                            if f.get("client_msg_id") in sent_at:
+                                st.answer_lat.append(now - sent_at[f["client_msg_id"]])
             except (TimeoutError, websockets.ConnectionClosed):
                 return
 
@@ -161,6 +168,7 @@ async def run(args: argparse.Namespace) -> dict:
     steady = [t for t in st.ack_times if lo <= t <= hi]
     steady_rate = len(steady) / (hi - lo) if hi > lo else 0.0
     expected_recv = st.sent * args.clients
+    lost = await verify(args.gateway[0], users[0], conv, st.acked_seq) if args.verify else None
     return {
         "clients": args.clients,
         "gateways": len(args.gateway),
@@ -174,7 +182,29 @@ async def run(args: argparse.Namespace) -> dict:
         "recv_ms": {"p50": round(pct(st.recv_lat, 0.5), 2), "p99": round(pct(st.recv_lat, 0.99), 2)},
         "deliveries": st.received,
         "deliveries_expected": expected_recv,
+        "answered": len(st.answer_lat),
+        "answer_ms": {"p99": round(pct(st.answer_lat, 0.99), 2), "max": round(max(st.answer_lat, default=0) * 1000, 2)},
+        "answered_within_2s": sum(1 for x in st.answer_lat if x <= 2.0),
+        "acked_not_stored": lost,
     }
+
+
+async def verify(gateway: str, user: dict, conv: str, acked: dict[str, int]) -> int:
+    """Acked messages missing from history (or stored at another seq than acked)."""
+    stored: dict[str, int] = {}
+    after = 0
+    h = {"Authorization": f"Bearer {user['access_token']}"}
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as http:
+        while True:
+            r = await http.get(f"/v1/conversations/{conv}/messages", headers=h, params={"after": after, "limit": 200})
+            r.raise_for_status()
+            page = r.json()
+            for e in page["events"]:
+                if e.get("client_msg_id") is not None:
+                    stored[e["client_msg_id"]] = e["seq"]
+            if not page["events"] or not page["has_more"]:
+                return sum(1 for cmid, seq in acked.items() if stored.get(cmid) != seq)
+            after = page["events"][-1]["seq"]
 
 
 def main() -> None:
@@ -184,6 +214,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=500, help="messages/s offered in total")
     ap.add_argument("--duration", type=float, default=20, help="seconds of sending (max 600)")
     ap.add_argument("--drain", type=float, default=5, help="seconds to wait for the tail")
+    ap.add_argument("--verify", action="store_true", help="check every acked message is in history at its seq")
     args = ap.parse_args()
     args.duration = min(args.duration, 600)
     try:  # the generator shares the cores with the system under test: keep it cheap

@@ -15,6 +15,7 @@ from chat_proto.rpc import RpcClient
 from fastapi import FastAPI, Request, Response, WebSocket
 from prometheus_client import Histogram
 
+from chat_gateway.admission import Admission
 from chat_gateway.api.accounts import router as accounts_router
 from chat_gateway.api.channels import router as channels_router
 from chat_gateway.api.deps import Resources
@@ -53,7 +54,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas))
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
-        sender = Sender(nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s)
+        admission = Admission(settings.send_max_inflight, settings.send_min_inflight, settings.send_target_s)
+        sender = Sender(
+            nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s, admission
+        )
         sender.limits = limits = Limits(rules_from(settings))
         await sender.start()
         app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)

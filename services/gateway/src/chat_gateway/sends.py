@@ -30,6 +30,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from prometheus_client import Histogram
 
+from chat_gateway.admission import Admission, ConnectionSends
 from chat_gateway.limits import SEND, Limits
 
 log = logging.getLogger("chat.gateway.sends")
@@ -54,7 +55,8 @@ class SendResult:
 
 class Sender:
     def __init__(
-        self, nc: NATS, rpc: RpcClient, gateway_id: str, timeout_s: float, republish_after_s: float = 1.0
+        self, nc: NATS, rpc: RpcClient, gateway_id: str, timeout_s: float, republish_after_s: float = 1.0,
+        admission: Admission | None = None,
     ) -> None:
         self.nc, self.rpc = nc, rpc
         self.results_subject = subjects.gateway_results(gateway_id)
@@ -67,6 +69,7 @@ class Sender:
         # The transports charge a send token before calling send(); a replay of a stored
         # client_msg_id (created: false) costs nothing, so its token is given back here.
         self.limits: Limits | None = None
+        self.admission = admission or Admission(max_inflight=2000, min_inflight=16, target_s=0.25)
 
     async def start(self) -> None:
         await self.nc.subscribe(self.results_subject, cb=self._on_result)
@@ -117,8 +120,48 @@ class Sender:
         body: str,
         attachments: list[Attachment] | None = None,
         reply_to: int | None = None,
+        connection: ConnectionSends | None = None,
     ) -> SendResult:
         body = clean_body(body)  # fast refusal of empty or oversized bodies; the store checks again
+        self._admit(user, connection)  # or unavailable at once: overload is shed, not queued
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waited: float | None = None  # how long the store took to answer, for admission
+        try:
+            res = await self._send(user, conv, client_msg_id, body, attachments, reply_to)
+            waited = loop.time() - started
+            return res
+        except _NotQueued as exc:
+            raise ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry") from exc.__cause__
+        except ChatError:
+            waited = loop.time() - started  # refused by the store, or not stored in time
+            raise
+        finally:
+            self.admission.leave(waited)
+            if connection is not None:
+                connection.leave()
+
+    def _admit(self, user: str, connection: ConnectionSends | None) -> None:
+        """Per connection, then per gateway (admission.py); a refused send gives its
+        rate-limit token back: it was not stored, and its retry pays again."""
+        try:
+            if connection is not None:
+                connection.enter(self.admission.retry_after_ms())
+            try:
+                self.admission.enter()
+            except ChatError:
+                if connection is not None:
+                    connection.leave()
+                raise
+        except ChatError:
+            if self.limits is not None:
+                self.limits.refund(user, SEND)
+            raise
+
+    async def _send(
+        self, user: str, conv: str, client_msg_id: str, body: str, attachments: list[Attachment] | None,
+        reply_to: int | None,
+    ) -> SendResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
         # The fields of chat_proto.commands.SendCommand (v1); the messages service validates it.
@@ -144,7 +187,7 @@ class Sender:
                     headers={"Nats-Msg-Id": msg_id(conv, user, client_msg_id), "Chat-Schema": COMMAND_SCHEMA},
                 )
             except Exception as exc:
-                raise ChatError(ErrorCode.UNAVAILABLE, "could not queue the message; retry") from exc
+                raise _NotQueued from exc
             res = await fut
             SEND_LATENCY.observe(loop.time() - started)
             if not res.created and self.limits is not None:
@@ -205,6 +248,10 @@ class Sender:
             await asyncio.sleep(delay)
             delay = min(0.4, delay * 2)
         return True
+
+
+class _NotQueued(Exception):
+    """Publishing the command failed: nothing is known about the store."""
 
 
 def _expire(fut: asyncio.Future[SendResult]) -> None:

@@ -33,6 +33,12 @@ class GatewaySettings(ServiceSettings):
     # A resend JetStream drops as a duplicate with no stored event found within this long
     # (the first attempt was refused, or is still queued) is published again.
     send_republish_after_s: float = 1.0
+    # Admission (admission.py): sends waiting for the store, per gateway adaptive between
+    # MIN and MAX (kept near TARGET_S of latency), per connection fixed; beyond: unavailable.
+    send_max_inflight: int = Field(default=2000, ge=1)
+    send_min_inflight: int = Field(default=16, ge=1)
+    send_target_s: float = Field(default=0.25, gt=0)
+    connection_max_inflight_sends: int = Field(default=64, ge=1)
     rpc_timeout_s: float = 5.0
     # Ordering: how long out-of-order events are held waiting for a missing seq.
     gap_fill_after_s: float = 0.15

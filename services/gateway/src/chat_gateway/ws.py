@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from starlette.websockets import WebSocket
 
 from chat_gateway import sync
+from chat_gateway.admission import ConnectionSends
 from chat_gateway.connection import CONNECTIONS, Connection
 from chat_gateway.frame_guard import FrameGuard
 from chat_gateway.hub import Hub
@@ -55,6 +56,7 @@ class Session:
         self.draining = False
         self._sync_budget = SyncBudget(s.sync_max_bytes)  # replayed events held, all syncs
         self._sync_lock = asyncio.Lock()
+        self._sends = ConnectionSends(s.connection_max_inflight_sends)
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
         self.principal: Principal | None = None
         self.answers: asyncio.Queue[asyncio.Future[Answer]] = asyncio.Queue(s.max_inflight_frames)
@@ -287,7 +289,8 @@ class Session:
     async def _on_send(self, frame: F.SendFrame) -> Answer:
         try:
             res = await self.sender.send(
-                self.conn.user, frame.conv, frame.client_msg_id, frame.body, frame.attachments, frame.reply_to
+                self.conn.user, frame.conv, frame.client_msg_id, frame.body, frame.attachments, frame.reply_to,
+                connection=self._sends,
             )
         except ChatError as err:  # refused (body limits, membership, unavailable)
             return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None

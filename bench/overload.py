@@ -1,0 +1,99 @@
+"""Overload benchmark (hardening §6): offered twice the capacity, the system keeps latency
+bounded for what it admits and refuses the rest explicitly.
+
+In ONE run, on one system (2 gateways, the chosen backend):
+1. capacity: offered far more than the store can take for --probe seconds; the persisted
+   rate in the steady window is the capacity C;
+2. unloaded: C/10 offered for --baseline seconds; its ack p99 is the reference;
+3. overload: 2 x C offered for --duration seconds (default 60).
+Pass: the admitted (acked) messages' p99 under 10x the unloaded p99; every send answered
+(ack or refusal) within 2 s; every acked message stored at its seq (checked over REST).
+
+    .venv/bin/python bench/overload.py --backend postgres --repeat 3
+
+Bounded: each phase stops by itself; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from run import bench_system  # noqa: E402  (bench/run.py: NATS, backend, 2 gateways)
+
+
+def loadgen(urls: list[str], clients: int, rate: float, duration: float, verify: bool = False) -> dict[str, Any]:
+    cmd = [sys.executable, str(HERE / "loadgen.py"), *[a for u in urls for a in ("--gateway", u)],
+           "--clients", str(clients), "--rate", str(rate), "--duration", str(duration), "--drain", "5"]
+    if verify:
+        cmd.append("--verify")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration + 600)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def one_run(args: argparse.Namespace) -> dict[str, Any]:
+    with bench_system(args) as cluster:
+        urls = cluster.gateway_urls
+        probe = loadgen(urls, args.clients, args.probe_rate, args.probe)
+        capacity = probe["persisted_per_s_steady"]
+        base = loadgen(urls, args.clients, capacity / 10, args.baseline)
+        over = loadgen(urls, args.clients, 2 * capacity, args.duration, verify=True)
+    unloaded_p99 = base["ack_ms"]["p99"]
+    return {
+        "capacity_per_s": capacity,
+        "unloaded_ack_p99_ms": unloaded_p99,
+        "offered_per_s": round(2 * capacity),
+        "admitted_per_s": over["persisted_per_s_steady"],
+        "admitted_ack_p50_ms": over["ack_ms"]["p50"],
+        "admitted_ack_p99_ms": over["ack_ms"]["p99"],
+        "p99_ratio": round(over["ack_ms"]["p99"] / unloaded_p99, 2) if unloaded_p99 else None,
+        "sent": over["sent"],
+        "acked": over["acked"],
+        "refused": over["errors"].get("unavailable", 0),
+        "other_errors": {k: v for k, v in over["errors"].items() if k != "unavailable"},
+        "unanswered": over["sent"] - over["answered"],
+        "answered_after_2s": over["answered"] - over["answered_within_2s"],
+        "answer_max_ms": over["answer_ms"]["max"],
+        "acked_not_stored": over["acked_not_stored"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="postgres")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=60, help="seconds at 2x capacity (max 600)")
+    ap.add_argument("--probe", type=float, default=10, help="seconds of the capacity probe")
+    ap.add_argument("--probe-rate", type=float, default=8000, help="offered during the probe (far over capacity)")
+    ap.add_argument("--baseline", type=float, default=15, help="seconds at capacity/10")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--messages-replicas", type=int, default=1)
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--pg-log-slow-ms", type=int, default=None)
+    args = ap.parse_args()
+    args.duration = min(args.duration, 600)
+    runs = []
+    for _ in range(args.repeat):
+        r = one_run(args)
+        runs.append(r)
+        print(json.dumps(r), flush=True)
+    keys = ("capacity_per_s", "unloaded_ack_p99_ms", "admitted_per_s", "admitted_ack_p99_ms", "p99_ratio",
+            "answer_max_ms")
+    med = {k: statistics.median(r[k] for r in runs if r[k] is not None) for k in keys}
+    med |= {k: sum(r[k] for r in runs) for k in ("unanswered", "answered_after_2s", "acked_not_stored")}
+    med["pass"] = bool(
+        med["p99_ratio"] <= 10 and med["unanswered"] == 0 and med["answered_after_2s"] == 0
+        and med["acked_not_stored"] == 0
+    )
+    print("MEDIANS " + json.dumps({"backend": args.backend, "runs": len(runs), **med}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

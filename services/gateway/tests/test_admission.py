@@ -1,0 +1,60 @@
+"""Admission of sends (admission.py): the per-gateway bound adapts to the store's latency
+(additive increase, multiplicative decrease); per-connection bounds are fixed; refusals are
+``unavailable`` with a retry time, at once."""
+
+from __future__ import annotations
+
+import pytest
+from chat_gateway.admission import REFUSED, Admission, ConnectionSends
+from chat_proto.errors import ChatError, ErrorCode
+
+
+def refused(reason: str) -> float:
+    return REFUSED.labels(reason)._value.get()
+
+
+def test_bound_refuses_at_once_with_a_retry_time() -> None:
+    a = Admission(max_inflight=3, min_inflight=1, target_s=0.2, clock=lambda: 0.0)
+    before = refused("gateway")
+    for _ in range(3):
+        a.enter()
+    with pytest.raises(ChatError) as info:
+        a.enter()
+    assert info.value.code == ErrorCode.UNAVAILABLE and info.value.retry_after_ms == 200
+    assert refused("gateway") == before + 1
+    a.leave(0.01)
+    a.enter()  # room again
+
+
+def test_limit_shrinks_when_the_store_is_slow_and_grows_back() -> None:
+    t = [0.0]
+    a = Admission(max_inflight=100, min_inflight=10, target_s=0.2, clock=lambda: t[0])
+    for _ in range(50):  # slow answers: a quarter off at most once per target
+        a.enter()
+        a.leave(1.0)
+    assert a.limit == 75
+    for _ in range(20):
+        t[0] += 0.25
+        a.enter()
+        a.leave(1.0)
+    assert a.limit == 10  # never below the minimum
+    for _ in range(10 * 20):  # fast answers: +1 per limit answers
+        a.enter()
+        a.leave(0.01)
+    assert 20 < a.limit < 25  # d(limit)/d(answers) = 1/limit: sqrt(10² + 2·200) ≈ 22
+    before = a.limit
+    a.enter()
+    a.leave(None)  # failed before reaching the store: says nothing
+    assert a.limit == before and a.inflight == 0
+
+
+def test_connection_bound() -> None:
+    c = ConnectionSends(2)
+    before = refused("connection")
+    c.enter(100)
+    c.enter(100)
+    with pytest.raises(ChatError) as info:
+        c.enter(100)
+    assert info.value.retry_after_ms == 100 and refused("connection") == before + 1
+    c.leave()
+    c.enter(100)
