@@ -6,7 +6,7 @@ from typing import Annotated
 
 from chat_common.settings import ServiceSettings
 from chat_proto.auth_api import AUDIENCE
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 
@@ -27,7 +27,7 @@ class GatewaySettings(ServiceSettings):
     ws_max_message_bytes: int = 1024 * 1024
     queue_max_frames: int = 1000
     queue_max_bytes: int = 4 * 1024 * 1024
-    max_inflight_frames: int = 256
+    max_inflight_frames: int = Field(default=512, ge=2)
     # Sends
     send_timeout_s: float = 10.0
     # A resend JetStream drops as a duplicate with no stored event found within this long
@@ -38,7 +38,7 @@ class GatewaySettings(ServiceSettings):
     send_max_inflight: int = Field(default=2000, ge=1)
     send_min_inflight: int = Field(default=16, ge=1)
     send_target_s: float = Field(default=0.25, gt=0)
-    connection_max_inflight_sends: int = Field(default=64, ge=1)
+    connection_max_inflight_sends: int = Field(default=250, ge=1)
     rpc_timeout_s: float = 5.0
     # Ordering: how long out-of-order events are held waiting for a missing seq.
     gap_fill_after_s: float = 0.15
@@ -98,6 +98,14 @@ class GatewaySettings(ServiceSettings):
     sync_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     # SIGTERM: connections are closed with 1012 spread over this many seconds.
     drain_s: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _sends_below_frames(self) -> GatewaySettings:
+        # Sends waiting for the store must leave answer slots for other frames, or the
+        # connection stops being read (and misses its keepalives) while they wait.
+        if self.connection_max_inflight_sends >= self.max_inflight_frames:
+            raise ValueError("connection_max_inflight_sends must be below max_inflight_frames")
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
