@@ -29,6 +29,10 @@ gateways (gap filling, connection set-up).
 - ``receipts.set``       SetReceipt         -> {"changed": bool}
 - ``msg.edit``           EditMessage        -> Event (the new ``edit`` event)
 - ``msg.delete``         MessageRef         -> Event (the ``delete`` event, new or the existing one)
+- ``blocks.add``         BlockRef           -> {}   (``blocks.remove`` likewise; idempotent)
+- ``blocks.list``        Empty              -> {"blocks": [{"user_id", "created_at"}]}
+- ``settings.get``       Empty              -> PrivacySettings (``settings.set`` PrivacySettings -> the same)
+- ``conv.hide``          ConvRef            -> {}   off the caller's list until the next event
 """
 
 from __future__ import annotations
@@ -210,6 +214,16 @@ class EditMessage(_Req):
     conv: str = Field(pattern=ID)
     seq: Seq
     body: str = Field(max_length=64 * 1024)
+
+
+class BlockRef(_Req):
+    user_id: str = Field(pattern=ID)
+
+
+class PrivacySettings(_Req):
+    """Who may put the caller into a group: anyone, or people who share a conversation."""
+
+    group_invites: Literal["everyone", "shared"]
 
 
 class UserNotice(BaseModel):

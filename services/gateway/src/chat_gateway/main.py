@@ -21,6 +21,7 @@ from chat_gateway.api.channels import router as channels_router
 from chat_gateway.api.deps import Resources
 from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.presence import router as presence_router
+from chat_gateway.api.privacy import router as privacy_router
 from chat_gateway.api.routes import router
 from chat_gateway.body_limit import BodyLimit
 from chat_gateway.client_address import parse_networks
@@ -93,6 +94,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(messages_ops_router)
     app.include_router(presence_router)
+    app.include_router(privacy_router)
 
     # Every route's body is bounded while it is read (chunked bodies included); inside the
     # middleware below, so refusals are logged and measured like any answer.

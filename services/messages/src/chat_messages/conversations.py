@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat_messages import permissions as perm
 from chat_messages.ports import Publisher, UserDirectory
+from chat_messages.privacy import check_may_add
 from chat_messages.rules import clean_name, dm_key, name_key
 from chat_messages.store import Store
 
@@ -117,6 +118,8 @@ class Conversations:
         missing = await self.users.missing(others) if others else []
         if missing:
             raise ChatError(ErrorCode.INVALID, "unknown user ids", extra={"unknown": missing})
+        async with self.store.tx() as conn:  # before an existing dm is returned, too
+            await check_may_add(conn, user, others, req.kind)
         key = dm_key(user, others[0] if others else user) if req.kind == "dm" else None
         if key is not None:
             existing = await self._existing_dm(key, user)
@@ -277,6 +280,7 @@ class Conversations:
                 return {"conversation": await self.view(conn, req.conv, actor), "changed": False}
             if await self.users.missing([req.user_id]):
                 raise ChatError(ErrorCode.INVALID, "unknown user id")
+            await check_may_add(conn, actor, [req.user_id], row.kind)
             if row.kind == "group" and len(await self.store.members_of(conn, req.conv)) >= self.max_group:
                 raise ChatError(ErrorCode.CONFLICT, f"a group has at most {self.max_group} users")
             evs = await self._add(conn, req.conv, actor, req.user_id, role)

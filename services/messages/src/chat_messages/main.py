@@ -20,6 +20,7 @@ from chat_messages.channels import Channels
 from chat_messages.consumers import CommandConsumer
 from chat_messages.conversations import Conversations
 from chat_messages.edits import Edits
+from chat_messages.privacy import Privacy
 from chat_messages.receipts import Receipts
 from chat_messages.settings import MessagesSettings
 from chat_messages.sharing import Sharing
@@ -45,10 +46,12 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         store = Store(engine)
         publisher = NatsPublisher(nc)
         await publisher.start()
-        convs = Conversations(store, publisher, AuthUserDirectory(RpcClient(nc)), settings.max_group_size)
+        directory = AuthUserDirectory(RpcClient(nc))
+        convs = Conversations(store, publisher, directory, settings.max_group_size)
         server = RpcServer(nc, subjects.MESSAGES_QUEUE, on_request=observe_rpc)
         rpc.register(server, convs, Channels(convs))
         rpc.register_sharing(server, Sharing(store))
+        rpc.register_privacy(server, Privacy(store, directory))
         rpc.register_receipts_and_edits(
             server, Receipts(convs, publisher), Edits(convs, settings.max_body_codepoints)
         )

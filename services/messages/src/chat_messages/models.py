@@ -50,7 +50,27 @@ members = Table(
     Column("joined_at", String(32), nullable=False),
     Column("delivered_seq", Integer, nullable=False, default=0),
     Column("read_seq", Integer, nullable=False, default=0),
+    # Hidden from the member's list at this last_seq (privacy.py): shown again by the next event.
+    Column("hidden_seq", Integer, nullable=True),
     Index("ix_members_user", "user_id"),
+)
+
+# user_id blocked blocked_id (privacy.py).
+user_blocks = Table(
+    "user_blocks",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("blocked_id", String(64), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_user_blocks_blocked", "blocked_id"),
+)
+
+# Per-user privacy settings; no row: the defaults.
+user_settings = Table(
+    "user_settings",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("group_invites", String(16), nullable=False, default="everyone"),
 )
 
 events = Table(

@@ -11,6 +11,7 @@ from chat_proto.subjects import messages_rpc
 from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations
 from chat_messages.edits import Edits
+from chat_messages.privacy import Privacy
 from chat_messages.receipts import Receipts
 from chat_messages.sharing import Sharing
 
@@ -76,6 +77,33 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
     server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)
     server.add(messages_rpc("internal.events"), api.EventsRange, events)
+
+
+def register_privacy(server: RpcServer, privacy: Privacy) -> None:
+    async def block(req: api.BlockRef, ctx: RpcContext) -> Any:
+        return await privacy.block(ctx.require_user(), req.user_id)
+
+    async def unblock(req: api.BlockRef, ctx: RpcContext) -> Any:
+        return await privacy.unblock(ctx.require_user(), req.user_id)
+
+    async def blocks(req: api.Empty, ctx: RpcContext) -> Any:
+        return await privacy.blocks(ctx.require_user())
+
+    async def get_settings(req: api.Empty, ctx: RpcContext) -> Any:
+        return await privacy.settings(ctx.require_user())
+
+    async def set_settings(req: api.PrivacySettings, ctx: RpcContext) -> Any:
+        return await privacy.set_settings(ctx.require_user(), req.group_invites)
+
+    async def hide(req: api.ConvRef, ctx: RpcContext) -> Any:
+        return await privacy.hide(ctx.require_user(), req.conv)
+
+    server.add(messages_rpc("blocks.add"), api.BlockRef, block)
+    server.add(messages_rpc("blocks.remove"), api.BlockRef, unblock)
+    server.add(messages_rpc("blocks.list"), api.Empty, blocks)
+    server.add(messages_rpc("settings.get"), api.Empty, get_settings)
+    server.add(messages_rpc("settings.set"), api.PrivacySettings, set_settings)
+    server.add(messages_rpc("conv.hide"), api.ConvRef, hide)
 
 
 def register_sharing(server: RpcServer, sharing: Sharing) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat_messages.models import conversations as C
 from chat_messages.models import members as M
+from chat_messages.models import user_blocks as B
 
 
 async def shared_with(conn: AsyncConnection, user: str, others: list[str]) -> set[str]:
@@ -18,10 +19,11 @@ async def shared_with(conn: AsyncConnection, user: str, others: list[str]) -> se
     if not others:
         return set()
     me, them = M.alias("me"), M.alias("them")
+    blockers = select(B.c.user_id).where(B.c.blocked_id == user)  # they blocked ``user``
     q = (
         select(them.c.user_id)
         .select_from(me.join(them, them.c.conv_id == me.c.conv_id))
-        .where(me.c.user_id == user, them.c.user_id.in_(set(others)))
+        .where(me.c.user_id == user, them.c.user_id.in_(set(others)), them.c.user_id.not_in(blockers))
         .distinct()
     )
     return {r.user_id for r in (await conn.execute(q)).all()}
@@ -34,8 +36,14 @@ async def small_conversations(
     and is a dm, a group, or a channel of at most ``max_members`` members."""
     if not users:
         return []
-    m2 = M.alias("m2")
+    m2, m3 = M.alias("m2"), M.alias("m3")
     count = select(func.count()).select_from(m2).where(m2.c.conv_id == C.c.id).scalar_subquery()
+    # not into conversations with someone the user blocked: they must not see the presence
+    with_blocked = (
+        select(m3.c.conv_id)
+        .select_from(m3.join(B, B.c.blocked_id == m3.c.user_id))
+        .where(m3.c.conv_id == M.c.conv_id, B.c.user_id == M.c.user_id)
+    )
     q = (
         select(M.c.user_id, M.c.conv_id)
         .join(C, C.c.id == M.c.conv_id)
@@ -43,6 +51,7 @@ async def small_conversations(
             M.c.user_id.in_(set(users)),
             count >= 2,
             or_(C.c.kind != "channel", count <= max_members),
+            ~with_blocked.exists(),
         )
     )
     return (await conn.execute(q)).all()

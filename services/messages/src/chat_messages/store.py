@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
 from chat_proto.events import Event
-from sqlalchemy import Integer, and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Integer, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -153,7 +153,8 @@ class Store:
         q = (
             select(C, M.c.role, M.c.delivered_seq, M.c.read_seq)
             .join(M, M.c.conv_id == C.c.id)
-            .where(M.c.user_id == user)
+            # hidden (privacy.py) until the next event
+            .where(M.c.user_id == user, or_(M.c.hidden_seq.is_(None), M.c.hidden_seq != C.c.last_seq))
             .order_by(C.c.created_at, C.c.id)
         )
         return (await conn.execute(q)).all()

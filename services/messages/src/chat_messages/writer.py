@@ -18,6 +18,7 @@ from chat_proto.timefmt import now_ts
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chat_messages import privacy_store
 from chat_messages.permissions import hidden, refusal
 from chat_messages.rules import clean_body
 from chat_messages.store import SendKey, Store
@@ -87,6 +88,7 @@ class Writer:
                     continue
                 first_of[key] = i
                 pending.setdefault(key[0], []).append(i)
+            await self._check_blocks(conn, cmds, pending, kinds, outcomes)
             await self._check_replies(conn, cmds, pending, outcomes)
             ts = now_ts()
             for conv in sorted(pending):
@@ -113,6 +115,30 @@ class Writer:
                 earlier = outcomes[first_of[key]]
                 outcomes[i].event, outcomes[i].error = earlier.event, earlier.error
         return BatchResult(outcomes, new_events)
+
+    @staticmethod
+    async def _check_blocks(
+        conn: AsyncConnection, cmds: list[SendCommand], pending: dict[str, list[int]],
+        kinds: dict[str, tuple[str, bool, bool]], outcomes: list[Outcome],
+    ) -> None:
+        """A sender blocked by the other member of a dm may not post there (privacy.py):
+        one query for a batch with dm sends, none otherwise. Refused commands leave ``pending``."""
+        dms = [c for c in pending if kinds[c][0] == "dm"]
+        if not dms:
+            return
+        senders = {cmds[i].sender for c in dms for i in pending[c]}
+        blocked = await privacy_store.blocked_in_convs(conn, dms, senders)
+        for conv in dms:
+            keep = []
+            for i in pending[conv]:
+                if (conv, cmds[i].sender) in blocked:
+                    outcomes[i].error = ChatError(ErrorCode.FORBIDDEN, "this user does not accept your messages")
+                else:
+                    keep.append(i)
+            if keep:
+                pending[conv] = keep
+            else:
+                del pending[conv]
 
     async def _check_replies(
         self, conn: AsyncConnection, cmds: list[SendCommand], pending: dict[str, list[int]], outcomes: list[Outcome]

@@ -1,0 +1,57 @@
+"""REST ``/v1``: blocks, privacy settings and hiding a conversation (hardening §5). The
+messages service owns them and applies them where it creates conversations, adds members
+and stores sends; the presence service asks it who may see whom."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from chat_proto import messages_api
+from chat_proto.subjects import messages_rpc
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat_gateway.api.deps import Caller, Res
+from chat_gateway.api.messages_ops import ConvId, _conv
+
+router = APIRouter(prefix="/v1")
+
+UserId = Annotated[str, Path(pattern=messages_api.ID, max_length=64)]
+
+
+class BlockBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    user_id: str = Field(pattern=messages_api.ID)
+
+
+@router.post("/me/blocks", status_code=204)
+async def block(body: BlockBody, caller: Caller, res: Res) -> Response:
+    await res.rpc.call(messages_rpc("blocks.add"), messages_api.BlockRef(user_id=body.user_id), user=caller.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/me/blocks")
+async def blocks(caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(messages_rpc("blocks.list"), {}, user=caller.user_id)
+
+
+@router.delete("/me/blocks/{user_id}", status_code=204)
+async def unblock(user_id: UserId, caller: Caller, res: Res) -> Response:
+    await res.rpc.call(messages_rpc("blocks.remove"), messages_api.BlockRef(user_id=user_id), user=caller.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/me/settings")
+async def settings(caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(messages_rpc("settings.get"), {}, user=caller.user_id)
+
+
+@router.put("/me/settings")
+async def set_settings(body: messages_api.PrivacySettings, caller: Caller, res: Res) -> Any:
+    return await res.rpc.call(messages_rpc("settings.set"), body, user=caller.user_id)
+
+
+@router.post("/conversations/{conv}/hide", status_code=204)
+async def hide(conv: ConvId, caller: Caller, res: Res) -> Response:
+    await res.rpc.call(messages_rpc("conv.hide"), {"conv": _conv(conv)}, user=caller.user_id)
+    return Response(status_code=204)
