@@ -152,7 +152,7 @@ def server_metrics(cluster: Cluster) -> dict[str, float]:
     g: dict[str, float] = {}
     for gw in cluster.gateways:
         for k, v in _metric_sums(
-            httpx.get(gw.base_url + "/metrics").text,
+            httpx.get(gw.metrics_url + "/metrics").text,
             ("chat_gateway_send_seconds_sum", "chat_gateway_send_seconds_count", "chat_gateway_gaps_total"),
         ).items():
             g[k] = g.get(k, 0.0) + v

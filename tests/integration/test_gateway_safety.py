@@ -302,7 +302,7 @@ async def test_slow_reader_bounded_4009_others_fine_resume_complete(cluster: Clu
         # phase 1: talk until the slow reader's queue overflowed (socket buffers fill first)
         t0 = time.monotonic()
         rounds = 0
-        while await metric(gw.base_url, "chat_gateway_slow_consumer_closes_total") < 1:
+        while await metric(gw.metrics_url, "chat_gateway_slow_consumer_closes_total") < 1:
             assert time.monotonic() - t0 < 20, "the slow reader never overflowed"
             await talk(200, f"a{rounds}-")
             rounds += 1

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import httpx
 from chat_client import Api
 from chat_devtools.testing import ClusterFactory
 
@@ -66,3 +67,20 @@ async def test_chunked_body_is_refused_while_it_is_read(cluster: ClusterFactory)
         assert r.status_code == 200, r.text
         rss1 = rss_mib(gw.pid)
         print(f"\nbytes sent before the 413: {sent / 2**20:.1f} MiB; gateway RSS {rss0:.0f} -> {rss1:.0f} MiB")
+
+
+async def test_metrics_only_on_the_operations_port(cluster: ClusterFactory) -> None:
+    """Hardening §7: /metrics is not public (404 there); the operations port
+    (GATEWAY_METRICS_PORT) serves it, and /healthz and /readyz are on both."""
+    c = cluster()
+    gw = c.gateways[0]
+    assert gw.metrics_url != gw.base_url
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.get(gw.base_url + "/metrics")
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+        r = await http.get(gw.metrics_url + "/metrics")
+        assert r.status_code == 200 and "chat_gateway_sends_refused_total" in r.text
+        for url in (gw.base_url, gw.metrics_url):
+            assert (await http.get(url + "/healthz")).status_code == 200
+            assert (await http.get(url + "/readyz")).json()["status"] == "ready"
+        assert (await http.get(gw.metrics_url + "/v1/me")).status_code == 404  # no API there

@@ -70,7 +70,7 @@ async def test_sends_past_the_bounds_are_refused_at_once_and_lose_nothing(cluste
         assert await pa.call({"type": "ping", "ref": "still-read"}) == {"type": "pong", "ref": "still-read"}
         history = [e for e in await api.all_events(alice, conv) if e["kind"] == "message"]
         async with httpx.AsyncClient() as http:
-            metrics = (await http.get(f"http://{c.gateways[0].host}:{c.gateways[0].port}/metrics")).text
+            metrics = (await http.get(c.gateways[0].metrics_url + "/metrics")).text
         await pa.close()
         await pb.close()
     acks = {**acks_a, **acks_b}

@@ -87,7 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unhandled)
 
 
-def install_ops_routes(app: FastAPI, ready: ReadyCheck) -> None:
+def install_ops_routes(app: FastAPI, ready: ReadyCheck, metrics: bool = True) -> None:
+    """``/healthz``, ``/readyz`` and (unless ``metrics`` is False: a public port) ``/metrics``."""
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok"}
@@ -101,6 +102,9 @@ def install_ops_routes(app: FastAPI, ready: ReadyCheck) -> None:
             status_code=200 if ok else 503,
         )
 
+    if not metrics:
+        return
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def prometheus() -> Response:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -129,8 +129,11 @@ class Cluster:
     def _make_gateway(self, port: int | None) -> ServiceProcess:
         i = len(self.gateways)
         port = port or free_port()
-        # unique per gateway process (the port is unique on this host at a time)
-        return self._make("gateway", f"gateway-{i}", port, {"GATEWAY_GATEWAY_ID": f"gw{i}-{port}"})
+        # unique per gateway process (the port is unique on this host at a time); /metrics
+        # on its own operations port
+        metrics = self._ports.get("gateway_metrics") if i == 0 else None
+        extra = {"GATEWAY_GATEWAY_ID": f"gw{i}-{port}", "GATEWAY_METRICS_PORT": str(metrics or free_port())}
+        return self._make("gateway", f"gateway-{i}", port, extra)
 
     def add_gateway(self, port: int | None = None, start: bool = True) -> ServiceProcess:
         gw = self._make_gateway(port)

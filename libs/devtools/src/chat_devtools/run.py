@@ -6,7 +6,8 @@ that dies on its own stops everything and exits 1. A second run keeps the data.
 
 Environment (all optional):
   GATEWAY_PORT (8080)        public port of the gateway, on 127.0.0.1
-  AUTH_PORT (8081), MESSAGES_PORT (8082), PRESENCE_PORT (8083)   fixed when set, else those or free ports
+  AUTH_PORT (8081), MESSAGES_PORT (8082), PRESENCE_PORT (8083), GATEWAY_METRICS_PORT (9464)
+                             fixed when set, else those or free ports
   CHAT_DATA_DIR (./data)     NATS store, SQLite files, logs
   CHAT_NATS_PORT (4222), CHAT_NATS_MONITOR_PORT (8222)   fixed when set, else those or free
   CHAT_NATS_URL              use this NATS instead of starting one (then give each service its
@@ -65,6 +66,7 @@ def _banner(nats_url: str, cluster: Cluster, data_dir: Path) -> None:
         f"  gateway   {gw.base_url if gw else '-'}  (REST /v1/*, WebSocket "
         f"ws://{LOOPBACK}:{gw.port if gw else '-'}/ws)",
         *(f"  gateway   {g.base_url}" for g in cluster.gateways[1:]),
+        *(f"  metrics   {g.metrics_url}/metrics" for g in cluster.gateways),
         f"  auth      {cluster.auth.base_url}",
         *(f"  messages  {m.base_url}" for m in cluster.messages),
         *(f"  presence  {p.base_url}" for p in cluster.presence),
@@ -125,6 +127,7 @@ def main() -> int:
                 "auth": _port("AUTH_PORT", 8081),
                 "messages": _port("MESSAGES_PORT", 8082),
                 "presence": _port("PRESENCE_PORT", 8083),
+                "gateway_metrics": _port("GATEWAY_METRICS_PORT", 9464),
             },
             environment="development",
             log_level=os.environ.get("CHAT_LOG_LEVEL", "INFO"),

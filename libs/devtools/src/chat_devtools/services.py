@@ -55,6 +55,12 @@ class ServiceProcess:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def metrics_url(self) -> str:
+        """Where ``/metrics`` is served: the gateway's operations port, else the service port."""
+        port = self.env.get("GATEWAY_METRICS_PORT")
+        return f"http://{self.host}:{port}" if port else self.base_url
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 

@@ -28,6 +28,7 @@ from chat_gateway.client_address import parse_networks
 from chat_gateway.drain import Drain
 from chat_gateway.hub import Hub
 from chat_gateway.limits import Limits, rules_from
+from chat_gateway.ops_port import OpsPort
 from chat_gateway.presence_reporter import PresenceReporter
 from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.revocations import Revocations
@@ -77,9 +78,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.receipts = receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
         await receipts.start()
         app.state.nc = nc
+        ops = OpsPort(settings.metrics_host, settings.metrics_port, ready, app)
+        await ops.start()
         try:
             yield
         finally:
+            await ops.stop()
             await receipts.stop()
             await revocations.stop()
             await reporter.stop()
@@ -129,5 +133,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         nc = getattr(request.app.state, "nc", None)
         return {"nats": bool(nc and nc.is_connected), "accepting": not drain.draining}
 
-    install_ops_routes(app, ready)
+    install_ops_routes(app, ready, metrics=False)  # /metrics: the operations port only
     return app

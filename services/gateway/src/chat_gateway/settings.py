@@ -15,6 +15,9 @@ class GatewaySettings(ServiceSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # /metrics (with /healthz and /readyz) on this port only (ops_port.py); 0: a free port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
     # Unique per process: names this gateway's results subject.
     gateway_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9_-]{1,64}$")
     jwt_issuer: str = "chat-auth"
