@@ -119,3 +119,11 @@ async def test_chat_admin_bootstrap(tmp_path: Path, engine: AsyncEngine, capsys:
     assert "ops" in capsys.readouterr().out
     assert await amain(parser().parse_args(["bootstrap", "late"]), settings) == 1  # once only
     assert "exists already" in capsys.readouterr().err
+
+
+def test_display_names_lose_bidi_controls_and_invisible_characters() -> None:
+    from chat_auth.service import clean_display_name
+
+    assert clean_display_name("ad\u202emin\u200b\u2066", "x") == "admin"
+    assert clean_display_name("\u200b\ufeff", "fallback") == "fallback"
+    assert clean_display_name("\U0001f468\u200d\U0001f469", "x") == "\U0001f468\u200d\U0001f469"  # ZWJ stays

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from chat_proto.auth_api import TokenPair, UserOut
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.text import strip_hidden
 from chat_proto.timefmt import epoch_ms
 from chat_proto.timefmt import now as utc_now
 
@@ -40,7 +41,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 def clean_display_name(raw: str | None, username: str) -> str:
-    name = _CONTROL_RE.sub("", raw or "").strip()[:DISPLAY_NAME_MAX].strip()
+    name = strip_hidden(_CONTROL_RE.sub("", raw or "")).strip()[:DISPLAY_NAME_MAX].strip()
     return name or username
 
 

@@ -29,7 +29,7 @@ async def remove_block(conn: AsyncConnection, user: str, blocked: str) -> None:
     await conn.execute(delete(B).where(B.c.user_id == user, B.c.blocked_id == blocked))
 
 
-async def blocks_of(conn: AsyncConnection, user: str) -> list[Row[Any]]:
+async def blocks_of(conn: AsyncConnection, user: str) -> list[Row[Any, Any]]:
     q = select(B.c.blocked_id, B.c.created_at).where(B.c.user_id == user).order_by(B.c.created_at, B.c.blocked_id)
     return list((await conn.execute(q)).all())
 

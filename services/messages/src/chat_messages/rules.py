@@ -5,11 +5,14 @@ Who may do what lives in ``permissions.py``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
+import confusables
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.messages_api import clean_body
+from chat_proto.text import strip_hidden
 
 __all__ = ["clean_body", "clean_name", "clean_text", "dm_key", "like_pattern", "name_key"]
 
@@ -21,8 +24,9 @@ MAX_DESCRIPTION = 1000
 
 def _fold(text: str) -> str:
     """NFC; whitespace (line breaks and tabs included) folded to one space; other control
-    characters removed; trimmed."""
-    spaced = " ".join(unicodedata.normalize("NFC", text).split())
+    characters, bidirectional controls and invisible formatting characters removed
+    (chat_proto.text); trimmed."""
+    spaced = " ".join(strip_hidden(unicodedata.normalize("NFC", text)).split())
     return " ".join(_CONTROL.sub("", spaced).split())
 
 
@@ -46,9 +50,30 @@ def clean_text(text: str | None, field: str, max_len: int) -> str:
 
 
 def name_key(name: str) -> str:
-    """What makes two channel names the same: case-insensitive after NFC and whitespace
-    folding (``casefold``, so "Straße" and "STRASSE" collide)."""
-    return unicodedata.normalize("NFC", _fold(name).casefold())
+    """What makes two channel names the same: case-insensitive (``casefold``, so "Straße"
+    and "STRASSE" collide) and alike to the eye (``skeleton``: "general" spelt with a
+    Cyrillic "e", or in fullwidth letters, collides with "general")."""
+    return skeleton(_fold(name))
+
+
+def skeleton(text: str) -> str:
+    """A simplified TR39 skeleton: NFKC (fullwidth and mathematical letters become plain
+    ones), case folded, decomposed (an accent stays an accent: "café" is not "cafe"), and
+    each other non-ASCII character that looks like an ASCII letter or digit (per the Unicode
+    confusables data of the ``confusables`` package) replaced by it. ASCII stays as it is,
+    so "team1" and "teaml" remain two names. Only for comparing, never shown."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return unicodedata.normalize("NFC", "".join(_prototype(c) for c in folded))
+
+
+@functools.lru_cache(maxsize=8192)
+def _prototype(ch: str) -> str:
+    if ch.isascii():
+        return ch
+    looks_like = [c for c in confusables.confusable_characters(ch) or () if len(c) == 1 and c.isascii() and c.isalnum()]
+    letters = sorted(c for c in looks_like if c.islower())
+    digits = sorted(c for c in looks_like if c.isdigit())
+    return str((letters or digits or [ch])[0])
 
 
 def like_pattern(q: str) -> str:
