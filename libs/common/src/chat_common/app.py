@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from chat_proto.errors import ChatError, ErrorCode
@@ -60,22 +61,31 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(ChatError(ErrorCode.INVALID, "; ".join(parts)), request)
 
     async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's and FastAPI's own refusals, as problem bodies whose ``status`` and
+        ``title`` are the response's. FastAPI's 400 for a body it cannot parse at all
+        (invalid UTF-8, nesting too deep) is malformed JSON: 422 ``invalid``."""
         assert isinstance(exc, StarletteHTTPException)
+        status = 422 if exc.status_code == 400 else exc.status_code
         code = {
             401: ErrorCode.UNAUTHORIZED,
             403: ErrorCode.FORBIDDEN,
             404: ErrorCode.NOT_FOUND,
-            405: ErrorCode.INVALID,
             409: ErrorCode.CONFLICT,
             413: ErrorCode.TOO_LARGE,
             415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             422: ErrorCode.INVALID,
             429: ErrorCode.RATE_LIMITED,
             503: ErrorCode.UNAVAILABLE,
-        }.get(exc.status_code, ErrorCode.INTERNAL)
-        resp = problem_response(ChatError(code, str(exc.detail)), request)
-        resp.status_code = exc.status_code
-        return resp
+        }.get(status)
+        if code is not None:
+            return problem_response(ChatError(code, str(exc.detail)), request)
+        # 405 and the like: no code of the catalogue, the status as it is (with Allow)
+        body = {
+            "type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "code": "invalid" if 400 <= status < 500 else "internal", "detail": str(exc.detail),
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=dict(exc.headers or {}))
 
     async def unhandled(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})
