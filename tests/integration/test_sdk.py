@@ -327,8 +327,9 @@ async def test_close_4001_with_a_refused_refresh_ends_the_session(cluster: Clust
     async with connected(urls, name) as (client, col):
         conv = await client.create_conversation("channel", name=f"d{uuid.uuid4().hex[:8]}")
         await client.send(conv.id, "still active")
+        assert c.account is not None  # chat-admin runs with auth's settings, NATS user included
         env = {**os.environ, "AUTH_DATABASE_URL": c.database_urls["auth"], "AUTH_NATS_URL": c.nats_url,
-               "AUTH_ENVIRONMENT": "test"}
+               "AUTH_ENVIRONMENT": "test", **c.account.service_env("auth", "AUTH_")}
         admin = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "chat_auth.admin", "deactivate", name],
             env=env, capture_output=True, text=True, timeout=30, check=False,
