@@ -58,3 +58,22 @@ def test_connection_bound() -> None:
     assert info.value.retry_after_ms == 100 and refused("connection") == before + 1
     c.leave()
     c.enter(100)
+
+
+def test_target_follows_the_unloaded_latency() -> None:
+    t = [0.0]
+    a = Admission(max_inflight=100, min_inflight=10, target_s=0.25, clock=lambda: t[0])
+    assert a.target_now() == 0.25  # nothing seen yet: the configured target
+    a.enter()
+    a.leave(0.01)  # the store answers in 10 ms when nothing waits
+    assert a.target_now() == 0.04  # 4 x the lowest latency seen
+    a.enter()
+    a.leave(0.1)  # 100 ms is now slow: the bound shrinks
+    assert a.limit == 75
+    a.enter()
+    a.leave(0.001)
+    assert a.target_now() == 0.02  # never below the floor
+    t[0] += 25.0  # two windows later only what was seen since counts
+    a.enter()
+    a.leave(0.5)
+    assert a.target_now() == 0.25  # capped by the configured target

@@ -8,9 +8,11 @@ a retry time (REST 503 + ``Retry-After``); the client retries with the same
 
 - **Per gateway**, the bound adapts to what the store achieves (additive increase,
   multiplicative decrease, like TCP's congestion window): while sends are stored within
-  ``target_s`` it grows by one per ``limit`` completions, up to ``max_inflight``; when one
-  takes longer, it shrinks by a quarter (at most once per ``target_s``), down to
-  ``min_inflight``. Admitted sends thus keep a latency near the target, however much is
+  the target it grows by one per ``limit`` completions, up to ``max_inflight``; when one
+  takes longer, it shrinks by a quarter (at most once per target), down to
+  ``min_inflight``. The target is ``FACTOR`` times the lowest latency seen in the last
+  10-20 s (what a send costs when nothing waits), between ``FLOOR_S`` and ``target_s``.
+  Admitted sends thus keep a latency near a few times the unloaded one, however much is
   offered.
 - **Per connection** a fixed bound (``ConnectionSends``): a client pipelining hundreds of
   sends is refused early instead of filling its answer slots, so the gateway keeps reading
@@ -40,6 +42,12 @@ def overloaded(retry_after_ms: int) -> ChatError:
 
 
 class Admission:
+    # The latency kept: FACTOR x the lowest latency seen lately (what the store takes when
+    # nothing waits), at least FLOOR_S and at most the configured target.
+    FACTOR = 4.0
+    FLOOR_S = 0.02
+    WINDOW_S = 10.0
+
     def __init__(
         self, max_inflight: int, min_inflight: int, target_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -48,6 +56,9 @@ class Admission:
         self.limit = float(max_inflight)
         self.inflight = 0
         self._decreased = float("-inf")
+        # lowest latency of this window and of the one before (a sliding minimum)
+        self._window_start = clock()
+        self._low, self._low_before = float("inf"), float("inf")
         LIMIT.set(self.limit)
 
     def enter(self) -> None:
@@ -66,17 +77,34 @@ class Admission:
         if latency_s is None:
             return
         now = self.clock()
-        if latency_s > self.target:
-            if now - self._decreased >= self.target:
+        self._note(now, latency_s)
+        target = self.target_now()
+        if latency_s > target:
+            if now - self._decreased >= target:
                 self.limit = max(float(self.min), self.limit * 0.75)
                 self._decreased = now
         else:
             self.limit = min(float(self.max), self.limit + 1.0 / self.limit)
         LIMIT.set(self.limit)
 
+    def _note(self, now: float, latency_s: float) -> None:
+        passed = now - self._window_start
+        if passed >= self.WINDOW_S:  # a new window; after two, nothing older counts
+            self._low_before = self._low if passed < 2 * self.WINDOW_S else float("inf")
+            self._low = float("inf")
+            self._window_start = now
+        self._low = min(self._low, latency_s)
+
+    def target_now(self) -> float:
+        """The latency admitted sends are kept near."""
+        low = min(self._low, self._low_before)
+        if low == float("inf"):
+            return self.target
+        return min(self.target, max(self.FLOOR_S, self.FACTOR * low))
+
     def retry_after_ms(self) -> int:
         """About one target: by then the sends now in flight have been answered."""
-        return max(50, int(self.target * 1000))
+        return max(50, int(self.target_now() * 1000))
 
 
 class ConnectionSends:
