@@ -62,7 +62,7 @@ def test_connection_bound() -> None:
 
 def test_target_follows_the_unloaded_latency() -> None:
     t = [0.0]
-    a = Admission(max_inflight=100, min_inflight=10, target_s=0.25, clock=lambda: t[0])
+    a = Admission(max_inflight=100, min_inflight=10, target_s=0.25, clock=lambda: t[0], factor=4)
     assert a.target_now() == 0.25  # nothing seen yet: the configured target
     a.enter()
     a.leave(0.01)  # the store answers in 10 ms when nothing waits

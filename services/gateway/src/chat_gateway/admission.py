@@ -10,7 +10,7 @@ a retry time (REST 503 + ``Retry-After``); the client retries with the same
   multiplicative decrease, like TCP's congestion window): while sends are stored within
   the target it grows by one per ``limit`` completions, up to ``max_inflight``; when one
   takes longer, it shrinks by a quarter (at most once per target), down to
-  ``min_inflight``. The target is ``FACTOR`` times the lowest latency seen in the last
+  ``min_inflight``. The target is ``factor`` times the lowest latency seen in the last
   10-20 s (what a send costs when nothing waits), between ``FLOOR_S`` and ``target_s``.
   Admitted sends thus keep a latency near a few times the unloaded one, however much is
   offered.
@@ -42,16 +42,16 @@ def overloaded(retry_after_ms: int) -> ChatError:
 
 
 class Admission:
-    # The latency kept: FACTOR x the lowest latency seen lately (what the store takes when
-    # nothing waits), at least FLOOR_S and at most the configured target.
-    FACTOR = 4.0
+    # The latency kept: ``factor`` x the lowest latency seen lately (what the store takes
+    # when nothing waits), at least FLOOR_S and at most the configured target.
     FLOOR_S = 0.02
     WINDOW_S = 10.0
 
     def __init__(
-        self, max_inflight: int, min_inflight: int, target_s: float, clock: Callable[[], float] = time.monotonic
+        self, max_inflight: int, min_inflight: int, target_s: float, clock: Callable[[], float] = time.monotonic,
+        factor: float = 6.0,
     ) -> None:
-        self.max, self.min, self.target = max_inflight, min_inflight, target_s
+        self.max, self.min, self.target, self.factor = max_inflight, min_inflight, target_s, factor
         self.clock = clock
         self.limit = float(max_inflight)
         self.inflight = 0
@@ -100,7 +100,7 @@ class Admission:
         low = min(self._low, self._low_before)
         if low == float("inf"):
             return self.target
-        return min(self.target, max(self.FLOOR_S, self.FACTOR * low))
+        return min(self.target, max(self.FLOOR_S, self.factor * low))
 
     def retry_after_ms(self) -> int:
         """About one target: by then the sends now in flight have been answered."""

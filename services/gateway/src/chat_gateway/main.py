@@ -56,7 +56,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas))
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
-        admission = Admission(settings.send_max_inflight, settings.send_min_inflight, settings.send_target_s)
+        admission = Admission(
+            settings.send_max_inflight, settings.send_min_inflight, settings.send_target_s,
+            factor=settings.send_target_factor,
+        )
         sender = Sender(
             nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s, admission
         )

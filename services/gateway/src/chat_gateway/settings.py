@@ -41,6 +41,8 @@ class GatewaySettings(ServiceSettings):
     send_max_inflight: int = Field(default=2000, ge=1)
     send_min_inflight: int = Field(default=16, ge=1)
     send_target_s: float = Field(default=0.25, gt=0)
+    # ... kept near this many times the lowest send latency seen lately (at most TARGET_S)
+    send_target_factor: float = Field(default=6.0, ge=1)
     connection_max_inflight_sends: int = Field(default=250, ge=1)
     rpc_timeout_s: float = 5.0
     # Ordering: how long out-of-order events are held waiting for a missing seq.
