@@ -13,13 +13,13 @@ STAMP      := $(VENV)/.install-stamp
 # The stamp also remembers the package list, so a removed/added package re-installs.
 PKG_LIST   := $(VENV)/.install-packages
 
-.PHONY: help install run test lint bench clean clean-data compose-env FORCE
+.PHONY: help install run test lint format bench clean clean-data compose-env FORCE
 
 help:
 	@echo "make install  - create $(VENV) and install every lib/service editable + dev tools"
 	@echo "make run      - start NATS, auth, messages, presence, gateway (http://127.0.0.1:$${GATEWAY_PORT:-8080})"
 	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
-	@echo "make lint     - ruff + mypy"
+	@echo "make lint     - ruff (check + format --check) + mypy; make format fixes the layout"
 	@echo "make bench    - load benchmark (bench/run.py; BENCH_ARGS=\"--backend postgres --rate 500\")"
 	@echo "make compose-env - write .env with random secrets for docker-compose (NATS users' passwords)"
 	@echo "make clean    - caches and the install stamp (make clean-data removes ./data)"
@@ -43,12 +43,17 @@ run: install
 test:
 	scripts/test.sh
 
-# Both tools always run; the target fails if either found something.
+# Every tool always runs; the target fails if any found something. `make format` fixes the layout.
 lint: install
 	@rc=0; \
-	$(BIN)/ruff check libs services tests || rc=1; \
+	$(BIN)/ruff check libs services tests bench || rc=1; \
+	$(BIN)/ruff format --check libs services tests bench || rc=1; \
 	$(BIN)/mypy $(wildcard libs/*/src services/*/src) || rc=1; \
 	exit $$rc
+
+format: install
+	$(BIN)/ruff format libs services tests bench
+	$(BIN)/ruff check --fix libs services tests bench
 
 BENCH_ARGS ?= --backend sqlite --clients 4 --rate 500 --duration 15 --repeat 3
 bench: install

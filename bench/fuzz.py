@@ -52,9 +52,18 @@ async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace)
         dm = r.json()["id"]
         fuzzers = [await user(http, f"f{tag}{i}") for i in range(args.connections)]
         hf = {"Authorization": f"Bearer {fuzzers[0]['access_token']}"}
-        group = (await http.post("/v1/conversations", headers=hf, json={
-            "kind": "channel", "name": f"fuzz {tag}", "private": True,
-            "members": [f["user"]["id"] for f in fuzzers[1:]]})).json()["id"]
+        group = (
+            await http.post(
+                "/v1/conversations",
+                headers=hf,
+                json={
+                    "kind": "channel",
+                    "name": f"fuzz {tag}",
+                    "private": True,
+                    "members": [f["user"]["id"] for f in fuzzers[1:]],
+                },
+            )
+        ).json()["id"]
         openapi = (await http.get("/openapi.json")).json()
     convs = [group, dm, "nosuchconv"]
     report = FuzzReport()
@@ -74,12 +83,24 @@ async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace)
     sampler = asyncio.create_task(sample())
     n_valid = max(10, int(args.expected_s / args.valid_pace))
     await asyncio.gather(
-        *(fuzz_frames(ws[i % len(ws)], f["access_token"], convs, per_conn, i, report, pool=args.pool)
-          for i, f in enumerate(fuzzers)),
-        *(fuzz_rest(urls[i % len(urls)], fuzzers[i]["access_token"], openapi, convs, args.requests // 2, 100 + i,
-                    report) for i in range(2)),
-        valid.run(ws[0], {alice["user"]["id"]: alice["access_token"], bob["user"]["id"]: bob["access_token"]}, dm,
-                  n_valid, within=args.expected_s * 4 + 600, pace_s=args.valid_pace),
+        *(
+            fuzz_frames(ws[i % len(ws)], f["access_token"], convs, per_conn, i, report, pool=args.pool)
+            for i, f in enumerate(fuzzers)
+        ),
+        *(
+            fuzz_rest(
+                urls[i % len(urls)], fuzzers[i]["access_token"], openapi, convs, args.requests // 2, 100 + i, report
+            )
+            for i in range(2)
+        ),
+        valid.run(
+            ws[0],
+            {alice["user"]["id"]: alice["access_token"], bob["user"]["id"]: bob["access_token"]},
+            dm,
+            n_valid,
+            within=args.expected_s * 4 + 600,
+            pace_s=args.valid_pace,
+        ),
     )
     elapsed = time.monotonic() - t0
     sampling = False
@@ -88,10 +109,15 @@ async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace)
         rss[k].append(rss_kib(pids[k]))
     growth = {k: round((v[-1] - v[0]) / 1024, 1) for k, v in rss.items()}
     return {
-        "frames": report.frames, "requests": report.requests, "seconds": round(elapsed, 1),
-        "frames_per_s": round(report.frames / elapsed), "statuses": dict(report.statuses),
-        "error_frames": dict(report.errors), "closes": {str(k): v for k, v in report.closes.items()},
-        "problems": report.problems, "valid_sent": sum(len(v) for v in valid.acked.values()),
+        "frames": report.frames,
+        "requests": report.requests,
+        "seconds": round(elapsed, 1),
+        "frames_per_s": round(report.frames / elapsed),
+        "statuses": dict(report.statuses),
+        "error_frames": dict(report.errors),
+        "closes": {str(k): v for k, v in report.closes.items()},
+        "problems": report.problems,
+        "valid_sent": sum(len(v) for v in valid.acked.values()),
         "valid_problems": valid.problems(),
         "gateway_rss_mib": {k: [round(x / 1024) for x in v] for k, v in rss.items()},
         "gateway_rss_growth_mib": growth,
@@ -118,8 +144,12 @@ def main() -> None:
         res = asyncio.run(bench(cluster.gateway_urls, {k.replace("-", ""): v for k, v in before.items()}, args))
         after = {p.name: p.pid or 0 for p in cluster.processes}
         res["restarted_or_dead"] = [n for n in before if before[n] != after[n]] + [p.name for p in cluster.dead()]
-    res["pass"] = not (res["problems"] or res["valid_problems"] or res["restarted_or_dead"]
-                       or any(g > args.max_growth_mib for g in res["gateway_rss_growth_mib"].values()))
+    res["pass"] = not (
+        res["problems"]
+        or res["valid_problems"]
+        or res["restarted_or_dead"]
+        or any(g > args.max_growth_mib for g in res["gateway_rss_growth_mib"].values())
+    )
     print(json.dumps(res), flush=True)
     sys.exit(0 if res["pass"] else 1)
 

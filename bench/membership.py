@@ -103,7 +103,8 @@ async def propagation(gateways: list[str], rounds: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=gateways[0], timeout=30) as http:
         owner, member = await new_user(http, "o"), await new_user(http, "m")
         r = await http.post(
-            "/v1/conversations", headers=owner["h"],
+            "/v1/conversations",
+            headers=owner["h"],
             json={"kind": "channel", "name": f"mb-{uuid.uuid4().hex[:8]}", "private": True},
         )
         r.raise_for_status()
@@ -131,7 +132,8 @@ async def propagation(gateways: list[str], rounds: int) -> dict[str, Any]:
                     at, _ = await d.wait_for(conv, "member_left", mid)
                     removed.append((at - t0) * 1000)
                 r = await http.post(
-                    f"/v1/conversations/{conv}/messages", headers=owner["h"],
+                    f"/v1/conversations/{conv}/messages",
+                    headers=owner["h"],
                     json={"client_msg_id": f"out-{i}", "body": "while you were out"},
                 )
                 r.raise_for_status()
@@ -155,7 +157,8 @@ async def listing(gateway: str, convs: int, lists: int) -> dict[str, Any]:
         async def create() -> None:
             async with sem:
                 r = await http.post(
-                    "/v1/conversations", headers=user["h"],
+                    "/v1/conversations",
+                    headers=user["h"],
                     json={"kind": "group", "members": [other["user"]["id"]]},
                 )
                 r.raise_for_status()

@@ -30,13 +30,28 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from run import bench_system  # noqa: E402  (bench/run.py: NATS, backend, 2 gateways)
 
-NO_ADMISSION = ["GATEWAY_SEND_MIN_INFLIGHT=1000000", "GATEWAY_SEND_MAX_INFLIGHT=1000000",
-                "GATEWAY_CONNECTION_MAX_INFLIGHT_SENDS=100000", "GATEWAY_MAX_INFLIGHT_FRAMES=200000"]
+NO_ADMISSION = [
+    "GATEWAY_SEND_MIN_INFLIGHT=1000000",
+    "GATEWAY_SEND_MAX_INFLIGHT=1000000",
+    "GATEWAY_CONNECTION_MAX_INFLIGHT_SENDS=100000",
+    "GATEWAY_MAX_INFLIGHT_FRAMES=200000",
+]
 
 
 def loadgen(urls: list[str], clients: int, rate: float, duration: float, verify: bool = False) -> dict[str, Any]:
-    cmd = [sys.executable, str(HERE / "loadgen.py"), *[a for u in urls for a in ("--gateway", u)],
-           "--clients", str(clients), "--rate", str(rate), "--duration", str(duration), "--drain", "5"]
+    cmd = [
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        *[a for u in urls for a in ("--gateway", u)],
+        "--clients",
+        str(clients),
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--drain",
+        "5",
+    ]
     if verify:
         cmd.append("--verify")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration + 600)
@@ -92,12 +107,22 @@ def main() -> None:
         r = one_run(args)
         runs.append(r)
         print(json.dumps(r), flush=True)
-    keys = ("capacity_per_s", "unloaded_ack_p99_ms", "admitted_per_s", "admitted_share_of_capacity",
-            "admitted_ack_p50_ms", "admitted_ack_p99_ms", "p99_ratio", "answer_max_ms")
+    keys = (
+        "capacity_per_s",
+        "unloaded_ack_p99_ms",
+        "admitted_per_s",
+        "admitted_share_of_capacity",
+        "admitted_ack_p50_ms",
+        "admitted_ack_p99_ms",
+        "p99_ratio",
+        "answer_max_ms",
+    )
     med = {k: statistics.median(r[k] for r in runs if r[k] is not None) for k in keys}
     med |= {k: sum(r[k] for r in runs) for k in ("unanswered", "answered_after_2s", "acked_not_stored")}
     med["pass"] = bool(
-        med["p99_ratio"] <= 10 and med["unanswered"] == 0 and med["answered_after_2s"] == 0
+        med["p99_ratio"] <= 10
+        and med["unanswered"] == 0
+        and med["answered_after_2s"] == 0
         and med["acked_not_stored"] == 0
     )
     print("MEDIANS " + json.dumps({"backend": args.backend, "runs": len(runs), **med}), flush=True)

@@ -48,8 +48,12 @@ from run import cpu_snapshot  # bench/run.py: CPU seconds per process tree
 
 PASSWORD = "bench-password-1"
 ENV = {
-    "AUTH_ENVIRONMENT": "test", "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
-    "GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0", "GATEWAY_RATE_WRITE_BURST": "0",
+    "AUTH_ENVIRONMENT": "test",
+    "AUTH_ARGON2_MEMORY_KIB": "1024",
+    "AUTH_ARGON2_TIME_COST": "1",
+    "GATEWAY_RATE_SEND_BURST": "0",
+    "GATEWAY_RATE_FRAMES_BURST": "0",
+    "GATEWAY_RATE_WRITE_BURST": "0",
     **NO_AUTH_BUDGETS,
 }
 INTERVAL_S = 5.0
@@ -138,7 +142,8 @@ async def setup(gw_urls: list[str], n: int, group_size: int, layers: int) -> lis
 
     async def conv(i: int, kind: str, members: list[str]) -> None:
         r = await https[i % len(https)].post(
-            "/v1/conversations", json={"kind": kind, "members": members},
+            "/v1/conversations",
+            json={"kind": kind, "members": members},
             headers={"Authorization": f"Bearer {users[i][1]}"},
         )
         r.raise_for_status()
@@ -220,8 +225,12 @@ async def kill_phase(c: Cluster, clients: list[Client], urls: list[str], stats: 
         "false_offline_of_reconnected": sum(1 for u in moved if u in stats.first_offline),
         "offline_observed": len(delays),
         "offline_expected": len(gone),
-        "offline_delay_s": {"p50": pct(delays, 50), "p90": pct(delays, 90), "p99": pct(delays, 99),
-                            "max": round(max(delays), 2) if delays else None},
+        "offline_delay_s": {
+            "p50": pct(delays, 50),
+            "p90": pct(delays, 90),
+            "p99": pct(delays, 99),
+            "max": round(max(delays), 2) if delays else None,
+        },
         "bound_s": 3 * INTERVAL_S,
     }
 
@@ -240,8 +249,12 @@ async def bench(c: Cluster, nats: NatsServer, args: argparse.Namespace) -> dict[
     before = {k: metric(pres, f"chat_presence_{k}") for k in ("changes_total", "frames_published_total")}
     churning = asyncio.create_task(churn(clients, urls, args.churn, CHURN_WARM_S + args.duration))
     await asyncio.sleep(CHURN_WARM_S)
-    frames0, cpu0, self0, t1 = stats.frames, cpu_snapshot(cpu_groups(c, nats)), resource.getrusage(
-        resource.RUSAGE_SELF), time.monotonic()
+    frames0, cpu0, self0, t1 = (
+        stats.frames,
+        cpu_snapshot(cpu_groups(c, nats)),
+        resource.getrusage(resource.RUSAGE_SELF),
+        time.monotonic(),
+    )
     before = {k: metric(pres, f"chat_presence_{k}") for k in before}
     await asyncio.sleep(args.duration)
     span = time.monotonic() - t1
@@ -251,20 +264,28 @@ async def bench(c: Cluster, nats: NatsServer, args: argparse.Namespace) -> dict[
     cpu = {k: round(100 * (cpu1[k] - cpu0[k]) / span, 1) for k in cpu0}
     cpu["bench_clients"] = round(100 * (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime) / span, 1)
     churn_res = {
-        "seconds": round(span, 1), "closed_quick": counts["quick"], "closed_away": counts["away"],
+        "seconds": round(span, 1),
+        "closed_quick": counts["quick"],
+        "closed_away": counts["away"],
         "failed_reconnects": counts["failed_reconnects"],
         "presence_frames_delivered_per_s": round((frames1 - frames0) / span, 1),
         "presence_changes_per_s": round((after["changes_total"] - before["changes_total"]) / span, 1),
         "presence_frames_published_per_s": round(
-            (after["frames_published_total"] - before["frames_published_total"]) / span, 1),
+            (after["frames_published_total"] - before["frames_published_total"]) / span, 1
+        ),
         "cpu_pct_of_one_core": cpu,
     }
     kill = await kill_phase(c, clients, urls, stats, args.rejoin)
     for cl in clients:
         if cl.gw >= 0:
             await cl.close()
-    return {"users": args.users, "setup_s": round(t_setup, 1), "connect_s": round(t_connect, 1),
-            "churn": churn_res, "gateway_kill": kill}
+    return {
+        "users": args.users,
+        "setup_s": round(t_setup, 1),
+        "connect_s": round(t_connect, 1),
+        "churn": churn_res,
+        "gateway_kill": kill,
+    }
 
 
 def main() -> None:

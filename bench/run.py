@@ -193,8 +193,14 @@ def bench_system(args: argparse.Namespace) -> Iterator[Cluster]:
         try:
             urls, pg = start_backend(args.backend, tmp)
             cluster = Cluster(
-                nats.url, nats=nats, database_urls=urls, data_dir=tmp, log_dir=tmp / "logs", gateways=2,
-                log_level="WARNING", env=service_env(args),
+                nats.url,
+                nats=nats,
+                database_urls=urls,
+                data_dir=tmp,
+                log_dir=tmp / "logs",
+                gateways=2,
+                log_level="WARNING",
+                env=service_env(args),
             ).start()
             yield cluster
         finally:
@@ -214,12 +220,23 @@ def run_soak(args: argparse.Namespace) -> None:
         peak = list(base)
         proc = subprocess.Popen(
             [
-                sys.executable, str(HERE / "soak.py"),
+                sys.executable,
+                str(HERE / "soak.py"),
                 *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
-                "--clients", str(args.clients), "--rate", str(args.rate), "--duration", str(args.duration),
-                "--churn", str(args.churn), "--convs", str(args.convs_soak),
+                "--clients",
+                str(args.clients),
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.duration),
+                "--churn",
+                str(args.churn),
+                "--convs",
+                str(args.convs_soak),
             ],
-            stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         connected: list[int] = []
         lines: list[str] = []
@@ -262,11 +279,18 @@ def run_membership(args: argparse.Namespace) -> None:
         for _ in range(args.repeat):
             out = subprocess.run(
                 [
-                    sys.executable, str(HERE / "membership.py"),
+                    sys.executable,
+                    str(HERE / "membership.py"),
                     *[a for u in cluster.gateway_urls for a in ("--gateway", u)],
-                    "--rounds", str(args.rounds), "--convs", str(args.convs),
+                    "--rounds",
+                    str(args.rounds),
+                    "--convs",
+                    str(args.convs),
                 ],
-                check=True, capture_output=True, text=True, timeout=900,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=900,
             )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(res)
@@ -297,8 +321,13 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--messages-replicas", type=int, default=1)
-    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra service setting, e.g. MESSAGES_BATCH_SIZE=128 (repeat)")
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra service setting, e.g. MESSAGES_BATCH_SIZE=128 (repeat)",
+    )
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
     ap.add_argument("--scenario", choices=["send", "membership", "soak", "presence"], default="send")
@@ -314,8 +343,16 @@ def main() -> None:
         run_soak(args)
         return
     if args.scenario == "presence":  # presence.py starts its own system (SQLite); --clients users
-        cmd = [sys.executable, str(HERE / "presence.py"), "--users", str(args.clients),
-               "--churn", str(args.churn), "--duration", str(args.duration)]
+        cmd = [
+            sys.executable,
+            str(HERE / "presence.py"),
+            "--users",
+            str(args.clients),
+            "--churn",
+            str(args.churn),
+            "--duration",
+            str(args.duration),
+        ]
         sys.exit(subprocess.call(cmd))
 
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as d:

@@ -193,7 +193,8 @@ async def history(http: httpx.AsyncClient, token: str, conv: str, after: int = 0
     out: list[dict[str, Any]] = []
     while True:
         r = await http.get(
-            f"/v1/conversations/{conv}/messages", params={"after": after, "limit": 200},
+            f"/v1/conversations/{conv}/messages",
+            params={"after": after, "limit": 200},
             headers={"Authorization": f"Bearer {token}"},
         )
         r.raise_for_status()
@@ -271,13 +272,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             first = min(c.seen[cv]) if c.seen[cv] else last[cv] + 1
             lost += sum(1 for s in range(first, last[cv] + 1) if s not in c.seen[cv])
     return {
-        "clients": args.clients, "convs": args.convs, "offered_rate": args.rate, "churn_per_s": args.churn,
-        "duration_s": round(elapsed, 1), "sent": t.sent, "acked": len(t.acked),
-        "acked_per_s": round(len(t.acked) / elapsed, 1), "errors": dict(t.errors), "reconnects": t.reconnects,
+        "clients": args.clients,
+        "convs": args.convs,
+        "offered_rate": args.rate,
+        "churn_per_s": args.churn,
+        "duration_s": round(elapsed, 1),
+        "sent": t.sent,
+        "acked": len(t.acked),
+        "acked_per_s": round(len(t.acked) / elapsed, 1),
+        "errors": dict(t.errors),
+        "reconnects": t.reconnects,
         "server_closes": dict(t.server_closes),
-        "lost": lost, "dup_in_conn": t.dup_in_conn, "reordered_in_conn": t.reordered_in_conn,
-        "history_after_live": t.history_after_live, "unacked": t.sent - len(t.acked),
-        "gaps": gaps, "stored_twice": stored_twice, "acked_missing": acked_missing, "ack_seq_mismatch": mismatch,
+        "lost": lost,
+        "dup_in_conn": t.dup_in_conn,
+        "reordered_in_conn": t.reordered_in_conn,
+        "history_after_live": t.history_after_live,
+        "unacked": t.sent - len(t.acked),
+        "gaps": gaps,
+        "stored_twice": stored_twice,
+        "acked_missing": acked_missing,
+        "ack_seq_mismatch": mismatch,
         "recv_ms": {"p50": pct(t.latency, 0.5), "p99": pct(t.latency, 0.99), "p999": pct(t.latency, 0.999)},
     }
 

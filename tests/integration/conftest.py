@@ -99,9 +99,7 @@ def service_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def cluster(
-    tmp_path: Path, nats_factory: NatsFactory, service_env: dict[str, str]
-) -> Iterator[ClusterFactory]:
+def cluster(tmp_path: Path, nats_factory: NatsFactory, service_env: dict[str, str]) -> Iterator[ClusterFactory]:
     """``cluster(gateways=1, messages_replicas=1, backend=None, nats=None, env=None,
     start=True, **Cluster kwargs) -> Cluster``.
 
@@ -156,8 +154,14 @@ def module_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
     backend = Backend(request.param, base, pg)
     c = Cluster(
-        nats.url, nats=nats, database_urls=backend.database_urls("m"), data_dir=base / "c",
-        log_dir=base / "c" / "logs", gateways=1, environment="test", env=dict(SERVICE_TEST_ENV),
+        nats.url,
+        nats=nats,
+        database_urls=backend.database_urls("m"),
+        data_dir=base / "c",
+        log_dir=base / "c" / "logs",
+        gateways=1,
+        environment="test",
+        env=dict(SERVICE_TEST_ENV),
     )
     try:
         yield c.start()

@@ -46,7 +46,10 @@ async def test_admin_flag_directory_and_deactivation(cluster: ClusterFactory, ba
         alice = await api0.register_login("alice")
         r = await me(api0, root)
         assert r.status_code == 200 and r.json() == {
-            "id": root.id, "username": root.username, "display_name": root.username, "admin": True
+            "id": root.id,
+            "username": root.username,
+            "display_name": root.username,
+            "admin": True,
         }
         r = await me(api1, alice)
         assert r.status_code == 200 and r.json()["admin"] is False
@@ -106,11 +109,13 @@ async def _deactivate_everywhere(ws_urls: list[str], api0: Api, api1: Api, root:
     problem(await api1.http.post("/v1/auth/refresh", json={"refresh_token": alice.refresh_token}), 401, "unauthorized")
     right = problem(
         await api1.http.post("/v1/auth/login", json={"username": alice.username, "password": PASSWORD}),
-        401, "unauthorized",
+        401,
+        "unauthorized",
     )
     wrong = problem(
         await api1.http.post("/v1/auth/login", json={"username": alice.username, "password": "wrong password"}),
-        401, "unauthorized",
+        401,
+        "unauthorized",
     )
     assert "deactivated" in str(right["detail"]) and "deactivated" not in str(wrong["detail"])
     r = await directory(api0, root, q="alice")

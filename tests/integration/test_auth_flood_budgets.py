@@ -23,13 +23,18 @@ PASSWORD = "correct horse battery"
 LOGIN_BURST, LOGIN_GLOBAL = 5, 30
 ENV = {
     "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",  # the test client plays a proxy for many addresses
-    "GATEWAY_RATE_LOGIN_BURST": str(LOGIN_BURST), "GATEWAY_RATE_LOGIN_PER_S": "0.001",
-    "GATEWAY_RATE_LOGIN_GLOBAL_BURST": str(LOGIN_GLOBAL), "GATEWAY_RATE_LOGIN_GLOBAL_PER_S": "0.001",
-    "GATEWAY_RATE_REGISTER_BURST": "50", "GATEWAY_RATE_REGISTER_GLOBAL_BURST": "500",
+    "GATEWAY_RATE_LOGIN_BURST": str(LOGIN_BURST),
+    "GATEWAY_RATE_LOGIN_PER_S": "0.001",
+    "GATEWAY_RATE_LOGIN_GLOBAL_BURST": str(LOGIN_GLOBAL),
+    "GATEWAY_RATE_LOGIN_GLOBAL_PER_S": "0.001",
+    "GATEWAY_RATE_REGISTER_BURST": "50",
+    "GATEWAY_RATE_REGISTER_GLOBAL_BURST": "500",
     "AUTH_LOGIN_MAX_FAILURES": "3",
     # hashing that costs something, one at a time, two waiting
-    "AUTH_ARGON2_MEMORY_KIB": str(32 * 1024), "AUTH_ARGON2_TIME_COST": "2",
-    "AUTH_HASH_WORKERS": "1", "AUTH_HASH_QUEUE": "2",
+    "AUTH_ARGON2_MEMORY_KIB": str(32 * 1024),
+    "AUTH_ARGON2_TIME_COST": "2",
+    "AUTH_HASH_WORKERS": "1",
+    "AUTH_HASH_QUEUE": "2",
 }
 
 
@@ -39,8 +44,11 @@ async def login(http: httpx.AsyncClient, username: str, password: str, via: str 
 
 
 def refused(r: httpx.Response, by: str) -> bool:
-    return r.status_code == 429 and r.json()["code"] == "rate_limited" and by in r.json()["detail"] and bool(
-        r.headers.get("retry-after")
+    return (
+        r.status_code == 429
+        and r.json()["code"] == "rate_limited"
+        and by in r.json()["detail"]
+        and bool(r.headers.get("retry-after"))
     )
 
 
@@ -49,8 +57,11 @@ async def test_login_budgets_lockout_by_address_and_hash_pool(cluster: ClusterFa
     url = c.gateway_url
     gw = c.gateways[0]
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        r = await http.post("/v1/auth/register", json={"username": "owner", "password": PASSWORD},
-                            headers={"X-Forwarded-For": "10.9.0.1"})
+        r = await http.post(
+            "/v1/auth/register",
+            json={"username": "owner", "password": PASSWORD},
+            headers={"X-Forwarded-For": "10.9.0.1"},
+        )
         assert r.status_code == 201, r.text
         used = 0  # tokens of the global login budget spent so far
 
@@ -79,8 +90,10 @@ async def test_login_budgets_lockout_by_address_and_hash_pool(cluster: ClusterFa
         used += LOGIN_BURST + 1
 
         # the global budget: from ever new addresses, until it is spent
-        answers = [await login(http, "nobody", "pw-pw-pw", f"10.2.{i // 250}.{i % 250}")
-                   for i in range(LOGIN_GLOBAL - used + 1)]
+        answers = [
+            await login(http, "nobody", "pw-pw-pw", f"10.2.{i // 250}.{i % 250}")
+            for i in range(LOGIN_GLOBAL - used + 1)
+        ]
         assert [a.status_code for a in answers[:-1]] == [401] * (LOGIN_GLOBAL - used)
         assert refused(answers[-1], "logins"), answers[-1].text
         assert "this address" not in answers[-1].json()["detail"]
@@ -100,7 +113,9 @@ async def test_login_budgets_lockout_by_address_and_hash_pool(cluster: ClusterFa
         assert max(t for t, _ in busy) < max(done), (busy, done)  # refused without waiting in line
 
         # a wrong bootstrap token
-        r = await http.post("/v1/auth/register", json={"username": "boss", "password": PASSWORD,
-                                                        "bootstrap_token": "guess"},
-                            headers={"X-Forwarded-For": "10.9.0.2"})
+        r = await http.post(
+            "/v1/auth/register",
+            json={"username": "boss", "password": PASSWORD, "bootstrap_token": "guess"},
+            headers={"X-Forwarded-For": "10.9.0.2"},
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text

@@ -70,9 +70,7 @@ async def test_non_member_of_private_conversations_sees_nothing(cluster: Cluster
             f = await pm.send_msg(conv, "sneaky", "x-1")
             refusal(f, "not_found", conv, "x-1")
         # sync: foreign ids listed in not_found, nothing replayed
-        done = await pm.call(
-            {"type": "sync", "ref": "s", "positions": {dm: 0, group: 0, chan: 1, mine: 2}}
-        )
+        done = await pm.call({"type": "sync", "ref": "s", "positions": {dm: 0, group: 0, chan: 1, mine: 2}})
         assert done == {
             "type": "sync_done",
             "ref": "s",
@@ -91,9 +89,7 @@ async def test_non_member_of_private_conversations_sees_nothing(cluster: Cluster
         marker = await pa.send_msg(mine, "marker for mallory")
         assert marker["type"] == "ack" and marker["seq"] == 3, marker
         await pm.wait_for_seq(mine, 3)
-        assert [(e["conv"], e["seq"], e["body"]) for e in pm.events] == [
-            (mine, 3, "marker for mallory")
-        ]
+        assert [(e["conv"], e["seq"], e["body"]) for e in pm.events] == [(mine, 3, "marker for mallory")]
         assert pm.other == []
         # members' history: only their own messages were added
         for conv in foreign:
@@ -187,9 +183,7 @@ async def test_removed_member_gets_member_left_then_nothing(cluster: ClusterFact
         pb0 = await Peer.connect(c.ws_urls[0], bob)
         pb1 = await Peer.connect(c.ws_urls[1], bob)
         assert (await pa.send_msg(group, "before"))["seq"] == 4
-        r = await api.http.delete(
-            f"/v1/conversations/{group}/members/{bob.id}", headers=alice.headers
-        )
+        r = await api.http.delete(f"/v1/conversations/{group}/members/{bob.id}", headers=alice.headers)
         assert r.status_code == 204, r.text
         for p in (pb0, pb1, pa, pc):
             await p.wait_for_seq(group, 5)
@@ -253,11 +247,7 @@ async def test_added_member_receives_from_own_member_joined(cluster: ClusterFact
             await p.wait_for_seq(group, 7)
             await p.wait_for_seq(solo, 4)
             got = {
-                conv: [
-                    (e["seq"], e["kind"], e.get("user_id"), e.get("body"))
-                    for e in p.events
-                    if e["conv"] == conv
-                ]
+                conv: [(e["seq"], e["kind"], e.get("user_id"), e.get("body")) for e in p.events if e["conv"] == conv]
                 for conv in (group, solo)
             }
             assert got[group] == [

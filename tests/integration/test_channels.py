@@ -42,12 +42,18 @@ async def test_names_unique_case_insensitively_also_under_a_race(module_cluster:
         assert sorted(r.status_code for r in race) == [201] + [409] * 7, [r.text for r in race]
         # renames: a collision is 409 and changes nothing; racing renames to one name: one wins
         other = (await create_channel(api, alice, f"other {tag}")).json()["id"]
-        problem(await api.http.patch(f"/v1/conversations/{other}", headers=alice.headers,
-                                     json={"name": f"RACE {tag}"}), 409, "conflict")
+        problem(
+            await api.http.patch(f"/v1/conversations/{other}", headers=alice.headers, json={"name": f"RACE {tag}"}),
+            409,
+            "conflict",
+        )
         ids = [(await create_channel(api, alice, f"r{i} {tag}")).json()["id"] for i in range(4)]
-        renames = await asyncio.gather(*(
-            api.http.patch(f"/v1/conversations/{c}", headers=alice.headers, json={"name": f"winner {tag}"}) for c in ids
-        ))
+        renames = await asyncio.gather(
+            *(
+                api.http.patch(f"/v1/conversations/{c}", headers=alice.headers, json={"name": f"winner {tag}"})
+                for c in ids
+            )
+        )
         assert sorted(r.status_code for r in renames) == [200, 409, 409, 409], [r.text for r in renames]
         names = [(await api.http.get(f"/v1/conversations/{c}", headers=alice.headers)).json()["name"] for c in ids]
         assert sorted(names).count(f"winner {tag}") == 1
@@ -60,16 +66,26 @@ async def test_rename_topic_description_events_live_and_in_history(module_cluste
         chan = (await api.create(alice, "channel", [bob], name=f"news {tag}"))["id"]  # seqs 1, 2
         pb = await Peer.connect(module_cluster.ws_urls[0], bob)
         url = f"/v1/conversations/{chan}"
-        r = await api.http.patch(url, headers=alice.headers,
-                                 json={"name": f" Headlines\n{tag} ", "topic": "daily\x00 news", "description": "d"})
+        r = await api.http.patch(
+            url,
+            headers=alice.headers,
+            json={"name": f" Headlines\n{tag} ", "topic": "daily\x00 news", "description": "d"},
+        )
         assert r.status_code == 200, r.text
         obj = r.json()
         assert (obj["name"], obj["topic"], obj["description"], obj["last_seq"]) == (
-            f"Headlines {tag}", "daily news", "d", 3)
+            f"Headlines {tag}",
+            "daily news",
+            "d",
+            3,
+        )
         await pb.wait_for_seq(chan, 3)
         live = pb.events[-1]
-        assert (live["kind"], live["sender"], live["changes"]) == ("conversation_updated", alice.id, {
-            "name": f"Headlines {tag}", "topic": "daily news", "description": "d"})
+        assert (live["kind"], live["sender"], live["changes"]) == (
+            "conversation_updated",
+            alice.id,
+            {"name": f"Headlines {tag}", "topic": "daily news", "description": "d"},
+        )
         # null clears the topic; unchanged values make no event
         r = await api.http.patch(url, headers=alice.headers, json={"topic": None, "description": "d"})
         assert r.status_code == 200 and r.json()["topic"] == "" and r.json()["last_seq"] == 4, r.text
@@ -80,8 +96,15 @@ async def test_rename_topic_description_events_live_and_in_history(module_cluste
             (3, "conversation_updated", live["changes"]),
             (4, "conversation_updated", {"topic": ""}),
         ]
-        for body in ({"topic": "x" * 251}, {"description": "x" * 1001}, {"name": None}, {"name": " \x00 "},
-                     {"name": "x" * 81}, {}, {"topic": 5}):
+        for body in (
+            {"topic": "x" * 251},
+            {"description": "x" * 1001},
+            {"name": None},
+            {"name": " \x00 "},
+            {"name": "x" * 81},
+            {},
+            {"topic": 5},
+        ):
             problem(await api.http.patch(url, headers=alice.headers, json=body), 422, "invalid")
         problem(await api.http.patch(url, headers=bob.headers, json={"topic": "mine"}), 403, "forbidden")
         assert (await api.http.get(url, headers=bob.headers)).json()["last_seq"] == 4

@@ -86,9 +86,7 @@ class Peer:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 got = [(e["conv"], e["seq"]) for e in self.events[-5:]]
-                raise AssertionError(
-                    f"{self.user.username}: no event {conv}#{seq} in {within}s; last: {got}"
-                )
+                raise AssertionError(f"{self.user.username}: no event {conv}#{seq} in {within}s; last: {got}")
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
@@ -101,9 +99,7 @@ class Peer:
             self._changed.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise AssertionError(
-                    f"{self.user.username}: {len(self.events)} events, expected {n}"
-                )
+                raise AssertionError(f"{self.user.username}: {len(self.events)} events, expected {n}")
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
@@ -186,9 +182,7 @@ async def users(api: Api, *prefixes: str) -> list[User]:
 
 
 # --- 1,000 messages ------------------------------------------------------------------------
-async def test_thousand_messages_two_gateways_exactly_once(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_thousand_messages_two_gateways_exactly_once(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(gateways=2, backend=backend, env=NO_RATE_LIMITS)  # 1,000 sends as fast as the box goes
     async with Api(c.gateway_urls[0]) as api:
         alice, bob = await users(api, "alice", "bob")
@@ -283,9 +277,7 @@ def _seq_trouble(seqs: list[int], lo: int, hi: int) -> dict[str, Any]:
 
 
 # --- idempotency ---------------------------------------------------------------------------
-async def test_ws_resend_same_client_msg_id_is_acked_with_first_seq(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_ws_resend_same_client_msg_id_is_acked_with_first_seq(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(gateways=2, backend=backend)
     async with Api(c.gateway_urls[0]) as api:
         alice, bob = await users(api, "alice", "bob")
@@ -326,16 +318,12 @@ async def test_ws_resend_same_client_msg_id_is_acked_with_first_seq(
         assert bobs["type"] == "ack" and bobs["seq"] == 5, bobs
         other = (await api.create(alice, "group", [bob]))["id"]  # seqs 1, 2
         in_other = await pa.send_msg(other, "other conv", "m-1")
-        assert in_other["type"] == "ack" and in_other["seq"] == 3 and in_other["conv"] == other, (
-            in_other
-        )
+        assert in_other["type"] == "ack" and in_other["seq"] == 3 and in_other["conv"] == other, in_other
         for p in (pa, pb, pa2):
             await p.close()
 
 
-async def test_rest_replay_and_ws_resend_share_the_key(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_rest_replay_and_ws_resend_share_the_key(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(gateways=1, backend=backend)
     async with Api(c.gateway_urls[0]) as api:
         alice, bob = await users(api, "alice", "bob")
@@ -361,9 +349,7 @@ async def test_rest_replay_and_ws_resend_share_the_key(
         assert r3.json() == ev
         # REST first-send, then a WS resend of the same id: the same seq
         ws_again = await pa.send_msg(conv, "rest first", "r-1")
-        assert ws_again["type"] == "ack" and (ws_again["seq"], ws_again["ts"]) == (3, ev["ts"]), (
-            ws_again
-        )
+        assert ws_again["type"] == "ack" and (ws_again["seq"], ws_again["ts"]) == (3, ev["ts"]), ws_again
         # WS first-send, then a REST replay: 200 with that event
         w = await pa.send_msg(conv, "ws first", "w-1")
         assert w["type"] == "ack" and w["seq"] == 4, w
@@ -404,9 +390,7 @@ async def test_reconnect_to_other_gateway_and_sync_gets_exactly_the_missed(
         await pb.close()
 
         missed = 30
-        acks, _, _ = await pump(
-            pa, conv, [(f"miss-{i}", f"missed {i}") for i in range(missed)], window=10
-        )
+        acks, _, _ = await pump(pa, conv, [(f"miss-{i}", f"missed {i}") for i in range(missed)], window=10)
         assert sorted(a["seq"] for a in acks.values()) == list(range(6, 6 + missed))
 
         pb2 = await Peer.connect(c.ws_urls[0], bob)  # the other gateway
@@ -430,9 +414,7 @@ async def test_reconnect_to_other_gateway_and_sync_gets_exactly_the_missed(
         await pb2.close()
 
 
-async def test_sync_more_than_500_missed_is_truncated(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_sync_more_than_500_missed_is_truncated(cluster: ClusterFactory, backend: Backend) -> None:
     # 520 sends of one user in a burst: over PROTOCOL's default send budget (250), and the
     # bodies are checked in send order, so the send limit is off here (0 = unlimited).
     c = cluster(gateways=1, backend=backend, env=NO_RATE_LIMITS)
@@ -451,9 +433,7 @@ async def test_sync_more_than_500_missed_is_truncated(
         assert len(acks_big) == n_big and len(acks_small) == n_small
         pb = await Peer.connect(c.ws_urls[0], bob)
         unknown = uuid.uuid4().hex
-        done = await pb.call(
-            {"type": "sync", "ref": "s", "positions": {big: 2, small: 2, unknown: 0}}, within=30
-        )
+        done = await pb.call({"type": "sync", "ref": "s", "positions": {big: 2, small: 2, unknown: 0}}, within=30)
         assert done == {"type": "sync_done", "ref": "s", "truncated": [big], "not_found": [unknown]}
         got_big = [e for e in pb.events if e["conv"] == big]
         got_small = [e for e in pb.events if e["conv"] == small]

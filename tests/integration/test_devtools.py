@@ -27,9 +27,7 @@ async def _publish(url: str, stream: str, subject: str, n: int) -> None:
     nc = await nats_py.connect(url)
     try:
         js = nc.jetstream()
-        await js.add_stream(
-            StreamConfig(name=stream, subjects=[f"{subject}.>"], storage=StorageType.FILE)
-        )
+        await js.add_stream(StreamConfig(name=stream, subjects=[f"{subject}.>"], storage=StorageType.FILE))
         for i in range(n):
             ack = await js.publish(f"{subject}.{i}", f"m{i}".encode())
             assert ack.seq == i + 1
@@ -42,9 +40,7 @@ async def _read_all(url: str, stream: str) -> list[bytes]:
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
-        return [
-            (await js.get_msg(stream, seq)).data or b"" for seq in range(1, info.state.last_seq + 1)
-        ]
+        return [(await js.get_msg(stream, seq)).data or b"" for seq in range(1, info.state.last_seq + 1)]
     finally:
         await nc.close()
 

@@ -64,11 +64,7 @@ class Burst:
     def summary(self) -> str:
         retried = sum(1 for v in self.attempts.values() if v > 1)
         el = (self.finished or time.monotonic()) - self.started
-        rec = (
-            f"{self.recovered_at - self.fault_at:.1f}s"
-            if self.recovered_at and self.fault_at
-            else "n/a"
-        )
+        rec = f"{self.recovered_at - self.fault_at:.1f}s" if self.recovered_at and self.fault_at else "n/a"
         return (
             f"acked {len(self.acks)}/{N_MESSAGES} in {el:.1f}s; retried {retried} ids "
             f"({sum(self.attempts.values())} sends); errors {dict(self.errors)}; "
@@ -163,9 +159,7 @@ async def run_burst(
                     if cmid not in b.acks:
                         b.acks[cmid] = seq
                         since = time.monotonic() - (b.fault_at or b.started)
-                        b.ack_info[cmid] = (
-                            f"ref {f.get('ref')} ts {f.get('ts')} at fault{since:+.2f}s"
-                        )
+                        b.ack_info[cmid] = f"ref {f.get('ref')} ts {f.get('ts')} at fault{since:+.2f}s"
                     if b.fault_done_at is not None and b.recovered_at is None:
                         b.recovered_at = time.monotonic()
                     if fault_task is None and len(b.acks) >= fault_after:
@@ -203,18 +197,14 @@ async def run_burst(
     return b
 
 
-async def check_log(
-    api: Api, user: User, conv: str, b: Burst, n_members: int
-) -> list[dict[str, Any]]:
+async def check_log(api: Api, user: User, conv: str, b: Burst, n_members: int) -> list[dict[str, Any]]:
     events = await api.all_events(user, conv)
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(events) + 1)), "history seqs are not gap-free 1..N"
     assert len(events) == n_members + N_MESSAGES, f"{len(events)} events for {N_MESSAGES} messages"
     msgs = [e for e in events if e["kind"] == "message"]
     members = [e for e in events if e["kind"] == "member_joined"]
-    assert len(members) == n_members and len(msgs) == N_MESSAGES, collections.Counter(
-        e["kind"] for e in events
-    )
+    assert len(members) == n_members and len(msgs) == N_MESSAGES, collections.Counter(e["kind"] for e in events)
     ids = [e.get("client_msg_id") for e in msgs]
     dupes = [k for k, v in collections.Counter(ids).items() if v > 1]
     assert not dupes, f"client_msg_ids stored more than once: {dupes[:10]} ({len(dupes)})"
@@ -222,11 +212,7 @@ async def check_log(
     assert set(by_id) == set(b.acks), "history and acks disagree"
     wrong = [(k, b.acks[k], e["seq"]) for k, e in by_id.items() if b.acks[k] != e["seq"]]
     assert not wrong, f"ack seq != stored seq: {wrong[:10]} ({len(wrong)})"
-    bad_body = [
-        e["seq"]
-        for e in msgs
-        if e["body"] != f"message {e['client_msg_id']}" or e["sender"] != user.id
-    ]
+    bad_body = [e["seq"] for e in msgs if e["body"] != f"message {e['client_msg_id']}" or e["sender"] != user.id]
     assert not bad_body, bad_body[:10]
     return events
 
@@ -263,9 +249,7 @@ async def assert_clean(api: Api, user: User, conv: str, b: Burst, c: Cluster) ->
     await check_log(api, user, conv, b, n_members=2)
 
 
-async def test_messages_killed_mid_burst_and_restarted(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_messages_killed_mid_burst_and_restarted(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(backend=backend)
     api, alice, conv = await _setup(c)
     svc = c.messages[0]
@@ -285,9 +269,7 @@ async def test_messages_killed_mid_burst_and_restarted(
         await api.close()
 
 
-async def test_one_of_two_messages_replicas_killed_mid_burst(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_one_of_two_messages_replicas_killed_mid_burst(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(backend=backend, messages_replicas=2)
     api, alice, conv = await _setup(c)
     victim = c.messages[0]  # the one that ran the migrations; the other carries on alone
@@ -305,9 +287,7 @@ async def test_one_of_two_messages_replicas_killed_mid_burst(
         await api.close()
 
 
-async def test_readiness_probes_during_burst_lose_nothing(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_readiness_probes_during_burst_lose_nothing(cluster: ClusterFactory, backend: Backend) -> None:
     """Not a crash, but the probe an orchestrator runs all the time (and the one
     ServiceProcess.start() polls after a restart): GET /readyz on the messages service
     while it writes must not disturb the writes."""

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.fault]
 def service_env(service_env: dict[str, str]) -> dict[str, str]:
     return {**service_env, **BURST_ENV}  # a 2,000-message burst of one user: no rate limits
 
+
 OUTAGE_S = 2.0
 
 

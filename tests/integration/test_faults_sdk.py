@@ -39,6 +39,7 @@ async def test_gateway_sigkilled_under_200_sdk_clients(cluster: ClusterFactory) 
             await ChatClient.register(urls[1], name, PASSWORD)
 
     await asyncio.gather(*(register(n) for n in names))
+
     async def connect(i: int) -> ChatClient:
         async with sem:
             order = urls if i % 2 == 0 else list(reversed(urls))

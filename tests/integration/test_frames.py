@@ -26,9 +26,7 @@ AUTH_TIMEOUT_S = 1.5
 
 
 @pytest.fixture(scope="module")
-def gw(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # SERVICE_TEST_ENV of this directory's conftest (registered under its path; importing
     # "conftest" by name could find another directory's conftest in a full run)
     conftest = request.config.pluginmanager.get_plugin(str(Path(__file__).with_name("conftest.py")))
@@ -73,9 +71,9 @@ async def closed_with(ws: Ws, code: int, error_code: str, within: float = 10) ->
     got = await ws.wait_closed(within)
     frames = ws.drain()
     assert got == code, (got, frames)
-    assert frames == [] or (
-        len(frames) == 1 and frames[0]["type"] == "error" and frames[0]["code"] == error_code
-    ), frames
+    assert frames == [] or (len(frames) == 1 and frames[0]["type"] == "error" and frames[0]["code"] == error_code), (
+        frames
+    )
 
 
 async def still_open(ws: Ws) -> None:
@@ -315,21 +313,31 @@ async def integers_and_keys_out_of_range(s: Setup) -> None:
     await ws.close()
     # REST: 422 for what cannot be a seq or an int64; in-range limits are clamped
     h, base = s.user.headers, f"/v1/conversations/{s.conv}"
-    for params in ({"before": HUGE}, {"after": MAX_SEQ + 1}, {"after": -1}, {"limit": 2**63},
-                   {"limit": "many"}, {"before": "1.5"}):
+    for params in (
+        {"before": HUGE},
+        {"after": MAX_SEQ + 1},
+        {"after": -1},
+        {"limit": 2**63},
+        {"limit": "many"},
+        {"before": "1.5"},
+    ):
         r = await s.api.http.get(f"{base}/messages", headers=h, params=params)
         assert (r.status_code, r.json()["code"]) == (422, "invalid"), (params, r.text)
     for limit in (10**6, -5):
         r = await s.api.http.get(f"{base}/messages", headers=h, params={"limit": limit, "after": 0})
         assert r.status_code == 200 and len(r.json()["events"]) == (3 if limit > 0 else 1), r.text
-    for body in ({"client_msg_id": "x1", "body": "x", "reply_to": HUGE},
-                 {"client_msg_id": "x2", "body": "x", "reply_to": "3"},
-                 {"client_msg_id": "x\u0000", "body": "x"}):
+    for body in (
+        {"client_msg_id": "x1", "body": "x", "reply_to": HUGE},
+        {"client_msg_id": "x2", "body": "x", "reply_to": "3"},
+        {"client_msg_id": "x\u0000", "body": "x"},
+    ):
         r = await s.api.http.post(f"{base}/messages", headers=h, json=body)
         assert (r.status_code, r.json()["code"]) == (422, "invalid"), (body, r.text)
-    for path, method, body in ((f"{base}/receipts", "POST", {"read_seq": HUGE}),
-                               (f"{base}/messages/{HUGE}", "PATCH", {"body": "y"}),
-                               (f"{base}/messages/{MAX_SEQ + 1}", "DELETE", None)):
+    for path, method, body in (
+        (f"{base}/receipts", "POST", {"read_seq": HUGE}),
+        (f"{base}/messages/{HUGE}", "PATCH", {"body": "y"}),
+        (f"{base}/messages/{MAX_SEQ + 1}", "DELETE", None),
+    ):
         r = await s.api.http.request(method, path, headers=h, json=body)
         assert (r.status_code, r.json()["code"]) == (422, "invalid"), (path, r.text)
     for path in ("/v1/users?q=a&limit=99999999999999999999", "/v1/channels?limit=-99999999999999999999"):
@@ -371,9 +379,7 @@ async def test_bad_frames_leave_other_clients_and_the_gateway_unaffected(gw: Clu
         await pb.wait_for_seq(conv, 3)
         # everything at once, from other users' connections
         setups = [await setup(gw, api) for _ in SCENARIOS]
-        await asyncio.gather(
-            *(scenario(st) for scenario, st in zip(SCENARIOS, setups, strict=True))
-        )
+        await asyncio.gather(*(scenario(st) for scenario, st in zip(SCENARIOS, setups, strict=True)))
         assert not pa.ws.closed.is_set() and not pb.ws.closed.is_set()
         assert (await pa.send_msg(conv, "after, from alice"))["seq"] == 4
         assert (await pb.send_msg(conv, "after, from bob"))["seq"] == 5

@@ -39,14 +39,18 @@ async def test_fuzz_short_profile(cluster: ClusterFactory) -> None:
     rss0 = rss_mib(gw.pid)
     valid = ValidTraffic()
     await asyncio.gather(
-        *(fuzz_frames(c.ws_urls[0], f.access_token, convs, FRAMES, seed=i, report=report)
-          for i, f in enumerate(fuzzers)),
+        *(
+            fuzz_frames(c.ws_urls[0], f.access_token, convs, FRAMES, seed=i, report=report)
+            for i, f in enumerate(fuzzers)
+        ),
         fuzz_rest(c.gateway_url, fuzzers[0].access_token, openapi, convs, REQUESTS, seed=7, report=report),
         valid.run(c.ws_urls[0], {alice.id: alice.access_token, bob.id: bob.access_token}, dm, VALID),
     )
     rss1 = rss_mib(gw.pid)
-    print(f"\nframes {report.frames}, requests {report.requests}, statuses {dict(report.statuses)}, "
-          f"errors {dict(report.errors)}, closes {dict(report.closes)}, gateway RSS {rss0:.0f} -> {rss1:.0f} MiB")
+    print(
+        f"\nframes {report.frames}, requests {report.requests}, statuses {dict(report.statuses)}, "
+        f"errors {dict(report.errors)}, closes {dict(report.closes)}, gateway RSS {rss0:.0f} -> {rss1:.0f} MiB"
+    )
     assert report.problems == [], report.problems
     assert report.frames >= CONNECTIONS * FRAMES + 300 and report.requests >= REQUESTS * 0.95
     assert valid.problems() == [], valid.problems()

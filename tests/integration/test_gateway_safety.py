@@ -113,10 +113,14 @@ async def test_flooding_one_connection_is_refused_then_closed_4008(cluster: Clus
 
 async def test_rest_429_and_replays_cost_nothing(cluster: ClusterFactory) -> None:
     # tiny budgets that barely refill, so the counts are exact
-    c = cluster(env={
-        "GATEWAY_RATE_SEND_BURST": "5", "GATEWAY_RATE_SEND_PER_S": "0.01",
-        "GATEWAY_RATE_WRITE_BURST": "3", "GATEWAY_RATE_WRITE_PER_S": "0.01",
-    })
+    c = cluster(
+        env={
+            "GATEWAY_RATE_SEND_BURST": "5",
+            "GATEWAY_RATE_SEND_PER_S": "0.01",
+            "GATEWAY_RATE_WRITE_BURST": "3",
+            "GATEWAY_RATE_WRITE_PER_S": "0.01",
+        }
+    )
     async with Api(c.gateway_url) as api:
         alice, bob = await api.register_login("lim"), await api.register_login("other")
         conv = (await api.create(alice, "dm", [bob]))["id"]  # alice: write 1 of 3
@@ -146,15 +150,21 @@ async def test_rest_429_and_replays_cost_nothing(cluster: ClusterFactory) -> Non
         assert [e["client_msg_id"] for e in await stored_messages(api, alice, conv)] == ["m1", "m2", "m3", "m4", "m5"]
         # other REST writes: their own bucket (alice has 2 of 3 left)
         for _ in range(2):
-            assert (await api.http.post("/v1/conversations", headers=alice.headers,
-                                        json={"kind": "group", "members": [bob.id]})).status_code == 201
+            assert (
+                await api.http.post(
+                    "/v1/conversations", headers=alice.headers, json={"kind": "group", "members": [bob.id]}
+                )
+            ).status_code == 201
         r = await api.http.post("/v1/conversations", headers=alice.headers, json={"kind": "group", "members": [bob.id]})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
         assert r.json()["code"] == "rate_limited"
         # reads, auth and other users are not charged
         assert (await api.http.get("/v1/conversations", headers=alice.headers)).status_code == 200
-        assert (await api.http.post("/v1/auth/login", json={"username": alice.username,
-                                                           "password": "correct horse battery"})).status_code == 200
+        assert (
+            await api.http.post(
+                "/v1/auth/login", json={"username": alice.username, "password": "correct horse battery"}
+            )
+        ).status_code == 200
         assert (await api.send(bob, conv, "bob is fine")).status_code == 201
         await ws.close()
 
@@ -261,11 +271,15 @@ class Replies:
 
 
 async def test_slow_reader_bounded_4009_others_fine_resume_complete(cluster: ClusterFactory) -> None:
-    c = cluster(env={
-        "GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "0",  # a busy conversation
-        "GATEWAY_QUEUE_MAX_FRAMES": "200", "GATEWAY_QUEUE_MAX_BYTES": str(512 * 1024),
-        "GATEWAY_HEARTBEAT_S": "30",  # the paused reader answers no pings: keep it for the test
-    })
+    c = cluster(
+        env={
+            "GATEWAY_RATE_SEND_BURST": "0",
+            "GATEWAY_RATE_FRAMES_BURST": "0",  # a busy conversation
+            "GATEWAY_QUEUE_MAX_FRAMES": "200",
+            "GATEWAY_QUEUE_MAX_BYTES": str(512 * 1024),
+            "GATEWAY_HEARTBEAT_S": "30",  # the paused reader answers no pings: keep it for the test
+        }
+    )
     gw = c.gateways[0]
     body = "x" * 4000  # ~4.2 KB per event frame
     async with Api(c.gateway_url) as api:

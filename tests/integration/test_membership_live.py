@@ -73,9 +73,7 @@ async def chatter(pa: Peer, conv: str, label: str, stop: asyncio.Event) -> int:
     return sent
 
 
-async def test_removal_reaches_every_device_within_1s_while_busy(
-    cluster: ClusterFactory, backend: Backend
-) -> None:
+async def test_removal_reaches_every_device_within_1s_while_busy(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(gateways=2, backend=backend, env=NO_RATE_LIMITS)
     async with Api(c.gateway_urls[0]) as api:
         alice, bob = await users(api, "alice", "bob")
@@ -109,9 +107,7 @@ async def test_removal_reaches_every_device_within_1s_while_busy(
             stop.set()
             assert await task > 5
             history = await api.all_events(alice, conv)
-            left_seq = max(
-                e["seq"] for e in history if e["kind"] == "member_left" and e.get("user_id") == bob.id
-            )
+            left_seq = max(e["seq"] for e in history if e["kind"] == "member_left" and e.get("user_id") == bob.id)
             assert history[-1]["seq"] > left_seq  # the conversation went on without him
             for d in devices:
                 seqs = [e["seq"] for e in d.events if e["conv"] == conv]

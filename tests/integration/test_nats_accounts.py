@@ -64,8 +64,14 @@ async def test_each_service_is_limited_to_its_subjects(cluster: ClusterFactory) 
         gw, gw_errors = await connect_as(c, "gateway")
         try:
             # a forged event and a forged revocation: refused by the server, nobody sees them
-            forged = {"conv": conv, "seq": 99, "kind": "message", "sender": bob.id, "ts": "2026-01-01T00:00:00.000Z",
-                      "body": "forged"}
+            forged = {
+                "conv": conv,
+                "seq": 99,
+                "kind": "message",
+                "sender": bob.id,
+                "ts": "2026-01-01T00:00:00.000Z",
+                "body": "forged",
+            }
             await gw.publish(subjects.evt_conv(conv), orjson.dumps(forged))
             await gw_errors.wait_for(f'publish to "{subjects.evt_conv(conv)}"')
             revoked = UserRevoked(user_id=bob.id, revoked_at="2099-01-01T00:00:00.000Z", reason="forged")
@@ -82,9 +88,11 @@ async def test_each_service_is_limited_to_its_subjects(cluster: ClusterFactory) 
         finally:
             await gw.close()
         # messages and presence may not make the user-facing calls that carry an identity
-        for service, subject in (("messages", subjects.auth_rpc("admin.set_admin")),
-                                 ("presence", subjects.messages_rpc("conv.create")),
-                                 ("presence", subjects.CMD_SEND_ALL.replace("*", conv))):
+        for service, subject in (
+            ("messages", subjects.auth_rpc("admin.set_admin")),
+            ("presence", subjects.messages_rpc("conv.create")),
+            ("presence", subjects.CMD_SEND_ALL.replace("*", conv)),
+        ):
             nc, errors = await connect_as(c, service)
             try:
                 await nc.publish(subject, b"{}", headers={"Chat-User": bob.id})
@@ -110,8 +118,9 @@ async def test_anonymous_clients_and_wrong_passwords_are_refused(cluster: Cluste
         nc = NATS()
         try:
             with pytest.raises(Exception, match="Authorization Violation"):
-                await nc.connect(c.nats_url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=2,
-                                 **options)
+                await nc.connect(
+                    c.nats_url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=2, **options
+                )
         finally:
             await nc.close()
 

@@ -37,8 +37,15 @@ async def pipeline(peer: Peer, conv: str, tag: str) -> tuple[dict[str, dict[str,
     todo = ids
     while todo:
         futs = [
-            await peer.request({"type": "send", "ref": f"{cmid}/{uuid.uuid4().hex[:6]}", "conv": conv,
-                                "client_msg_id": cmid, "body": f"body {cmid}"})
+            await peer.request(
+                {
+                    "type": "send",
+                    "ref": f"{cmid}/{uuid.uuid4().hex[:6]}",
+                    "conv": conv,
+                    "client_msg_id": cmid,
+                    "body": f"body {cmid}",
+                }
+            )
             for cmid in todo
         ]
         answers = await asyncio.wait_for(asyncio.gather(*futs), 60)
@@ -63,9 +70,7 @@ async def test_sends_past_the_bounds_are_refused_at_once_and_lose_nothing(cluste
         alice, bob = await users(api, "alice", "bob")
         conv = (await api.create(alice, "dm", [bob]))["id"]
         pa, pb = await Peer.connect(c.ws_urls[0], alice), await Peer.connect(c.ws_urls[0], bob)
-        (acks_a, ref_a), (acks_b, ref_b) = await asyncio.gather(
-            pipeline(pa, conv, "a"), pipeline(pb, conv, "b")
-        )
+        (acks_a, ref_a), (acks_b, ref_b) = await asyncio.gather(pipeline(pa, conv, "a"), pipeline(pb, conv, "b"))
         assert ref_a > 0 and ref_b > 0  # more was offered than admitted
         assert await pa.call({"type": "ping", "ref": "still-read"}) == {"type": "pong", "ref": "still-read"}
         history = [e for e in await api.all_events(alice, conv) if e["kind"] == "message"]

@@ -200,21 +200,25 @@ async def test_target_rules_through_the_api(module_cluster: Cluster) -> None:
         conv = await build(api, cast, "private")
         base = f"/v1/conversations/{conv}"
         before = await snapshot(api, cast, "private", conv)
-        r = await api.http.post(f"{base}/members", headers=cast.admin.headers,
-                                json={"user_id": cast.newcomer.id, "role": "admin"})
+        r = await api.http.post(
+            f"{base}/members", headers=cast.admin.headers, json={"user_id": cast.newcomer.id, "role": "admin"}
+        )
         assert r.status_code == 403, r.text
-        r = await api.http.post(f"{base}/members", headers=cast.owner.headers,
-                                json={"user_id": cast.newcomer.id, "role": "owner"})
+        r = await api.http.post(
+            f"{base}/members", headers=cast.owner.headers, json={"user_id": cast.newcomer.id, "role": "owner"}
+        )
         assert r.status_code == 422, r.text
-        r = await api.http.put(f"{base}/members/{cast.victim.id}/role", headers=cast.owner.headers,
-                               json={"role": "admin"})
+        r = await api.http.put(
+            f"{base}/members/{cast.victim.id}/role", headers=cast.owner.headers, json={"role": "admin"}
+        )
         assert r.status_code == 200, r.text
         before = await snapshot(api, cast, "private", conv)
         for target in (cast.owner, cast.victim):  # an admin does not outrank the owner or an admin
             r = await api.http.delete(f"{base}/members/{target.id}", headers=cast.admin.headers)
             assert r.status_code == 403, r.text
-        r = await api.http.put(f"{base}/members/{cast.owner.id}/role", headers=cast.owner.headers,
-                               json={"role": "admin"})
+        r = await api.http.put(
+            f"{base}/members/{cast.owner.id}/role", headers=cast.owner.headers, json={"role": "admin"}
+        )
         assert r.status_code == 409, r.text  # the last owner names a new owner first
         assert await snapshot(api, cast, "private", conv) == before
         group = await build(api, cast, "group")
@@ -222,8 +226,9 @@ async def test_target_rules_through_the_api(module_cluster: Cluster) -> None:
         for c, who in ((group, cast.owner), (dm, cast.member)):
             r = await api.http.patch(f"/v1/conversations/{c}", headers=who.headers, json={"name": "named"})
             assert r.status_code == 422, r.text
-        r = await api.http.post(f"{base}/members", headers=cast.owner.headers,
-                                json={"user_id": cast.newcomer.id, "role": "admin"})
+        r = await api.http.post(
+            f"{base}/members", headers=cast.owner.headers, json={"user_id": cast.newcomer.id, "role": "admin"}
+        )
         assert r.status_code == 200, r.text
         r = await api.http.delete(f"{base}/members/{cast.guest.id}", headers=cast.admin.headers)
         assert r.status_code == 204, r.text
@@ -248,8 +253,11 @@ async def test_idor_non_member_gets_nothing(module_cluster: Cluster) -> None:
                 await api.history(cast.outsider, conv),
                 await api.http.patch(f"/v1/conversations/{conv}", headers=cast.outsider.headers, json={"topic": "x"}),
                 await api.http.post(f"/v1/conversations/{conv}/archive", headers=cast.outsider.headers),
-                await api.http.post(f"/v1/conversations/{conv}/members", headers=cast.outsider.headers,
-                                    json={"user_id": cast.outsider.id}),
+                await api.http.post(
+                    f"/v1/conversations/{conv}/members",
+                    headers=cast.outsider.headers,
+                    json={"user_id": cast.outsider.id},
+                ),
             ):
                 assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
         done = await po.call({"type": "sync", "ref": "s", "positions": {private: 0, group: 0, dm: 0, mine: 0}})
@@ -272,8 +280,11 @@ async def test_idor_non_member_gets_nothing(module_cluster: Cluster) -> None:
         r = await api.http.get("/v1/channels", headers=cast.outsider.headers, params={"q": before[private]["name"]})
         assert r.status_code == 200 and r.json()["channels"] == [], r.text
         # a client-supplied sender is ignored (REST and WS)
-        r = await api.http.post(f"/v1/conversations/{mine}/messages", headers=cast.outsider.headers,
-                                json={"client_msg_id": "forged", "body": "x", "sender": cast.owner.id})
+        r = await api.http.post(
+            f"/v1/conversations/{mine}/messages",
+            headers=cast.outsider.headers,
+            json={"client_msg_id": "forged", "body": "x", "sender": cast.owner.id},
+        )
         assert r.status_code == 201 and r.json()["sender"] == cast.outsider.id, r.text
         ack = await po.send_msg(mine, "y", "forged-ws", sender=cast.owner.id)
         evs = await api.all_events(cast.owner, mine)

@@ -54,7 +54,8 @@ async def attacker(ws_url: str, http: httpx.AsyncClient, user: User, conv: str) 
             f = await peer.send_msg(conv, "boom", f"ws-{i}", reply_to=HUGE)
             codes.append(f["code"] if f["type"] == "error" else f["type"])
             r = await http.post(
-                f"/v1/conversations/{conv}/messages", headers=user.headers,
+                f"/v1/conversations/{conv}/messages",
+                headers=user.headers,
                 json={"client_msg_id": f"rest-{i}", "body": "boom", "reply_to": HUGE},
             )
             codes.append(r.json().get("code", str(r.status_code)) if r.status_code >= 400 else str(r.status_code))
@@ -81,8 +82,15 @@ async def raw_poison(c: Cluster, conv: str, sender: str) -> list[dict[str, Any]]
     await nc.subscribe(inbox, cb=on_result)
     js = nc.jetstream()
     for i in range(RAW):
-        cmd = {"v": 1, "conv": conv, "sender": sender, "client_msg_id": f"raw-{i}", "body": "boom",
-               "reply_to": HUGE, "reply_subject": inbox}
+        cmd = {
+            "v": 1,
+            "conv": conv,
+            "sender": sender,
+            "client_msg_id": f"raw-{i}",
+            "body": "boom",
+            "reply_to": HUGE,
+            "reply_subject": inbox,
+        }
         await js.publish(cmd_send(conv), orjson.dumps(cmd), headers={"Nats-Msg-Id": f"raw-{uuid.uuid4().hex}"})
     try:
         await asyncio.wait_for(done.wait(), 60)
@@ -117,6 +125,8 @@ async def test_poison_inside_a_busy_burst_holds_back_no_one(cluster: ClusterFact
         assert not [e for e in await api.all_events(evil[0], hall) if e["kind"] == "message"]
         await pa.close()
     m_idle, m_busy = statistics.median(idle), statistics.median(busy)
-    print(f"\n[{backend.name}] alice's send->ack median idle {m_idle * 1000:.1f} ms, under attack "
-          f"{m_busy * 1000:.1f} ms (max {max(busy) * 1000:.0f} ms)")
+    print(
+        f"\n[{backend.name}] alice's send->ack median idle {m_idle * 1000:.1f} ms, under attack "
+        f"{m_busy * 1000:.1f} ms (max {max(busy) * 1000:.0f} ms)"
+    )
     assert m_busy <= FACTOR * m_idle, (idle, busy)

@@ -28,8 +28,9 @@ async def test_blocks_settings_and_hiding(cluster: ClusterFactory) -> None:
         # bob: no dm with her (not even the existing one), not adding her, no sends, no presence
         r = await api.http.post("/v1/conversations", headers=bob.headers, json={"kind": "dm", "members": [alice.id]})
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text
-        r = await api.http.post("/v1/conversations", headers=bob.headers,
-                                json={"kind": "group", "members": [alice.id, carol.id]})
+        r = await api.http.post(
+            "/v1/conversations", headers=bob.headers, json={"kind": "group", "members": [alice.id, carol.id]}
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text
         pb = await Peer.connect(c.ws_urls[0], bob)
         f = await pb.send_msg(dm, "hello?")
@@ -44,8 +45,9 @@ async def test_blocks_settings_and_hiding(cluster: ClusterFactory) -> None:
         assert r.status_code == 200 and r.json() == {"group_invites": "shared"}
         r = await api.http.put("/v1/me/settings", headers=alice.headers, json={"group_invites": "nobody"})
         assert r.status_code == 422
-        r = await api.http.post("/v1/conversations", headers=carol.headers,
-                                json={"kind": "group", "members": [alice.id, bob.id]})
+        r = await api.http.post(
+            "/v1/conversations", headers=carol.headers, json={"kind": "group", "members": [alice.id, bob.id]}
+        )
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text  # carol shares nothing with her
 
         # a dm cannot be left, but hidden until its next event

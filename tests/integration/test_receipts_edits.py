@@ -77,7 +77,9 @@ async def test_receipts_live_coalesced_and_listed(cluster: ClusterFactory, backe
         r = await api.http.get(f"/v1/conversations/{conv}/receipts", headers=alice.headers)
         assert r.status_code == 200, r.text
         assert sorted(r.json()["receipts"], key=lambda x: x["user_id"] != bob.id)[0] == {
-            "user_id": bob.id, "delivered_seq": 7, "read_seq": 7,
+            "user_id": bob.id,
+            "delivered_seq": 7,
+            "read_seq": 7,
         }
 
         # a burst of 60 delivered frames, each higher: few receipts, the last with the final
@@ -106,8 +108,12 @@ async def test_receipts_live_coalesced_and_listed(cluster: ClusterFactory, backe
         await settle(pe)
         assert pe.other == [] and all(f["user_id"] != eve.id for f in pa.other if f["type"] == "receipt")
         for method in ("get", "post"):
-            r = await api.http.request(method.upper(), f"/v1/conversations/{conv}/receipts",
-                                       headers=eve.headers, json={"read_seq": 1} if method == "post" else None)
+            r = await api.http.request(
+                method.upper(),
+                f"/v1/conversations/{conv}/receipts",
+                headers=eve.headers,
+                json={"read_seq": 1} if method == "post" else None,
+            )
             assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
         for p in (pa, pb, pb_other, pe):
             await p.close()
@@ -163,11 +169,13 @@ async def test_edits_deletes_and_reply_to(cluster: ClusterFactory, backend: Back
         # reply_to must name a message of this conversation (a deleted one still counts)
         err = await pb.send_msg(conv, "re", reply_to=999)
         assert err["type"] == "error" and err["code"] == "invalid", err
-        r = await api.http.post(url, headers=bob.headers,
-                                json={"client_msg_id": uuid.uuid4().hex, "body": "re", "reply_to": 2})
+        r = await api.http.post(
+            url, headers=bob.headers, json={"client_msg_id": uuid.uuid4().hex, "body": "re", "reply_to": 2}
+        )
         assert r.status_code == 422 and r.json()["code"] == "invalid", r.text
-        r = await api.http.post(url, headers=bob.headers,
-                                json={"client_msg_id": uuid.uuid4().hex, "body": "re", "reply_to": seq})
+        r = await api.http.post(
+            url, headers=bob.headers, json={"client_msg_id": uuid.uuid4().hex, "body": "re", "reply_to": seq}
+        )
         assert r.status_code == 201 and r.json()["reply_to"] == seq, r.text
         for p in (pa, pb):
             await p.close()

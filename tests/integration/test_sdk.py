@@ -328,11 +328,21 @@ async def test_close_4001_with_a_refused_refresh_ends_the_session(cluster: Clust
         conv = await client.create_conversation("channel", name=f"d{uuid.uuid4().hex[:8]}")
         await client.send(conv.id, "still active")
         assert c.account is not None  # chat-admin runs with auth's settings, NATS user included
-        env = {**os.environ, "AUTH_DATABASE_URL": c.database_urls["auth"], "AUTH_NATS_URL": c.nats_url,
-               "AUTH_ENVIRONMENT": "test", **c.account.service_env("auth", "AUTH_")}
+        env = {
+            **os.environ,
+            "AUTH_DATABASE_URL": c.database_urls["auth"],
+            "AUTH_NATS_URL": c.nats_url,
+            "AUTH_ENVIRONMENT": "test",
+            **c.account.service_env("auth", "AUTH_"),
+        }
         admin = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "chat_auth.admin", "deactivate", name],
-            env=env, capture_output=True, text=True, timeout=30, check=False,
+            subprocess.run,
+            [sys.executable, "-m", "chat_auth.admin", "deactivate", name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         assert admin.returncode == 0, admin.stderr
         await asyncio.wait_for(col.task, 10)
@@ -368,7 +378,10 @@ def test_cli_end_to_end(cluster: ClusterFactory, tmp_path: Path) -> None:
     (conv,) = _ok(_chat(["create", "channel", "--name", f"cli{uuid.uuid4().hex[:6]}", "--json"], env))
     tail = subprocess.Popen(
         [str(Path(sys.executable).with_name("chat")), "tail", conv["id"], "--count", "2", "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert tail.stderr is not None

@@ -82,9 +82,7 @@ async def test_sync_of_a_thousand_conversations_is_a_few_calls(cluster: ClusterF
     c = cluster(gateways=1)
     async with Api(c.gateway_url) as api:
         alice, bob = await api.register_login("alice"), await api.register_login("bob")
-        mine = [
-            (await api.create(alice, "channel", [bob.id], name=f"s{i}", private=True))["id"] for i in range(30)
-        ]
+        mine = [(await api.create(alice, "channel", [bob.id], name=f"s{i}", private=True))["id"] for i in range(30)]
         for conv in mine[:3]:
             assert (await api.send(bob, conv, "missed")).status_code == 201
         positions = {conv: 2 for conv in mine} | {f"nope{i}": 0 for i in range(970)}

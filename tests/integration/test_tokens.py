@@ -84,9 +84,7 @@ def bad_tokens(user: User, jwks: dict[str, Any]) -> dict[str, str]:
         # the real signature over modified claims
         "tampered_claims": _raw_jwt(header, tampered).rsplit(".", 1)[0] + "." + real_sig,
         # forged under a kid the auth service never issued
-        "unknown_kid": jwt.encode(
-            fresh, other_key, algorithm="EdDSA", headers={"kid": "not-a-real-kid"}
-        ),
+        "unknown_kid": jwt.encode(fresh, other_key, algorithm="EdDSA", headers={"kid": "not-a-real-kid"}),
         "alg_none": _raw_jwt({"alg": "none", "typ": header.get("typ", "JWT"), "kid": kid}, fresh),
         "alg_none_with_sig": _raw_jwt({"alg": "none", "kid": kid}, fresh, b"x" * 64),
         "hs256_pubkey_raw": _hs256(hs_header, fresh, raw_pub),
@@ -121,9 +119,7 @@ async def me(api: Api, token: str) -> httpx.Response:
     return await api.http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
 
 
-async def ws_refused(
-    ws_url: str, token: str, wait_s: float = 10
-) -> tuple[int | None, list[dict[str, Any]]]:
+async def ws_refused(ws_url: str, token: str, wait_s: float = 10) -> tuple[int | None, list[dict[str, Any]]]:
     """Connect, send ``auth`` with ``token``; the close code and any frames before it."""
     ws = await Ws.connect(ws_url)
     try:
@@ -226,9 +222,7 @@ async def test_valid_token_accepted_and_bad_tokens_refused(cluster: ClusterFacto
             try:
                 assert_unauthorized(await me(a, alice.access_token), f"REST wrong {label}")
                 code, frames = await ws_refused(ws_url, alice.access_token)
-                assert code == CLOSE_UNAUTHORIZED, (
-                    f"WS wrong {label}: close {code}, frames {frames}"
-                )
+                assert code == CLOSE_UNAUTHORIZED, f"WS wrong {label}: close {code}, frames {frames}"
             except AssertionError as e:
                 failures.append(str(e))
 
@@ -371,15 +365,9 @@ async def test_refresh_rotation_reuse_and_logout(cluster: ClusterFactory, backen
         p1 = r.json()
         assert p1["token_type"] == "Bearer"
         assert p1["expires_in"] > 0 and p1["user"]["id"] == alice.id
-        assert (
-            p1["refresh_token"] != alice.refresh_token and p1["access_token"] != alice.access_token
-        )
+        assert p1["refresh_token"] != alice.refresh_token and p1["access_token"] != alice.access_token
         _, c1 = _unverified(p1["access_token"])
-        assert (
-            c1["sub"] == alice.id
-            and c1["sid"] == first_claims["sid"]
-            and c1["jti"] != first_claims["jti"]
-        )
+        assert c1["sub"] == alice.id and c1["sid"] == first_claims["sid"] and c1["jti"] != first_claims["jti"]
         assert (await me(api, p1["access_token"])).status_code == 200
 
         # and again: a chain of rotations
@@ -389,12 +377,8 @@ async def test_refresh_rotation_reuse_and_logout(cluster: ClusterFactory, backen
 
         # reuse of a spent token (the original): 401, and the whole family is revoked
         assert_unauthorized(await refresh(api, alice.refresh_token), "spent refresh token")
-        assert_unauthorized(
-            await refresh(api, p2["refresh_token"]), "newest token of a revoked family"
-        )
-        assert_unauthorized(
-            await refresh(api, p1["refresh_token"]), "middle token of a revoked family"
-        )
+        assert_unauthorized(await refresh(api, p2["refresh_token"]), "newest token of a revoked family")
+        assert_unauthorized(await refresh(api, p1["refresh_token"]), "middle token of a revoked family")
 
         # another family (a separate login) is unaffected
         r = await login(api, alice.username)
@@ -435,9 +419,7 @@ async def test_register_and_login_rules(cluster: ClusterFactory, backend: Backen
     async with Api(c.gateway_url) as api:
         reg = "/v1/auth/register"
         name = f"user{uuid.uuid4().hex[:8]}"
-        r = await api.http.post(
-            reg, json={"username": name, "password": PASSWORD, "display_name": "User One"}
-        )
+        r = await api.http.post(reg, json={"username": name, "password": PASSWORD, "display_name": "User One"})
         assert r.status_code == 201, r.text
         user = r.json()["user"]
         assert user["username"] == name and user["display_name"] == "User One" and user["id"]
@@ -456,9 +438,7 @@ async def test_register_and_login_rules(cluster: ClusterFactory, backend: Backen
         ]
         for body in bad_bodies:
             assert_problem(await api.http.post(reg, json=body), 422, "invalid", f"register {body}")
-        r = await api.http.post(
-            reg, content=b"{not json", headers={"content-type": "application/json"}
-        )
+        r = await api.http.post(reg, content=b"{not json", headers={"content-type": "application/json"})
         assert_problem(r, 422, "invalid", "malformed JSON")
         # boundaries that are valid
         for uname, pw in (("a.b", "p" * 8), (uuid.uuid4().hex, "p" * 128), ("a_b-c.9", "pässwörd")):

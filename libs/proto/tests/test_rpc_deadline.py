@@ -33,7 +33,9 @@ async def test_expired_requests_are_dropped(tmp_path: Path) -> None:
         await rpc.start()
         try:
             late = await nc.publish(  # a caller that gave up a second ago
-                "svc.test.op", orjson.dumps({"n": 1}), reply="nobody.listens",
+                "svc.test.op",
+                orjson.dumps({"n": 1}),
+                reply="nobody.listens",
                 headers={DEADLINE_HEADER: f"{time.time() - 1:.3f}"},
             )
             assert late is None

@@ -61,10 +61,12 @@ async def test_migration_seeds_bootstrap_for_existing_users(settings: AuthSettin
 
     async with eng.begin() as conn:
         await conn.run_sync(to_0001)
-        await conn.execute(text(
-            "INSERT INTO users (id, username, display_name, password_hash, created_at, is_admin) "
-            "VALUES ('old1', 'old', 'old', 'x', '2025-01-01 00:00:00', 1)"
-        ))
+        await conn.execute(
+            text(
+                "INSERT INTO users (id, username, display_name, password_hash, created_at, is_admin) "
+                "VALUES ('old1', 'old', 'old', 'x', '2025-01-01 00:00:00', 1)"
+            )
+        )
     await migrate(eng, MIGRATIONS, VERSION_TABLE)
     service = AuthService(settings, AuthStore(eng))
     await service.ensure_signing_key()
@@ -227,7 +229,8 @@ async def test_two_admins_demoting_themselves_at_once(service: AuthService, acco
     root, bob = await _users(service, "root", "bob")
     await accounts.admin_set_admin(root, bob, True)
     results = await asyncio.gather(
-        accounts.admin_set_admin(root, root, False), accounts.admin_set_admin(bob, bob, False),
+        accounts.admin_set_admin(root, root, False),
+        accounts.admin_set_admin(bob, bob, False),
         return_exceptions=True,
     )
     assert sorted(type(r).__name__ for r in results) == ["AccountOut", "ChatError"]

@@ -34,8 +34,13 @@ PW = "correct horse battery"
 async def cli(settings: AuthSettings, nats_url: str, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "AUTH_DATABASE_URL": settings.database_url, "AUTH_NATS_URL": nats_url}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chat_auth.admin", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "chat_auth.admin",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -169,7 +174,10 @@ async def test_account_rpc_over_nats(nc: NATS, service: AuthService, store_engin
         bob = (await service.register("bob", PW, None)).id
         got = await _revocations(nc)
         assert await client.call(auth_rpc("me"), {}, user=root) == {
-            "id": root, "username": "root", "display_name": "root", "admin": True
+            "id": root,
+            "username": "root",
+            "display_name": "root",
+            "admin": True,
         }
         with pytest.raises(ChatError) as no_user:
             await client.call(auth_rpc("users.search"), {"q": "b"})

@@ -71,8 +71,11 @@ async def test_failures_lock_a_name_only_for_the_address_they_come_from(service:
 
 def _production(tmp_path: Path, token: str = "") -> AuthSettings:
     return AuthSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}", environment="production",
-        nats_user="chat-auth", nats_password="x", bootstrap_admin_token=token,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
+        environment="production",
+        nats_user="chat-auth",
+        nats_password="x",
+        bootstrap_admin_token=token,
     )
 
 

@@ -83,9 +83,7 @@ async def test_flows_on_postgres(pg_service: AuthService) -> None:
     assert dup.value.code == ErrorCode.CONFLICT
     pair = await svc.login("alice", PW)
     assert svc.tokens.verify(pair.access_token)["sub"] == user.id
-    results = await asyncio.gather(
-        *(svc.refresh(pair.refresh_token) for _ in range(5)), return_exceptions=True
-    )
+    results = await asyncio.gather(*(svc.refresh(pair.refresh_token) for _ in range(5)), return_exceptions=True)
     assert sum(not isinstance(r, Exception) for r in results) <= 1
     for _ in range(5):
         with pytest.raises(ChatError):

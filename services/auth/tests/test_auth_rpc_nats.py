@@ -77,9 +77,7 @@ async def test_register_login_over_nats(nc: NATS, service: AuthService) -> None:
     await server.start()
     try:
         client = RpcClient(nc)
-        res = await client.call(
-            auth_rpc("register"), RegisterRequest(username="alice", password="pw-long-enough")
-        )
+        res = await client.call(auth_rpc("register"), RegisterRequest(username="alice", password="pw-long-enough"))
         assert res["user"]["username"] == "alice"
         with pytest.raises(ChatError) as dup:
             await client.call(auth_rpc("register"), {"username": "alice", "password": "x" * 8})
@@ -89,7 +87,8 @@ async def test_register_login_over_nats(nc: NATS, service: AuthService) -> None:
         assert bad.value.code == ErrorCode.INVALID
 
         pair = await client.call_model(
-            auth_rpc("login"), LoginRequest(username="alice", password="pw-long-enough"),
+            auth_rpc("login"),
+            LoginRequest(username="alice", password="pw-long-enough"),
             TokenPair,
         )
         assert pair.user.id == res["user"]["id"]
@@ -103,12 +102,8 @@ async def test_register_login_over_nats(nc: NATS, service: AuthService) -> None:
         assert again["refresh_token"] != pair.refresh_token
         logout = {"refresh_token": again["refresh_token"]}
         assert await client.call(auth_rpc("logout"), logout) == {}
-        assert (await client.call(auth_rpc("get_user"), {"user_id": pair.user.id}))[
-            "display_name"
-        ] == "alice"
-        assert await client.call(auth_rpc("users_exist"), {"user_ids": ["zz"]}) == {
-            "missing": ["zz"]
-        }
+        assert (await client.call(auth_rpc("get_user"), {"user_id": pair.user.id}))["display_name"] == "alice"
+        assert await client.call(auth_rpc("users_exist"), {"user_ids": ["zz"]}) == {"missing": ["zz"]}
     finally:
         await server.stop()
 

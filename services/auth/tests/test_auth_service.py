@@ -79,11 +79,18 @@ async def test_login_ok_and_claims(service: AuthService, clock: FakeClock) -> No
     [key] = jwks["keys"]
     assert key["kid"] == header["kid"]
     assert {k: key[k] for k in ("kty", "crv", "alg", "use")} == {
-        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig"
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": "EdDSA",
+        "use": "sig",
     }
     public = jwt.PyJWK(key).key
     claims = jwt.decode(
-        pair.access_token, public, algorithms=["EdDSA"], audience=AUDIENCE, issuer="chat-auth",
+        pair.access_token,
+        public,
+        algorithms=["EdDSA"],
+        audience=AUDIENCE,
+        issuer="chat-auth",
         options={"verify_exp": False},  # the fake clock is in the past
     )
     assert claims["sub"] == user.id
@@ -196,9 +203,7 @@ async def test_reuse_revokes_family(service: AuthService) -> None:
 async def test_concurrent_refresh_only_one_wins(service: AuthService) -> None:
     await service.register("alice", PW, None)
     p1 = await service.login("alice", PW)
-    results = await asyncio.gather(
-        *(service.refresh(p1.refresh_token) for _ in range(2)), return_exceptions=True
-    )
+    results = await asyncio.gather(*(service.refresh(p1.refresh_token) for _ in range(2)), return_exceptions=True)
     assert sum(not isinstance(r, Exception) for r in results) <= 1
 
 

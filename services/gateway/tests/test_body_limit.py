@@ -45,9 +45,19 @@ async def call(body_chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
-             "headers": [(b"content-type", b"application/json"), *headers], "http_version": "1.1",
-             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
     await app()(scope, receive, send)
     starts = [m for m in sent if m["type"] == "http.response.start"]
     assert len(starts) == 1, sent

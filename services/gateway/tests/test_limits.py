@@ -120,8 +120,13 @@ def test_guard_refuses_with_retry_after_and_send_fields() -> None:
     refusal = g.admit("u", send)
     assert refusal is not None and not refusal.abusive
     assert json.loads(refusal.frame) == {
-        "type": "error", "ref": "r1", "conv": "c", "client_msg_id": "m", "code": "rate_limited",
-        "message": "too many messages; retry later", "retry_after_ms": 2000,
+        "type": "error",
+        "ref": "r1",
+        "conv": "c",
+        "client_msg_id": "m",
+        "code": "rate_limited",
+        "message": "too many messages; retry later",
+        "retry_after_ms": 2000,
     }
     assert g.admit("u", frame("ping")) is None  # pings take no per-user token
     assert g.admit("u", frame("read", conv="c", seq=1)) is None

@@ -44,7 +44,7 @@ class FakeMessages:
                 taken.append(e)
             out.append({"conv": conv, "events": taken, "has_more": more})
             if len(taken) < len(page):
-                return {"convs": out, "not_found": [], "rest": [c for c, _ in todo[i + 1:]]} | self._nf(positions)
+                return {"convs": out, "not_found": [], "rest": [c for c, _ in todo[i + 1 :]]} | self._nf(positions)
         return {"convs": out, "rest": []} | self._nf(positions)
 
     def _nf(self, positions: list[tuple[str, int]]) -> dict[str, Any]:

@@ -41,8 +41,9 @@ async def test_channel_names_are_unique_case_insensitively(convs: Conversations)
     for dup in ("town square", "  TOWN\tsquare ", "Town\u00a0Square"):
         await refused(convs.create("bob", CreateConversation(kind="channel", name=dup)), ErrorCode.CONFLICT)
     # private channels share the namespace
-    await refused(convs.create("bob", CreateConversation(kind="channel", name="TOWN SQUARE", private=True)),
-                  ErrorCode.CONFLICT)
+    await refused(
+        convs.create("bob", CreateConversation(kind="channel", name="TOWN SQUARE", private=True)), ErrorCode.CONFLICT
+    )
     other = await convs.create("bob", CreateConversation(kind="channel", name="Town Square 2"))
     assert other["conversation"]["name"] == "Town Square 2"
 
@@ -107,7 +108,7 @@ async def test_rename_by_role_and_kind(convs: Conversations, channels: Channels)
     await channels.update("bob", UpdateConversation(conv=chan, topic="admins may"))
     await refused(channels.update("carol", UpdateConversation(conv=chan, topic="members may not")), ErrorCode.FORBIDDEN)
     await refused(channels.update("dave", UpdateConversation(conv=chan, topic="outsider")), ErrorCode.FORBIDDEN)
-    group = (await convs.create("alice", CreateConversation(kind="group", members=["bob"], name="ignored")))
+    group = await convs.create("alice", CreateConversation(kind="group", members=["bob"], name="ignored"))
     assert group["conversation"]["name"] is None
     gid = group["conversation"]["id"]
     await refused(channels.update("alice", UpdateConversation(conv=gid, name="named")), ErrorCode.INVALID)
@@ -128,8 +129,9 @@ async def test_archive_is_read_only_for_everyone(
     assert publisher.events[-1].to_wire()["changes"] == {"archived": True}
     again = await channels.set_archived("alice", SetArchived(conv=chan, archived=True))
     assert not again["changed"]
-    res = await Writer(store).write_batch([SendCommand(conv=chan, sender=u, client_msg_id="m", body="hi")
-                                           for u in ("alice", "bob")])
+    res = await Writer(store).write_batch(
+        [SendCommand(conv=chan, sender=u, client_msg_id="m", body="hi") for u in ("alice", "bob")]
+    )
     for o in res.outcomes:
         assert o.error is not None and o.error.code == ErrorCode.FORBIDDEN and "archived" in o.error.message
     assert res.new_events == []

@@ -131,8 +131,15 @@ async def test_malformed_command_is_answered_and_terminated(
     setup: tuple[CommandConsumer, FakeNats, str, FailingStore],
 ) -> None:
     consumer, nc, conv, _ = setup
-    raw = {"v": 1, "conv": conv, "sender": "alice", "client_msg_id": "huge", "body": "x",
-           "reply_to": 2**64 - 1, "reply_subject": "gw.results"}
+    raw = {
+        "v": 1,
+        "conv": conv,
+        "sender": "alice",
+        "client_msg_id": "huge",
+        "body": "x",
+        "reply_to": 2**64 - 1,
+        "reply_subject": "gw.results",
+    }
     bad = FakeMsg(orjson.dumps(raw))
     ok = command(conv, "alice", "fine", "fine")
     await consumer.handle(cast(Any, [bad, ok]))

@@ -59,7 +59,11 @@ async def test_edit_by_the_sender_is_a_new_event(
     msg = (await post(store, conv, "carol", "helo")).event
     ev = await edits.edit("carol", EditMessage(conv=conv, seq=msg.seq, body="  hello  "))
     assert {k: ev[k] for k in ("seq", "kind", "sender", "target", "body")} == {
-        "seq": msg.seq + 1, "kind": "edit", "sender": "carol", "target": msg.seq, "body": "hello",
+        "seq": msg.seq + 1,
+        "kind": "edit",
+        "sender": "carol",
+        "target": msg.seq,
+        "body": "hello",
     }
     assert publisher.events[-1].to_wire() == ev
     assert (await log(convs, conv))[-1] == ev

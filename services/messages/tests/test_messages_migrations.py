@@ -21,21 +21,30 @@ async def test_backfill_of_name_keys_renames_collisions(tmp_path: Path) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
 
-    rows = [("c1", "channel", "General", "1"), ("c2", "channel", "general ", "2"), ("c3", "channel", "GENERAL", "3"),
-            ("c4", "channel", "random", "4"), ("d1", "dm", None, "5")]
+    rows = [
+        ("c1", "channel", "General", "1"),
+        ("c2", "channel", "general ", "2"),
+        ("c3", "channel", "GENERAL", "3"),
+        ("c4", "channel", "random", "4"),
+        ("d1", "dm", None, "5"),
+    ]
     async with eng.begin() as conn:
         await conn.run_sync(to_0001)
         for id_, kind, name, ts in rows:
             await conn.execute(
-                text("INSERT INTO conversations (id, kind, name, private, created_by, created_at, last_seq, dm_key) "
-                     "VALUES (:id, :kind, :name, 0, 'a', :ts, 0, NULL)"),
+                text(
+                    "INSERT INTO conversations (id, kind, name, private, created_by, created_at, last_seq, dm_key) "
+                    "VALUES (:id, :kind, :name, 0, 'a', :ts, 0, NULL)"
+                ),
                 {"id": id_, "kind": kind, "name": name, "ts": ts},
             )
     await migrate(eng, MIGRATIONS, VERSION_TABLE)
     async with eng.begin() as conn:
-        got = (await conn.execute(text(
-            "SELECT id, name, name_key, topic, description, archived FROM conversations ORDER BY id"
-        ))).all()
+        got = (
+            await conn.execute(
+                text("SELECT id, name, name_key, topic, description, archived FROM conversations ORDER BY id")
+            )
+        ).all()
     await eng.dispose()
     assert [tuple(r) for r in got] == [
         ("c1", "General", "general", "", "", 0),

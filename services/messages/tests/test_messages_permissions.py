@@ -11,9 +11,16 @@ from chat_proto.errors import ChatError, ErrorCode
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "permissions.md"
 COLUMN = {
-    "owner": "owner", "admin": "admin", "member": "member", "guest": "guest",
-    "non-member": "non_member", "public channel": "public", "private channel": "private",
-    "group": "group", "dm": "dm", "while archived": "archived",
+    "owner": "owner",
+    "admin": "admin",
+    "member": "member",
+    "guest": "guest",
+    "non-member": "non_member",
+    "public channel": "public",
+    "private channel": "private",
+    "group": "group",
+    "dm": "dm",
+    "while archived": "archived",
 }
 
 
@@ -23,7 +30,7 @@ def doc_matrix() -> dict[str, Row]:
     start = next(i for i, line in enumerate(lines) if line.startswith("| action | owner"))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     out: dict[str, Row] = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]

@@ -44,10 +44,12 @@ async def test_a_blocked_user_cannot_reach_the_blocker(convs: Conversations, pri
     )
     assert await refused(convs.add_member("bob", AddMember(conv=chan["id"], user_id="alice"))) == ErrorCode.FORBIDDEN
     # his sends into the existing dm are refused; hers are not (blocks are one-way)
-    out = await Writer(store).write_batch([
-        SendCommand(conv=dm, sender="bob", client_msg_id="b1", body="hi"),
-        SendCommand(conv=dm, sender="alice", client_msg_id="a1", body="go away"),
-    ])
+    out = await Writer(store).write_batch(
+        [
+            SendCommand(conv=dm, sender="bob", client_msg_id="b1", body="hi"),
+            SendCommand(conv=dm, sender="alice", client_msg_id="a1", body="go away"),
+        ]
+    )
     assert out.outcomes[0].error is not None and out.outcomes[0].error.code == ErrorCode.FORBIDDEN
     assert out.outcomes[1].event is not None
     # presence: he does not see hers, and hers is not pushed where he is

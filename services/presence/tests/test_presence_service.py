@@ -111,8 +111,9 @@ async def test_fresh_replica_answers_from_the_store_and_offlines_stale_users_aft
     await store.save([("bob", "2026-01-01T00:00:01.000Z", True), ("carol", "2026-01-01T00:00:02.000Z", True)])
     clock = Clock()
     svc, fanout = make(store, clock)
-    svc.on_report(GatewayReport(gateway_id="g1", kind="full", interval_s=5.0, ts="2026-01-01T00:01:00.000Z",
-                                users=["bob"]))
+    svc.on_report(
+        GatewayReport(gateway_id="g1", kind="full", interval_s=5.0, ts="2026-01-01T00:01:00.000Z", users=["bob"])
+    )
     await svc.step()
     got = {e.user_id: e.status for e in (await svc.query("alice", ["bob", "carol"]))["presence"]}
     assert got == {"bob": "online", "carol": "online"}  # carol: no evidence yet

@@ -10,7 +10,13 @@ GRACE, DEAD, WARMUP, INTERVAL = 3.0, 2.5, 6.0, 5.0
 
 def report(gw: str, kind: str, users: list[str] = (), gone: list[str] = (), ts: str = "t1", **kw: int) -> GatewayReport:  # type: ignore[assignment]
     return GatewayReport(
-        gateway_id=gw, kind=kind, interval_s=INTERVAL, ts=ts, users=list(users), gone=list(gone), **kw  # type: ignore[arg-type]
+        gateway_id=gw,
+        kind=kind,
+        interval_s=INTERVAL,
+        ts=ts,
+        users=list(users),
+        gone=list(gone),
+        **kw,  # type: ignore[arg-type]
     )
 
 

@@ -1,10 +1,10 @@
 """``ChatClient``: the asyncio API for apps.
 
-    client = await ChatClient.connect("http://127.0.0.1:8080", username="ann", password="…")
-    res = await client.send(conv_id, "hello")          # -> SendResult(seq=…, ts=…)
-    async for ev in client.events():                    # ordered, exactly once per (conv, seq)
-        ...
-    await client.close()
+client = await ChatClient.connect("http://127.0.0.1:8080", username="ann", password="…")
+res = await client.send(conv_id, "hello")          # -> SendResult(seq=…, ts=…)
+async for ev in client.events():                    # ordered, exactly once per (conv, seq)
+    ...
+await client.close()
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from chat_sdk.tokens import TokenManager
 log = logging.getLogger("chat_sdk")
 
 
-
 # Pause before resending after a lost connection or an ack timeout.
 _RESEND_PAUSE_S = 0.05
+
 
 class ChatClient(ConversationsMixin):
     """Use :meth:`connect` to build one. All methods are coroutines on one event loop."""

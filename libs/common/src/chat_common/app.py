@@ -16,9 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("chat.app")
 
-RPC_REQUESTS = Counter(
-    "chat_rpc_requests_total", "RPC requests handled", ["subject", "outcome"]
-)
+RPC_REQUESTS = Counter("chat_rpc_requests_total", "RPC requests handled", ["subject", "outcome"])
 RPC_LATENCY = Histogram(
     "chat_rpc_duration_seconds",
     "RPC handling time",
@@ -42,9 +40,7 @@ def problem_response(err: ChatError, request: Request | None = None) -> JSONResp
     if err.retry_after_ms is not None:
         headers["Retry-After"] = str(max(1, -(-err.retry_after_ms // 1000)))
     instance = request.url.path if request is not None else None
-    return JSONResponse(
-        err.problem(instance), status_code=err.status, media_type=PROBLEM, headers=headers
-    )
+    return JSONResponse(err.problem(instance), status_code=err.status, media_type=PROBLEM, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -81,8 +77,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem_response(ChatError(code, str(exc.detail)), request)
         # 405 and the like: no code of the catalogue, the status as it is (with Allow)
         body = {
-            "type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-            "code": "invalid" if 400 <= status < 500 else "internal", "detail": str(exc.detail),
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "code": "invalid" if 400 <= status < 500 else "internal",
+            "detail": str(exc.detail),
             "instance": request.url.path,
         }
         return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=dict(exc.headers or {}))
@@ -99,6 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def install_ops_routes(app: FastAPI, ready: ReadyCheck, metrics: bool = True) -> None:
     """``/healthz``, ``/readyz`` and (unless ``metrics`` is False: a public port) ``/metrics``."""
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok"}

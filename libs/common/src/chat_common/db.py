@@ -49,9 +49,7 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # No pre-ping: it costs a round trip per transaction on the write path. A connection
     # that died with its server fails its transaction (commands are redelivered, RPCs answer
     # 503), and SQLAlchemy then invalidates the whole pool, so the next checkout reconnects.
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800
-    )
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800)
 
 
 def _alembic_config(script_location: str, version_table: str) -> Config:

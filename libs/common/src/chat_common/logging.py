@@ -10,9 +10,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 
 class _Formatter(JsonFormatter):
-    def add_fields(
-        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
         log_record.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate
         log_record["level"] = record.levelname.lower()

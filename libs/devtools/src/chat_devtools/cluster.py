@@ -94,9 +94,7 @@ class Cluster:
             self.gateways.append(self._make_gateway(gateway_port if i == 0 else None))
 
     # -- building ---------------------------------------------------------------------
-    def service_environment(
-        self, service: str, port: int, extra: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
+    def service_environment(self, service: str, port: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The env of one service process: contract defaults, then ``extra``, then the
         caller's ``env`` and ``service_env`` (which win)."""
         p = PREFIXES[service]

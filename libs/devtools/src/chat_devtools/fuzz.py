@@ -33,8 +33,24 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 ODD = "\x00\x01\x1b\x7f\u0085\u00a0\u061c\u200b\u200d\u200e\u202e\u2066\ufeff\uffff\U0001f600\U0010ffff"
-NUMBERS = [0, -1, 1, 2**31 - 1, 2**31, -(2**31), 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30,
-           -(10**30), 1.5, -0.0, 1e308]
+NUMBERS = [
+    0,
+    -1,
+    1,
+    2**31 - 1,
+    2**31,
+    -(2**31),
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    10**30,
+    -(10**30),
+    1.5,
+    -0.0,
+    1e308,
+]
 TEMPLATES: list[dict[str, Any]] = [
     {"type": "send", "conv": "", "client_msg_id": "", "body": "hello"},
     {"type": "send", "conv": "", "client_msg_id": "", "body": "hi", "reply_to": 1},
@@ -200,8 +216,10 @@ class RestFuzzer:
         rng = self.m.rng
         method, path, op = rng.choice(self.ops)
         for name in [p["name"] for p in op.get("parameters", []) if p.get("in") == "path"]:
-            path = path.replace("{" + name + "}", str(rng.choice([*self.m.convs, "x", "-1", "99999999999999999999",
-                                                                  "%00", "..", "a" * 70, "%E2%80%AE"])))
+            path = path.replace(
+                "{" + name + "}",
+                str(rng.choice([*self.m.convs, "x", "-1", "99999999999999999999", "%00", "..", "a" * 70, "%E2%80%AE"])),
+            )
         params = {p["name"]: str(self.m.value()) for p in op.get("parameters", []) if p.get("in") == "query"}
         if rng.random() < 0.2:
             params[_text(rng, 4)] = _text(rng, 10)
@@ -211,8 +229,22 @@ class RestFuzzer:
             if choice == 0:
                 body = _dumps(self.m.value())
             elif choice == 1:
-                body = _dumps({k: self.m.value() for k in ("username", "password", "user_id", "body", "kind",
-                                                                  "members", "client_msg_id", "role", "name")})
+                body = _dumps(
+                    {
+                        k: self.m.value()
+                        for k in (
+                            "username",
+                            "password",
+                            "user_id",
+                            "body",
+                            "kind",
+                            "members",
+                            "client_msg_id",
+                            "role",
+                            "name",
+                        )
+                    }
+                )
             elif choice == 2:
                 body = b'{"a": ' + rng.choice([b"\xff", b"[" * 3000, b"1e999999", b'"\\ud800"', b"tru"])
             elif choice == 3:
@@ -222,8 +254,9 @@ class RestFuzzer:
         return method, path, params, body
 
 
-async def fuzz_rest(base_url: str, token: str, openapi: dict[str, Any], convs: list[str], n: int, seed: int,
-                    report: FuzzReport) -> None:
+async def fuzz_rest(
+    base_url: str, token: str, openapi: dict[str, Any], convs: list[str], n: int, seed: int, report: FuzzReport
+) -> None:
     f = RestFuzzer(seed, openapi, convs)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         for i in range(n):
@@ -286,8 +319,11 @@ class ValidTraffic:
 
             for i in range(n):
                 cmid = f"{uid}-{i}"
-                await ws.send(orjson.dumps({"type": "send", "ref": cmid, "conv": conv, "client_msg_id": cmid,
-                                            "body": f"valid {i}"}).decode())
+                await ws.send(
+                    orjson.dumps(
+                        {"type": "send", "ref": cmid, "conv": conv, "client_msg_id": cmid, "body": f"valid {i}"}
+                    ).decode()
+                )
                 while cmid not in acked:
                     f = orjson.loads(await ws.recv())
                     if f["type"] == "ack" and f["ref"] == cmid:

@@ -136,16 +136,12 @@ class NatsServer:
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"nats-server exited with {proc.returncode}:\n{_proc.tail(self.log_file)}"
-                )
+                raise RuntimeError(f"nats-server exited with {proc.returncode}:\n{_proc.tail(self.log_file)}")
             return _proc.http_status(health, timeout=0.5) == 200
 
         if not _proc.wait_for(ready, timeout):
             _proc.kill(proc)
-            raise TimeoutError(
-                f"nats-server not healthy in {timeout}s:\n{_proc.tail(self.log_file)}"
-            )
+            raise TimeoutError(f"nats-server not healthy in {timeout}s:\n{_proc.tail(self.log_file)}")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -49,8 +49,7 @@ def find_pg_bin() -> Path:
         if found:
             return Path(found).parent
         raise FileNotFoundError(
-            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
-            "apt-get install -y postgresql"
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): apt-get install -y postgresql"
         )
 
     def version(p: str) -> tuple[int, ...]:

@@ -110,7 +110,9 @@ def main() -> int:
             nats_url = nats.url
         urls = sqlite_urls(data_dir)
         for svc, var in (
-            ("auth", "AUTH_DATABASE_URL"), ("messages", "MESSAGES_DATABASE_URL"), ("presence", "PRESENCE_DATABASE_URL")
+            ("auth", "AUTH_DATABASE_URL"),
+            ("messages", "MESSAGES_DATABASE_URL"),
+            ("presence", "PRESENCE_DATABASE_URL"),
         ):
             urls[svc] = os.environ.get(var) or urls[svc]
         cluster = Cluster(

@@ -105,16 +105,14 @@ class ServiceProcess:
         def ready() -> bool:
             if proc.poll() is not None:
                 raise ServiceFailed(
-                    f"{self.name} exited with {proc.returncode} before ready "
-                    f"(log {self.log_file}):\n{self.log_tail()}"
+                    f"{self.name} exited with {proc.returncode} before ready (log {self.log_file}):\n{self.log_tail()}"
                 )
             return _proc.http_status(url, timeout=1.0) == 200
 
         if not _proc.wait_for(ready, timeout, interval=0.05):
             _proc.kill(proc)
             raise ServiceFailed(
-                f"{self.name} not ready at {url} within {timeout}s "
-                f"(log {self.log_file}):\n{self.log_tail()}"
+                f"{self.name} not ready at {url} within {timeout}s (log {self.log_file}):\n{self.log_tail()}"
             )
 
     def start(self, timeout: float | None = None) -> ServiceProcess:

@@ -23,9 +23,7 @@ NO_RATE_LIMITS = {"GATEWAY_RATE_SEND_BURST": "0", "GATEWAY_RATE_FRAMES_BURST": "
 # minute: the gateway's per-address and global /v1/auth budgets are off for them (the
 # tests of those budgets turn them on).
 NO_AUTH_BUDGETS = {
-    f"GATEWAY_RATE_{kind}{scope}_BURST": "0"
-    for kind in ("LOGIN", "REGISTER", "REFRESH")
-    for scope in ("", "_GLOBAL")
+    f"GATEWAY_RATE_{kind}{scope}_BURST": "0" for kind in ("LOGIN", "REGISTER", "REFRESH") for scope in ("", "_GLOBAL")
 }
 
 NatsFactory = Callable[..., NatsServer]

@@ -11,9 +11,7 @@ from chat_proto.bounds import Size
 
 EVENT_SCHEMA = "chat.event.v1"  # value of the Chat-Schema header on bus messages
 
-EventKind = Literal[
-    "message", "edit", "delete", "member_joined", "member_left", "role_changed", "conversation_updated"
-]
+EventKind = Literal["message", "edit", "delete", "member_joined", "member_left", "role_changed", "conversation_updated"]
 Role = Literal["owner", "admin", "member", "guest"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member", "guest")
 ROLE_RANK: dict[str, int] = {"owner": 3, "admin": 2, "member": 1, "guest": 0}

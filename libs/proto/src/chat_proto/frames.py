@@ -38,9 +38,7 @@ class SendFrame(_Frame):
 
 class SyncFrame(_Frame):
     type: Literal["sync"]
-    positions: dict[Annotated[str, Field(pattern=ID)], Seq] = Field(
-        max_length=1000
-    )
+    positions: dict[Annotated[str, Field(pattern=ID)], Seq] = Field(max_length=1000)
 
 
 class DeliveredFrame(_Frame):

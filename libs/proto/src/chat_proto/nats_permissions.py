@@ -46,13 +46,19 @@ PERMISSIONS: dict[str, Permissions] = {
     "gateway": {
         "publish": [
             s.CMD_SEND_ALL,  # into CHAT_CMDS
-            "svc.auth.>", "svc.messages.>", "svc.presence.>",  # RPC on behalf of its users
+            "svc.auth.>",
+            "svc.messages.>",
+            "svc.presence.>",  # RPC on behalf of its users
             s.EPH_CONV_ALL,  # typing frames
             s.PRESENCE_HB_ALL,  # presence reports
             *_stream_admin(s.CMD_STREAM),  # declares CHAT_CMDS before messages starts
         ],
         "subscribe": [
-            s.EVT_CONV_ALL, s.EPH_CONV_ALL, s.USER_NOTIFY_ALL, s.USER_REVOKED_ALL, s.GATEWAY_RESULTS_ALL,
+            s.EVT_CONV_ALL,
+            s.EPH_CONV_ALL,
+            s.USER_NOTIFY_ALL,
+            s.USER_REVOKED_ALL,
+            s.GATEWAY_RESULTS_ALL,
             f"{inbox_prefix('gateway')}.>",
         ],
         "allow_responses": False,
@@ -69,7 +75,8 @@ PERMISSIONS: dict[str, Permissions] = {
             s.USER_NOTIFY_ALL,  # membership notices
             s.GATEWAY_RESULTS_ALL,  # command results
             s.auth_rpc("users_exist"),
-            *_stream_admin(s.CMD_STREAM), *_stream_admin(s.EVT_STREAM),
+            *_stream_admin(s.CMD_STREAM),
+            *_stream_admin(s.EVT_STREAM),
             f"$JS.API.CONSUMER.CREATE.{s.CMD_STREAM}.>",
             f"$JS.API.CONSUMER.DURABLE.CREATE.{s.CMD_STREAM}.>",
             f"$JS.API.CONSUMER.INFO.{s.CMD_STREAM}.>",
@@ -82,7 +89,8 @@ PERMISSIONS: dict[str, Permissions] = {
     "presence": {
         "publish": [
             s.EPH_CONV_ALL,  # presence frames
-            s.messages_rpc("internal.shared_with"), s.messages_rpc("internal.presence_convs"),
+            s.messages_rpc("internal.shared_with"),
+            s.messages_rpc("internal.presence_convs"),
         ],
         "subscribe": [s.PRESENCE_HB_ALL, "svc.presence.>", f"{inbox_prefix('presence')}.>"],
         "allow_responses": True,

@@ -40,6 +40,7 @@ def expired() -> bool:
     deadline = current_deadline.get()
     return deadline is not None and time.time() > deadline
 
+
 log = logging.getLogger("chat.rpc")
 
 M = TypeVar("M", bound=BaseModel)

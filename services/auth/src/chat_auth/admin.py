@@ -84,9 +84,16 @@ async def _connect_nats(url: str, auth: NatsAuth) -> NATS | None:
     try:
         # max_reconnect_attempts must be > 0 for nats-py to give up on the first connect
         return await asyncio.wait_for(
-            nats.connect(servers=url.split(","), name="chat-admin", allow_reconnect=False, connect_timeout=2,
-                         max_reconnect_attempts=1, reconnect_time_wait=0.2, error_cb=quiet,
-                         **auth.connect_options()),
+            nats.connect(
+                servers=url.split(","),
+                name="chat-admin",
+                allow_reconnect=False,
+                connect_timeout=2,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                error_cb=quiet,
+                **auth.connect_options(),
+            ),
             NATS_CONNECT_TIMEOUT_S,
         )
     except Exception:
@@ -121,8 +128,11 @@ async def amain(args: argparse.Namespace, settings: AuthSettings) -> int:
         print(f"chat-admin: {err.message}", file=sys.stderr)
         return EXIT_REFUSED
     except SQLAlchemyError as exc:
-        print(f"chat-admin: database error ({settings.database_url.split('://')[0]}): {exc.__class__.__name__}: "
-              f"{str(exc).splitlines()[0]}", file=sys.stderr)
+        print(
+            f"chat-admin: database error ({settings.database_url.split('://')[0]}): {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}",
+            file=sys.stderr,
+        )
         return EXIT_DATABASE
     finally:
         if nc is not None:

@@ -60,8 +60,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             "db": bool(store is not None and await store.ping()),
         }
 
-    app = FastAPI(title="chat-auth", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="chat-auth", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     install_ops_routes(app, ready)
     return app

@@ -70,9 +70,7 @@ class _Expired(Exception):
 
 class Passwords:
     def __init__(self, memory_kib: int, time_cost: int, parallelism: int, pool: HashPool | None = None) -> None:
-        self._ph = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
-        )
+        self._ph = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
         self._pool = pool or HashPool(workers=2, queue=32)
         # Verified against for unknown users so that both paths cost the same.
         self._dummy = self._ph.hash(secrets.token_urlsafe(16))

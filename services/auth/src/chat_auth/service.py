@@ -69,7 +69,9 @@ class AuthService:
         self._clock = clock
         self._sleep = sleep
         self._passwords = Passwords(
-            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism,
+            settings.argon2_memory_kib,
+            settings.argon2_time_cost,
+            settings.argon2_parallelism,
             HashPool(settings.hash_workers, settings.hash_queue),
         )
         self._tokens = TokenIssuer(settings.issuer, settings.audience, settings.access_ttl_s)
@@ -86,8 +88,7 @@ class AuthService:
         if not keys:
             kid, pem = new_private_key_pem()
             created = await self._store.insert_key(
-                SigningKey(kid=kid, generation=1, private_key_pem=pem,
-                           created_at=self._clock(), active=True)
+                SigningKey(kid=kid, generation=1, private_key_pem=pem, created_at=self._clock(), active=True)
             )
             log.info("signing key bootstrap", extra={"kid": kid, "inserted": created})
             keys = await self._store.active_keys()
@@ -102,8 +103,12 @@ class AuthService:
         password_hash = await self._passwords.hash(password)
         try:
             user = await self._store.create_user(
-                uuid.uuid4().hex, username, clean_display_name(display_name, username),
-                password_hash, self._clock(), claim_admin=claim,
+                uuid.uuid4().hex,
+                username,
+                clean_display_name(display_name, username),
+                password_hash,
+                self._clock(),
+                claim_admin=claim,
             )
         except UsernameTaken:
             raise ChatError(ErrorCode.CONFLICT, "username is taken") from None
@@ -148,9 +153,7 @@ class AuthService:
             await self._store.set_password_hash(user.id, await self._passwords.hash(password))
         family_id = uuid.uuid4().hex
         token_id, secret_hash, refresh = _new_refresh()
-        await self._store.create_family(
-            family_id, user.id, token_id, secret_hash, now, self._refresh_expiry(now)
-        )
+        await self._store.create_family(family_id, user.id, token_id, secret_hash, now, self._refresh_expiry(now))
         log.info("login", extra={"user": user.id, "sid": family_id, "client_ip": client_ip})
         return await self._pair(user, family_id, refresh)
 
@@ -169,9 +172,7 @@ class AuthService:
             await self._store.revoke_family(family.id, now)
             raise ChatError(ErrorCode.UNAUTHORIZED, BAD_REFRESH)
         new_id, secret_hash, new_token = _new_refresh()
-        if not await self._store.rotate(
-            row.token.id, new_id, secret_hash, now, self._refresh_expiry(now)
-        ):
+        if not await self._store.rotate(row.token.id, new_id, secret_hash, now, self._refresh_expiry(now)):
             await self._reuse_detected(family.id, row.user.id, now)
         return await self._pair(row.user, family.id, new_token)
 
@@ -231,9 +232,7 @@ class AuthService:
 
     async def _reuse_detected(self, family_id: str, user_id: str, now: datetime) -> NoReturn:
         await self._store.revoke_family(family_id, now)
-        log.warning(
-            "refresh token reuse; family revoked", extra={"user": user_id, "sid": family_id}
-        )
+        log.warning("refresh token reuse; family revoked", extra={"user": user_id, "sid": family_id})
         raise ChatError(ErrorCode.UNAUTHORIZED, BAD_REFRESH)
 
     async def _check_lock(self, username: str, client: str, now: datetime) -> None:
@@ -249,13 +248,15 @@ class AuthService:
             return timedelta(seconds=seconds)
 
         await self._store.record_failure(
-            username, client, now, now - timedelta(seconds=s.login_failure_window_s),
-            s.login_max_failures, lockout_for,
+            username,
+            client,
+            now,
+            now - timedelta(seconds=s.login_failure_window_s),
+            s.login_max_failures,
+            lockout_for,
         )
 
     @staticmethod
     def _rate_limited(locked_until: datetime, now: datetime) -> ChatError:
         ms = max(1, math.ceil((locked_until - now).total_seconds() * 1000))
-        return ChatError(
-            ErrorCode.RATE_LIMITED, "too many failed logins; try again later", retry_after_ms=ms
-        )
+        return ChatError(ErrorCode.RATE_LIMITED, "too many failed logins; try again later", retry_after_ms=ms)

@@ -49,7 +49,12 @@ class AuthStore:
     # --- users -------------------------------------------------------------
 
     async def create_user(
-        self, user_id: str, username: str, display_name: str, password_hash: str, now: datetime,
+        self,
+        user_id: str,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        now: datetime,
         claim_admin: bool = True,
     ) -> User:
         """Insert a user; with ``claim_admin`` the first user ever is an admin (the bootstrap
@@ -131,7 +136,11 @@ class AuthStore:
                     async with s.begin_nested():
                         s.add(
                             LoginThrottle(
-                                username=username, client=client, failures=1, window_start=now, lockouts=0,
+                                username=username,
+                                client=client,
+                                failures=1,
+                                window_start=now,
+                                lockouts=0,
                                 locked_until=None,
                             )
                         )

@@ -48,7 +48,11 @@ class Admission:
     WINDOW_S = 10.0
 
     def __init__(
-        self, max_inflight: int, min_inflight: int, target_s: float, clock: Callable[[], float] = time.monotonic,
+        self,
+        max_inflight: int,
+        min_inflight: int,
+        target_s: float,
+        clock: Callable[[], float] = time.monotonic,
         factor: float = 6.0,
     ) -> None:
         self.max, self.min, self.target, self.factor = max_inflight, min_inflight, target_s, factor

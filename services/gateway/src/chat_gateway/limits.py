@@ -42,9 +42,7 @@ FRAMES = "frames"
 # Connections of one user on this gateway beyond the cap.
 CONNECTIONS_KIND = "connections"
 
-RATE_LIMITED = Counter(
-    "chat_gateway_rate_limited_total", "Actions refused with rate_limited", ["kind", "transport"]
-)
+RATE_LIMITED = Counter("chat_gateway_rate_limited_total", "Actions refused with rate_limited", ["kind", "transport"])
 BUCKETS = Gauge("chat_gateway_rate_limit_buckets", "Per-user token buckets held (not full)")
 
 Clock = Callable[[], float]
@@ -101,7 +99,10 @@ class Limits:
     """Per-user buckets of this gateway, by kind (``SEND``, ``TYPING``, ``RECEIPT``, ``WRITE``)."""
 
     def __init__(
-        self, rules: Mapping[str, Rule], clock: Clock = time.monotonic, sweep_every_s: float = 10.0,
+        self,
+        rules: Mapping[str, Rule],
+        clock: Clock = time.monotonic,
+        sweep_every_s: float = 10.0,
         max_buckets: int = 200_000,
     ) -> None:
         self.rules = dict(rules)
@@ -169,9 +170,17 @@ def refuse(kind: str, wait_s: float) -> ChatError:
 
 
 _NOUNS = {
-    SEND: "messages", TYPING: "typing notifications", RECEIPT: "receipts", WRITE: "requests", FRAMES: "frames",
-    LOGIN: "logins from this address", LOGIN_GLOBAL: "logins", REGISTER: "registrations from this address",
-    REGISTER_GLOBAL: "registrations", REFRESH: "token refreshes from this address", REFRESH_GLOBAL: "token refreshes",
+    SEND: "messages",
+    TYPING: "typing notifications",
+    RECEIPT: "receipts",
+    WRITE: "requests",
+    FRAMES: "frames",
+    LOGIN: "logins from this address",
+    LOGIN_GLOBAL: "logins",
+    REGISTER: "registrations from this address",
+    REGISTER_GLOBAL: "registrations",
+    REFRESH: "token refreshes from this address",
+    REFRESH_GLOBAL: "token refreshes",
 }
 
 _SEND_PATH = re.compile(r"^/v1/conversations/[^/]+/messages/?$")

@@ -40,7 +40,9 @@ from chat_gateway.ws import Session
 
 log = logging.getLogger("chat.gateway")
 HTTP_LATENCY = Histogram(
-    "chat_gateway_http_seconds", "REST request handling time", ["method", "route", "status"],
+    "chat_gateway_http_seconds",
+    "REST request handling time",
+    ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -57,7 +59,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
         admission = Admission(
-            settings.send_max_inflight, settings.send_min_inflight, settings.send_target_s,
+            settings.send_max_inflight,
+            settings.send_min_inflight,
+            settings.send_target_s,
             factor=settings.send_target_factor,
         )
         sender = Sender(
@@ -118,8 +122,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         path = getattr(route, "path", "unmatched")
         HTTP_LATENCY.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - started)
         if path.startswith("/v1"):
-            log.info("request", extra={"method": request.method, "route": path, "status": response.status_code,
-                                       "ms": round((time.perf_counter() - started) * 1000, 2)})
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": path,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
         return response
 
     @app.websocket("/ws")
@@ -127,7 +138,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         st = websocket.app.state
         res: Resources = st.resources
         session = Session(
-            websocket, settings, st.hub, res.verifier, res.sender, res.rpc, receipts=st.receipts, limits=res.limits,
+            websocket,
+            settings,
+            st.hub,
+            res.verifier,
+            res.sender,
+            res.rpc,
+            receipts=st.receipts,
+            limits=res.limits,
             typing=st.typing,
         )
         await drain.serve(websocket, session)

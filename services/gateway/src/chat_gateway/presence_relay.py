@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from chat_gateway.connection import Connection
 
 
-def relay_presence(
-    members: Mapping[str, set[Connection]], user: str, status: object, text: str
-) -> int:
+def relay_presence(members: Mapping[str, set[Connection]], user: str, status: object, text: str) -> int:
     """Queue ``text`` to the connections that need it; returns how many."""
     if not isinstance(status, str):
         return 0

@@ -88,9 +88,7 @@ class PresenceReporter:
         ts = now_ts()
         for i in range(parts):
             chunk = users[i * PART_USERS : (i + 1) * PART_USERS]
-            await self._publish(
-                self._report("full", ts=ts, snapshot=self._snapshot, part=i, parts=parts, users=chunk)
-            )
+            await self._publish(self._report("full", ts=ts, snapshot=self._snapshot, part=i, parts=parts, users=chunk))
 
     async def _delta(self) -> None:
         dirty, self._dirty = self._dirty, set()
@@ -104,9 +102,7 @@ class PresenceReporter:
             await self._publish(self._report("delta", ts=ts, users=came[part], gone=gone[part]))
 
     def _report(self, kind: str, ts: str | None = None, **kw: object) -> GatewayReport:
-        return GatewayReport(
-            gateway_id=self.gateway_id, kind=kind, interval_s=self.interval_s, ts=ts or now_ts(), **kw
-        )
+        return GatewayReport(gateway_id=self.gateway_id, kind=kind, interval_s=self.interval_s, ts=ts or now_ts(), **kw)
 
     async def _publish(self, report: GatewayReport) -> None:
         await self.nc.publish(subjects.presence_hb(self.gateway_id), encode_report(report))

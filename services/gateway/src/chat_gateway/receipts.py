@@ -33,7 +33,8 @@ REPORTS = Counter(
 )  # coalesced | dropped
 FLUSHES = Counter("chat_gateway_receipt_flushes_total", "Receipt batches sent to messages", ["outcome"])
 FLUSH_SIZE = Histogram(
-    "chat_gateway_receipt_flush_updates", "(user, conversation) updates per receipt batch",
+    "chat_gateway_receipt_flush_updates",
+    "(user, conversation) updates per receipt batch",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000),
 )
 
@@ -48,9 +49,7 @@ def _max(a: int | None, b: int | None) -> int | None:
 
 
 class ReceiptCoalescer:
-    def __init__(
-        self, rpc: RpcClient, window_s: float = 0.1, max_batch: int = 1000, max_pending: int = 20000
-    ) -> None:
+    def __init__(self, rpc: RpcClient, window_s: float = 0.1, max_batch: int = 1000, max_pending: int = 20000) -> None:
         self.rpc = rpc
         self.window = window_s
         self.max_batch = max(1, min(max_batch, 2000))  # ReceiptBatch holds at most 2000
@@ -124,7 +123,5 @@ class ReceiptCoalescer:
 
 def _batch(chunk: list[tuple[Key, Marks]]) -> ReceiptBatch:
     return ReceiptBatch(
-        updates=[
-            ReceiptUpdate(conv=conv, user_id=user, delivered_seq=d, read_seq=r) for (user, conv), (d, r) in chunk
-        ]
+        updates=[ReceiptUpdate(conv=conv, user_id=user, delivered_seq=d, read_seq=r) for (user, conv), (d, r) in chunk]
     )

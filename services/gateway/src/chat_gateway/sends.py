@@ -36,7 +36,8 @@ from chat_gateway.limits import SEND, Limits
 log = logging.getLogger("chat.gateway.sends")
 
 SEND_LATENCY = Histogram(
-    "chat_gateway_send_seconds", "Send: command published to stored event known",
+    "chat_gateway_send_seconds",
+    "Send: command published to stored event known",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -55,7 +56,12 @@ class SendResult:
 
 class Sender:
     def __init__(
-        self, nc: NATS, rpc: RpcClient, gateway_id: str, timeout_s: float, republish_after_s: float = 1.0,
+        self,
+        nc: NATS,
+        rpc: RpcClient,
+        gateway_id: str,
+        timeout_s: float,
+        republish_after_s: float = 1.0,
         admission: Admission | None = None,
     ) -> None:
         self.nc, self.rpc = nc, rpc
@@ -96,7 +102,7 @@ class Sender:
                     fut.set_exception(ChatError.from_dict(res.get("error") or {}))
 
     async def _on_puback(self, msg: Msg) -> None:
-        entry = self._by_token.pop(msg.subject[len(self._ack_prefix):], None)
+        entry = self._by_token.pop(msg.subject[len(self._ack_prefix) :], None)
         if entry is None:
             return
         key, fut, payload = entry
@@ -159,14 +165,23 @@ class Sender:
             raise
 
     async def _send(
-        self, user: str, conv: str, client_msg_id: str, body: str, attachments: list[Attachment] | None,
+        self,
+        user: str,
+        conv: str,
+        client_msg_id: str,
+        body: str,
+        attachments: list[Attachment] | None,
         reply_to: int | None,
     ) -> SendResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
         # The fields of chat_proto.commands.SendCommand (v1); the messages service validates it.
         cmd: dict[str, Any] = {
-            "v": 1, "conv": conv, "sender": user, "client_msg_id": client_msg_id, "body": body,
+            "v": 1,
+            "conv": conv,
+            "sender": user,
+            "client_msg_id": client_msg_id,
+            "body": body,
             "reply_subject": self.results_subject,
         }
         if attachments:
@@ -183,7 +198,9 @@ class Sender:
         try:
             try:
                 await self.nc.publish(
-                    subjects.cmd_send(conv), payload, reply=self._ack_prefix + token,
+                    subjects.cmd_send(conv),
+                    payload,
+                    reply=self._ack_prefix + token,
                     headers={"Nats-Msg-Id": msg_id(conv, user, client_msg_id), "Chat-Schema": COMMAND_SCHEMA},
                 )
             except Exception as exc:
@@ -213,7 +230,9 @@ class Sender:
         once = f"{msg_id(conv, user, client_msg_id)}:again:{uuid.uuid4().hex}"
         try:
             await self.nc.publish(
-                subjects.cmd_send(conv), payload, reply=self._ack_prefix + token,
+                subjects.cmd_send(conv),
+                payload,
+                reply=self._ack_prefix + token,
                 headers={"Nats-Msg-Id": once, "Chat-Schema": COMMAND_SCHEMA},
             )
         except Exception:
@@ -231,7 +250,8 @@ class Sender:
             try:
                 ev = await self.rpc.call(
                     subjects.messages_rpc("lookup_send"),
-                    LookupSend(conv=conv, client_msg_id=client_msg_id), user=user,
+                    LookupSend(conv=conv, client_msg_id=client_msg_id),
+                    user=user,
                 )
                 for fut in self._waiting.pop(key, []):
                     if not fut.done():
@@ -256,6 +276,4 @@ class _NotQueued(Exception):
 
 def _expire(fut: asyncio.Future[SendResult]) -> None:
     if not fut.done():
-        fut.set_exception(
-            ChatError(ErrorCode.UNAVAILABLE, "not stored in time; retry with the same client_msg_id")
-        )
+        fut.set_exception(ChatError(ErrorCode.UNAVAILABLE, "not stored in time; retry with the same client_msg_id"))

@@ -28,7 +28,6 @@ class Principal:
     session: str | None
     claims: dict[str, Any]
 
-
     @property
     def iat(self) -> float:
         return float(self.claims["iat"])

@@ -25,7 +25,11 @@ TYPING = Counter("chat_gateway_typing_total", "WS typing frames", ["outcome"])
 
 class TypingRelay:
     def __init__(
-        self, nc: NATS, hub: Hub, interval_s: float = 1.0, expires_ms: int = 5000,
+        self,
+        nc: NATS,
+        hub: Hub,
+        interval_s: float = 1.0,
+        expires_ms: int = 5000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.nc = nc

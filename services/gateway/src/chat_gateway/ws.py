@@ -45,8 +45,15 @@ Answer = tuple[list[str] | Callable[[], list[str]], Callable[[], None] | None]
 
 class Session:
     def __init__(
-        self, ws: WebSocket, s: GatewaySettings, hub: Hub, verifier: TokenVerifier, sender: Sender, rpc: RpcClient,
-        receipts: ReceiptCoalescer | None = None, limits: Limits | None = None,
+        self,
+        ws: WebSocket,
+        s: GatewaySettings,
+        hub: Hub,
+        verifier: TokenVerifier,
+        sender: Sender,
+        rpc: RpcClient,
+        receipts: ReceiptCoalescer | None = None,
+        limits: Limits | None = None,
         typing: TypingRelay | None = None,
     ) -> None:
         self.ws, self.s, self.hub, self.verifier, self.sender, self.rpc = ws, s, hub, verifier, sender, rpc
@@ -289,7 +296,12 @@ class Session:
     async def _on_send(self, frame: F.SendFrame) -> Answer:
         try:
             res = await self.sender.send(
-                self.conn.user, frame.conv, frame.client_msg_id, frame.body, frame.attachments, frame.reply_to,
+                self.conn.user,
+                frame.conv,
+                frame.client_msg_id,
+                frame.body,
+                frame.attachments,
+                frame.reply_to,
                 connection=self._sends,
             )
         except ChatError as err:  # refused (body limits, membership, unavailable)
@@ -396,4 +408,3 @@ def _done(value: Any) -> asyncio.Future[Any]:
     fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     fut.set_result(value)
     return fut
-

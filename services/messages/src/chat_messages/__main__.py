@@ -7,7 +7,10 @@ from chat_messages.settings import MessagesSettings
 def main() -> None:
     settings = MessagesSettings()
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
         timeout_graceful_shutdown=10,
     )
 

@@ -36,7 +36,7 @@ class NatsPublisher:
         self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack)
 
     async def _on_ack(self, msg: Msg) -> None:
-        pending = self._batches.get(msg.subject[len(self._prefix):])
+        pending = self._batches.get(msg.subject[len(self._prefix) :])
         if pending is None or pending.fut.done():
             return
         if b'"error"' in msg.data:

@@ -36,15 +36,19 @@ ISOLATED = Counter(
     "Commands refused because writing them failed on their own (a batch that raised was split to find them)",
 )
 BATCH = Histogram(
-    "chat_messages_batch_size", "Commands per write transaction",
+    "chat_messages_batch_size",
+    "Commands per write transaction",
     buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500),
 )
 _STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 BATCH_SECONDS = Histogram(
-    "chat_messages_batch_seconds", "Time from taking a batch to acking it", buckets=_STAGE_BUCKETS,
+    "chat_messages_batch_seconds",
+    "Time from taking a batch to acking it",
+    buckets=_STAGE_BUCKETS,
 )
 COMMIT_SECONDS = Histogram(
-    "chat_messages_commit_seconds", "Time of one batch's write transaction, commit included",
+    "chat_messages_commit_seconds",
+    "Time of one batch's write transaction, commit included",
     buckets=_STAGE_BUCKETS,
 )
 PUBLISH_SECONDS = Histogram(
@@ -82,8 +86,12 @@ class CommandConsumer:
         # many unacknowledged commands, so the inbox cannot grow past it.
         inbox: asyncio.Queue[Msg] = asyncio.Queue()
         self._pull = PullStream(
-            self.nc, subjects.CMD_STREAM, subjects.MESSAGES_CONSUMER, inbox.put_nowait,
-            batch=self.batch_size, expires_s=self.pull_expires,
+            self.nc,
+            subjects.CMD_STREAM,
+            subjects.MESSAGES_CONSUMER,
+            inbox.put_nowait,
+            batch=self.batch_size,
+            expires_s=self.pull_expires,
         )
         await self._pull.start()
         self._task = asyncio.create_task(self._loop(inbox), name="command-consumer")
@@ -176,7 +184,8 @@ class CommandConsumer:
             a = await self._write_part(live[:mid], cmds[:mid], replays)
             b = await self._write_part(live[mid:], cmds[mid:], replays)
             return (
-                a[0] + b[0], a[1] + b[1],
+                a[0] + b[0],
+                a[1] + b[1],
                 BatchResult(a[2].outcomes + b[2].outcomes, a[2].new_events + b[2].new_events),
             )
         log.error("command cannot be stored; refused", extra={"conv": cmds[0].conv, "sender": cmds[0].sender})
@@ -227,7 +236,8 @@ class CommandConsumer:
         try:
             await self.pub.publish_events(result.new_events)
             again = [
-                o.event for m, o in zip(live, result.outcomes, strict=True)
+                o.event
+                for m, o in zip(live, result.outcomes, strict=True)
                 if o.event is not None and not o.created and m.metadata.num_delivered > 1
             ]
             await self.pub.publish_events(again)
@@ -249,8 +259,7 @@ class CommandConsumer:
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _retry_later(self, live: list[Msg], exc: Exception) -> None:
-        log.warning("batch not committed or not published; redelivering",
-                    extra={"error": repr(exc), "n": len(live)})
+        log.warning("batch not committed or not published; redelivering", extra={"error": repr(exc), "n": len(live)})
         for m in live:
             await _nak(m)
         COMMANDS.labels("retried").inc(len(live))
@@ -264,8 +273,12 @@ class CommandConsumer:
             # The fields of chat_proto.commands.CommandResult (v1), encoded without a model
             # round trip: this runs once per command on the hot path.
             res: dict[str, object] = {
-                "v": 1, "conv": cmd.conv, "sender": cmd.sender, "client_msg_id": cmd.client_msg_id,
-                "ok": o.error is None, "created": o.created,
+                "v": 1,
+                "conv": cmd.conv,
+                "sender": cmd.sender,
+                "client_msg_id": cmd.client_msg_id,
+                "ok": o.error is None,
+                "created": o.created,
             }
             if o.event is not None:
                 res["event"] = o.event.to_wire()
@@ -292,9 +305,7 @@ def transient(exc: BaseException) -> bool:
 
 
 def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'command'}: {e['msg']}" for e in exc.errors()[:3]
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'command'}: {e['msg']}" for e in exc.errors()[:3])
 
 
 async def _nak(m: Msg) -> None:

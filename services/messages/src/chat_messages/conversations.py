@@ -59,18 +59,14 @@ def role_of(me: Row[Any] | None) -> str | None:
 
 
 class Conversations:
-    def __init__(
-        self, store: Store, publisher: Publisher, users: UserDirectory, max_group_size: int = 16
-    ) -> None:
+    def __init__(self, store: Store, publisher: Publisher, users: UserDirectory, max_group_size: int = 16) -> None:
         self.store = store
         self.pub = publisher
         self.users = users
         self.max_group = max_group_size
 
     # --- helpers -------------------------------------------------------------------------
-    async def append(
-        self, conn: AsyncConnection, conv: str, specs: list[dict[str, Any]]
-    ) -> list[Event]:
+    async def append(self, conn: AsyncConnection, conv: str, specs: list[dict[str, Any]]) -> list[Event]:
         first = await self.store.allocate(conn, conv, len(specs))
         ts = now_ts()
         evs = [Event(conv=conv, seq=first + n, ts=ts, **s) for n, s in enumerate(specs)]
@@ -134,16 +130,28 @@ class Conversations:
                 await self.store.insert_conversation(
                     conn,
                     {
-                        "id": conv_id, "kind": req.kind, "name": name, "private": private,
-                        "created_by": user, "created_at": ts, "last_seq": 0, "dm_key": key,
+                        "id": conv_id,
+                        "kind": req.kind,
+                        "name": name,
+                        "private": private,
+                        "created_by": user,
+                        "created_at": ts,
+                        "last_seq": 0,
+                        "dm_key": key,
                         "name_key": nkey,
                     },
                 )
                 await self.store.insert_members(
                     conn,
                     [
-                        {"conv_id": conv_id, "user_id": u, "role": r, "joined_at": ts,
-                         "delivered_seq": 0, "read_seq": 0}
+                        {
+                            "conv_id": conv_id,
+                            "user_id": u,
+                            "role": r,
+                            "joined_at": ts,
+                            "delivered_seq": 0,
+                            "read_seq": 0,
+                        }
                         for u, r in roster
                     ],
                 )
@@ -183,9 +191,7 @@ class Conversations:
             row, me = await self.load(conn, conv, user)
             perm.check("read", row.kind, bool(row.private), role_of(me), bool(row.archived))
             view = conv_view(row, role_of(me), *((me.delivered_seq, me.read_seq) if me else (0, 0)))
-            view["members"] = [
-                {"user_id": m.user_id, "role": m.role} for m in await self.store.members_of(conn, conv)
-            ]
+            view["members"] = [{"user_id": m.user_id, "role": m.role} for m in await self.store.members_of(conn, conv)]
         return view
 
     async def history(self, user: str, q: HistoryQuery) -> dict[str, Any]:
@@ -221,7 +227,7 @@ class Conversations:
                     wire.append(w)
                 out.append({"conv": p.conv, "events": wire, "has_more": more})
                 if len(wire) < len(evs):  # the bytes ran out: the rest is asked for again
-                    return {"convs": out, "not_found": not_found, "rest": [r.conv for r in todo[i + 1:]]}
+                    return {"convs": out, "not_found": not_found, "rest": [r.conv for r in todo[i + 1 :]]}
         return {"convs": out, "not_found": not_found, "rest": []}
 
     async def events_range(self, q: EventsRange) -> dict[str, Any]:
@@ -255,13 +261,19 @@ class Conversations:
         await self.announce(evs)
         return {"conversation": view, "changed": True}
 
-    async def _add(
-        self, conn: AsyncConnection, conv: str, actor: str, user: str, role: str
-    ) -> list[Event]:
+    async def _add(self, conn: AsyncConnection, conv: str, actor: str, user: str, role: str) -> list[Event]:
         await self.store.insert_members(
             conn,
-            [{"conv_id": conv, "user_id": user, "role": role, "joined_at": now_ts(),
-              "delivered_seq": 0, "read_seq": 0}],
+            [
+                {
+                    "conv_id": conv,
+                    "user_id": user,
+                    "role": role,
+                    "joined_at": now_ts(),
+                    "delivered_seq": 0,
+                    "read_seq": 0,
+                }
+            ],
         )
         return await self.append(
             conn, conv, [{"kind": "member_joined", "sender": actor, "user_id": user, "role": role}]
@@ -311,7 +323,8 @@ class Conversations:
             assert target is not None
             await self.store.delete_member(conn, req.conv, req.user_id)
             evs = await self.append(
-                conn, req.conv,
+                conn,
+                req.conv,
                 [{"kind": "member_left", "sender": actor, "user_id": req.user_id, "role": target.role}],
             )
         await self.announce(evs)

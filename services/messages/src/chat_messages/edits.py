@@ -93,9 +93,7 @@ class Edits:
                 existing = await self.store.find_delete(conn, req.conv, req.seq)
                 if existing is not None:
                     return existing.to_wire()
-            evs = await self.convs.append(
-                conn, req.conv, [{"kind": "delete", "sender": actor, "target": req.seq}]
-            )
+            evs = await self.convs.append(conn, req.conv, [{"kind": "delete", "sender": actor, "target": req.seq}])
             await self.store.erase_message(conn, req.conv, req.seq)
         await self.convs.announce(evs)
         return evs[0].to_wire()

@@ -52,12 +52,13 @@ def create_app(settings: MessagesSettings | None = None) -> FastAPI:
         rpc.register(server, convs, Channels(convs))
         rpc.register_sharing(server, Sharing(store))
         rpc.register_privacy(server, Privacy(store, directory))
-        rpc.register_receipts_and_edits(
-            server, Receipts(convs, publisher), Edits(convs, settings.max_body_codepoints)
-        )
+        rpc.register_receipts_and_edits(server, Receipts(convs, publisher), Edits(convs, settings.max_body_codepoints))
         await server.start()
         consumer = CommandConsumer(
-            nc, js, Writer(store, settings.max_body_codepoints), publisher,
+            nc,
+            js,
+            Writer(store, settings.max_body_codepoints),
+            publisher,
             batch_size=settings.batch_size,
             ack_wait_s=settings.ack_wait_s,
             pull_expires_s=settings.pull_expires_s,

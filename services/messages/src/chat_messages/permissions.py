@@ -30,7 +30,14 @@ from chat_proto.events import ROLE_RANK
 
 Action = Literal["read", "post", "invite", "remove", "change_roles", "rename", "archive", "delete_others"]
 ACTIONS: tuple[Action, ...] = (
-    "read", "post", "invite", "remove", "change_roles", "rename", "archive", "delete_others",
+    "read",
+    "post",
+    "invite",
+    "remove",
+    "change_roles",
+    "rename",
+    "archive",
+    "delete_others",
 )
 ACTORS = ("owner", "admin", "member", "guest", "non_member")
 KINDS = ("public", "private", "group", "dm")
@@ -143,9 +150,7 @@ def leave_refusal(kind: str, private: bool, role: str | None, last_owner: bool) 
     """Leaving (removing oneself): any member, also while archived; never a dm; never the
     last owner (409 until ownership is transferred)."""
     if role is None:
-        return hidden() if kind_column(kind, private) != "public" else ChatError(
-            ErrorCode.FORBIDDEN, "not a member"
-        )
+        return hidden() if kind_column(kind, private) != "public" else ChatError(ErrorCode.FORBIDDEN, "not a member")
     if kind == "dm":
         return ChatError(ErrorCode.INVALID, "a dm cannot be left")
     if role == "owner" and last_owner:

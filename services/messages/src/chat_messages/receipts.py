@@ -106,12 +106,12 @@ class Receipts:
         async with self.store.tx() as conn:
             row, me = await self.convs.load(conn, req.conv, user)
         if me is None:
-            raise perm.hidden() if perm.kind_column(row.kind, bool(row.private)) != "public" else ChatError(
-                ErrorCode.FORBIDDEN, "join the channel first to send receipts"
+            raise (
+                perm.hidden()
+                if perm.kind_column(row.kind, bool(row.private)) != "public"
+                else ChatError(ErrorCode.FORBIDDEN, "join the channel first to send receipts")
             )
-        update = ReceiptUpdate(
-            conv=req.conv, user_id=user, delivered_seq=req.delivered_seq, read_seq=req.read_seq
-        )
+        update = ReceiptUpdate(conv=req.conv, user_id=user, delivered_seq=req.delivered_seq, read_seq=req.read_seq)
         return {"changed": bool(await self.apply([update]))}
 
     async def list_for(self, user: str, conv: str) -> dict[str, Any]:
@@ -122,7 +122,6 @@ class Receipts:
             rows = await self.store.watermarks_of(conn, conv)
         return {
             "receipts": [
-                {"user_id": r.user_id, "delivered_seq": int(r.delivered_seq), "read_seq": int(r.read_seq)}
-                for r in rows
+                {"user_id": r.user_id, "delivered_seq": int(r.delivered_seq), "read_seq": int(r.read_seq)} for r in rows
             ]
         }

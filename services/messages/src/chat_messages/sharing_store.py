@@ -29,9 +29,7 @@ async def shared_with(conn: AsyncConnection, user: str, others: list[str]) -> se
     return {r.user_id for r in (await conn.execute(q)).all()}
 
 
-async def small_conversations(
-    conn: AsyncConnection, users: list[str], max_members: int
-) -> Sequence[Row[Any, Any]]:
+async def small_conversations(conn: AsyncConnection, users: list[str], max_members: int) -> Sequence[Row[Any, Any]]:
     """(user_id, conv_id) for each conversation of ``users`` that has at least two members
     and is a dm, a group, or a channel of at most ``max_members`` members."""
     if not users:

@@ -53,9 +53,7 @@ def event_row(ev: Event) -> dict[str, Any]:
         "ts": ev.ts,
         "client_msg_id": ev.client_msg_id,
         "body": ev.body,
-        "attachments": [a.model_dump(exclude_none=True) for a in ev.attachments]
-        if ev.attachments
-        else None,
+        "attachments": [a.model_dump(exclude_none=True) for a in ev.attachments] if ev.attachments else None,
         "reply_to": ev.reply_to,
         "target": ev.target,
         "user_id": ev.user_id,
@@ -116,10 +114,7 @@ class Store:
     async def allocate(self, conn: AsyncConnection, conv: str, count: int) -> int:
         """Reserve ``count`` seqs; returns the first. Row-locks the conversation until commit."""
         res = await conn.execute(
-            update(C)
-            .where(C.c.id == conv)
-            .values(last_seq=C.c.last_seq + count)
-            .returning(C.c.last_seq)
+            update(C).where(C.c.id == conv).values(last_seq=C.c.last_seq + count).returning(C.c.last_seq)
         )
         last = res.scalar_one()
         return int(last) - count + 1
@@ -141,9 +136,7 @@ class Store:
         await conn.execute(delete(M).where(and_(M.c.conv_id == conv, M.c.user_id == user)))
 
     async def set_role(self, conn: AsyncConnection, conv: str, user: str, role: str) -> None:
-        await conn.execute(
-            update(M).where(and_(M.c.conv_id == conv, M.c.user_id == user)).values(role=role)
-        )
+        await conn.execute(update(M).where(and_(M.c.conv_id == conv, M.c.user_id == user)).values(role=role))
 
     async def count_role(self, conn: AsyncConnection, conv: str, role: str) -> int:
         q = select(M.c.user_id).where(and_(M.c.conv_id == conv, M.c.role == role))
@@ -160,11 +153,7 @@ class Store:
         return (await conn.execute(q)).all()
 
     async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any, Any, Any]]:
-        q = (
-            select(C.c.id, C.c.last_seq, M.c.role)
-            .join(M, M.c.conv_id == C.c.id)
-            .where(M.c.user_id == user)
-        )
+        q = select(C.c.id, C.c.last_seq, M.c.role).join(M, M.c.conv_id == C.c.id).where(M.c.user_id == user)
         return (await conn.execute(q)).all()
 
     async def senders_roles(
@@ -205,9 +194,7 @@ class Store:
         if evs:
             await conn.execute(insert(E), [event_row(e) for e in evs])
 
-    async def existing_sends(
-        self, conn: AsyncConnection, keys: Iterable[SendKey]
-    ) -> dict[SendKey, Event]:
+    async def existing_sends(self, conn: AsyncConnection, keys: Iterable[SendKey]) -> dict[SendKey, Event]:
         keys = list(set(keys))
         if not keys:
             return {}
@@ -275,12 +262,7 @@ class Store:
 
     async def find_delete(self, conn: AsyncConnection, conv: str, target: int) -> Event | None:
         """The ``delete`` event of message ``target`` (index ix_events_target)."""
-        q = (
-            select(E)
-            .where(E.c.conv_id == conv, E.c.target == target, E.c.kind == "delete")
-            .order_by(E.c.seq)
-            .limit(1)
-        )
+        q = select(E).where(E.c.conv_id == conv, E.c.target == target, E.c.kind == "delete").order_by(E.c.seq).limit(1)
         r = (await conn.execute(q)).first()
         return event_from_row(r) if r else None
 
@@ -330,15 +312,9 @@ class Store:
                 read_seq=case((M.c.read_seq < r, r), else_=M.c.read_seq),
             )
         )
-        params = [
-            {"key_conv": c, "key_user": u, "new_delivered": dv, "new_read": rv} for (c, u), dv, rv in rows
-        ]
+        params = [{"key_conv": c, "key_user": u, "new_delivered": dv, "new_read": rv} for (c, u), dv, rv in rows]
         await conn.execute(stmt, params)
 
     async def watermarks_of(self, conn: AsyncConnection, conv: str) -> Sequence[Row[Any, Any, Any]]:
-        q = (
-            select(M.c.user_id, M.c.delivered_seq, M.c.read_seq)
-            .where(M.c.conv_id == conv)
-            .order_by(M.c.user_id)
-        )
+        q = select(M.c.user_id, M.c.delivered_seq, M.c.read_seq).where(M.c.conv_id == conv).order_by(M.c.user_id)
         return (await conn.execute(q)).all()

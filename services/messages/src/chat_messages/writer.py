@@ -118,8 +118,11 @@ class Writer:
 
     @staticmethod
     async def _check_blocks(
-        conn: AsyncConnection, cmds: list[SendCommand], pending: dict[str, list[int]],
-        kinds: dict[str, tuple[str, bool, bool]], outcomes: list[Outcome],
+        conn: AsyncConnection,
+        cmds: list[SendCommand],
+        pending: dict[str, list[int]],
+        kinds: dict[str, tuple[str, bool, bool]],
+        outcomes: list[Outcome],
     ) -> None:
         """A sender blocked by the other member of a dm may not post there (privacy.py):
         one query for a batch with dm sends, none otherwise. Refused commands leave ``pending``."""

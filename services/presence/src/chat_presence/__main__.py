@@ -7,7 +7,10 @@ from chat_presence.settings import PresenceSettings
 def main() -> None:
     settings = PresenceSettings()
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
         timeout_graceful_shutdown=5,
     )
 

@@ -82,6 +82,11 @@ def _service(s: PresenceSettings, nc: NATS, store: LastSeenStore) -> PresenceSer
     )
     directory = MessagesDirectory(RpcClient(nc, s.rpc_timeout_s), s.max_fanout_members, s.convs_cache_s, clock)
     return PresenceService(
-        state, NatsFanout(nc), directory, store,
-        clock=clock, coalesce_s=s.coalesce_s, persist_interval_s=s.persist_interval_s,
+        state,
+        NatsFanout(nc),
+        directory,
+        store,
+        clock=clock,
+        coalesce_s=s.coalesce_s,
+        persist_interval_s=s.persist_interval_s,
     )

@@ -32,7 +32,8 @@ FRAMES = Counter("chat_presence_frames_published_total", "presence frames publis
 ONLINE = Gauge("chat_presence_online_users", "Users considered online")
 GATEWAYS = Gauge("chat_presence_gateways", "Gateways heard from and not declared dead")
 ROUNDS = Histogram(
-    "chat_presence_round_seconds", "One decide/publish/write round",
+    "chat_presence_round_seconds",
+    "One decide/publish/write round",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 

@@ -44,9 +44,7 @@ async def directory(
     prefix = q.lower()
     if not 1 <= len(prefix) <= 32:
         raise ChatError(ErrorCode.INVALID, "q: 1..32 characters")
-    req = auth_api.SearchUsersRequest(
-        q=prefix, limit=clamp(limit, 1, auth_api.DIRECTORY_MAX_LIMIT), cursor=cursor
-    )
+    req = auth_api.SearchUsersRequest(q=prefix, limit=clamp(limit, 1, auth_api.DIRECTORY_MAX_LIMIT), cursor=cursor)
     return await res.rpc.call(auth_rpc("users.search"), req, user=caller.user_id)
 
 

@@ -22,9 +22,7 @@ _ID = re.compile(ID_PATTERN)
 
 
 @router.get("/presence")
-async def presence(
-    caller: Caller, res: Res, user_ids: Annotated[str, Query(max_length=MAX_QUERY_IDS * 66)]
-) -> Any:
+async def presence(caller: Caller, res: Res, user_ids: Annotated[str, Query(max_length=MAX_QUERY_IDS * 66)]) -> Any:
     ids = list(dict.fromkeys(p.strip() for p in user_ids.split(",") if p.strip()))
     if not ids:
         raise ChatError(ErrorCode.INVALID, "user_ids: give at least one id")

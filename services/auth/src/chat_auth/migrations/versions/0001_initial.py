@@ -38,7 +38,9 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("revoked_at", TS, nullable=True),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], ondelete="CASCADE",
+            ["user_id"],
+            ["users.id"],
+            ondelete="CASCADE",
             name="fk_refresh_families_user_id_users",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_refresh_families"),
@@ -53,7 +55,9 @@ def upgrade() -> None:
         sa.Column("expires_at", TS, nullable=False),
         sa.Column("spent_at", TS, nullable=True),
         sa.ForeignKeyConstraint(
-            ["family_id"], ["refresh_families.id"], ondelete="CASCADE",
+            ["family_id"],
+            ["refresh_families.id"],
+            ondelete="CASCADE",
             name="fk_refresh_tokens_family_id_refresh_families",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_refresh_tokens"),

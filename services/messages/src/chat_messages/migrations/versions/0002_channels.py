@@ -45,8 +45,14 @@ def upgrade() -> None:
 
 def _backfill_name_keys() -> None:
     conn = op.get_bind()
-    conv = sa.table("conversations", sa.column("id"), sa.column("kind"), sa.column("name"), sa.column("name_key"),
-                    sa.column("created_at"))
+    conv = sa.table(
+        "conversations",
+        sa.column("id"),
+        sa.column("kind"),
+        sa.column("name"),
+        sa.column("name_key"),
+        sa.column("created_at"),
+    )
     rows = conn.execute(
         sa.select(conv.c.id, conv.c.name).where(conv.c.kind == "channel").order_by(conv.c.created_at, conv.c.id)
     ).all()
@@ -59,9 +65,7 @@ def _backfill_name_keys() -> None:
             suffix = f" ({n})"
             candidate = name[: 80 - len(suffix)] + suffix
         seen.add(_key(candidate))
-        conn.execute(
-            sa.update(conv).where(conv.c.id == row.id).values(name=candidate, name_key=_key(candidate))
-        )
+        conn.execute(sa.update(conv).where(conv.c.id == row.id).values(name=candidate, name_key=_key(candidate)))
 
 
 def downgrade() -> None:

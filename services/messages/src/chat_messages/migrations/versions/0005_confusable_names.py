@@ -21,8 +21,14 @@ depends_on = None
 
 def upgrade() -> None:
     conn = op.get_bind()
-    conv = sa.table("conversations", sa.column("id"), sa.column("kind"), sa.column("name"), sa.column("name_key"),
-                    sa.column("created_at"))
+    conv = sa.table(
+        "conversations",
+        sa.column("id"),
+        sa.column("kind"),
+        sa.column("name"),
+        sa.column("name_key"),
+        sa.column("created_at"),
+    )
     rows = conn.execute(
         sa.select(conv.c.id, conv.c.name).where(conv.c.kind == "channel").order_by(conv.c.created_at, conv.c.id)
     ).all()
