@@ -11,6 +11,7 @@ Every test in this directory gets the ``integration`` marker.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,15 +99,43 @@ def service_env() -> dict[str, str]:
     return dict(SERVICE_TEST_ENV)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, nats_factory: NatsFactory, service_env: dict[str, str]) -> Iterator[ClusterFactory]:
-    """``cluster(gateways=1, messages_replicas=1, backend=None, nats=None, env=None,
-    start=True, **Cluster kwargs) -> Cluster``.
+@pytest.fixture(scope="session")
+def shared_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """One NATS server for the clusters that share it; each cluster is its own account
+    (accounts isolate subjects and streams), added while the server runs."""
+    server = NatsServer(store_dir=tmp_path_factory.mktemp("shared-nats")).start()
+    yield server
+    server.stop()
 
-    Without ``nats`` a fresh NatsServer is started (``c.nats``); without ``backend``,
-    SQLite in tmp_path. Logs go to tmp_path/cluster-N/logs. Stopped at teardown.
+
+@pytest.fixture(scope="module")
+def _module_clusters() -> Iterator[dict[tuple[Any, ...], Cluster]]:
+    pool: dict[tuple[Any, ...], Cluster] = {}
+    yield pool
+    for c in reversed(pool.values()):
+        c.stop(parallel=True)
+
+
+@pytest.fixture
+def cluster(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    nats_factory: NatsFactory,
+    shared_nats: NatsServer,
+    _module_clusters: dict[tuple[Any, ...], Cluster],
+    service_env: dict[str, str],
+) -> Iterator[ClusterFactory]:
+    """``cluster(gateways=1, messages_replicas=1, backend=None, nats=None, env=None,
+    start=True, fresh=False, **Cluster kwargs) -> Cluster``.
+
+    By default a cluster is shared by the tests of a module that ask for the same shape
+    (gateways, replicas, backend, environment): it runs on the session's NATS in its own
+    account, and tests must not assume an empty database (fresh users and conversations).
+    A test that kills, restarts or adds processes, or needs an empty database, asks for
+    ``fresh=True`` (tests marked ``fault`` always get one): its own NATS, stopped at the
+    end of the test. Without ``backend``: SQLite in tmp_path.
     """
-    clusters: list[Cluster] = []
+    fresh_ones: list[Cluster] = []
 
     def make(
         *,
@@ -116,31 +145,46 @@ def cluster(tmp_path: Path, nats_factory: NatsFactory, service_env: dict[str, st
         nats: NatsServer | None = None,
         env: dict[str, str] | None = None,
         start: bool = True,
+        fresh: bool = False,
         **kwargs: Any,
     ) -> Cluster:
-        n = len(clusters)
-        base = tmp_path / f"cluster-{n}"
-        base.mkdir()
-        nats = nats or nats_factory(accounts=[ChatAccount.generate()])
         backend = backend or Backend("sqlite", tmp_path)
+        full_env = {**service_env, **(env or {})}
+        shared = start and nats is None and not fresh and request.node.get_closest_marker("fault") is None
+        key = (gateways, messages_replicas, backend.name, tuple(sorted(full_env.items())), repr(sorted(kwargs.items())))
+        if shared and key in _module_clusters:
+            return _module_clusters[key]
+        base = tmp_path / f"cluster-{uuid.uuid4().hex[:8]}"
+        base.mkdir()
+        account = kwargs.pop("account", None) or ChatAccount.generate(f"T{uuid.uuid4().hex[:10].upper()}")
+        if shared:
+            nats = shared_nats
+            nats.add_account(account)
+        else:
+            nats = nats or nats_factory(accounts=[account])
+            account = nats.account or account
         c = Cluster(
             nats.url,
             nats=nats,
-            database_urls=backend.database_urls(f"cluster-{n}"),
+            account=account,
+            database_urls=backend.database_urls(base.name),
             data_dir=base,
             log_dir=base / "logs",
             gateways=gateways,
             messages_replicas=messages_replicas,
             environment="test",
-            env={**service_env, **(env or {})},
+            env=full_env,
             **kwargs,
         )
-        clusters.append(c)
+        if shared:
+            _module_clusters[key] = c
+        else:
+            fresh_ones.append(c)
         return c.start() if start else c
 
     yield make
-    for c in reversed(clusters):
-        c.stop()
+    for c in reversed(fresh_ones):
+        c.stop(parallel=True)
 
 
 # -- one cluster per module ---------------------------------------------------------------

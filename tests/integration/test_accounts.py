@@ -40,7 +40,7 @@ async def directory(api: Api, user: User, **params: object) -> httpx.Response:
 
 
 async def test_admin_flag_directory_and_deactivation(cluster: ClusterFactory, backend: Backend) -> None:
-    c = cluster(gateways=2, backend=backend)
+    c = cluster(gateways=2, backend=backend, fresh=True)  # the first user is the admin; adds a gateway
     async with Api(c.gateway_urls[0]) as api0, Api(c.gateway_urls[1]) as api1:
         root = await api0.register_login("root")
         alice = await api0.register_login("alice")

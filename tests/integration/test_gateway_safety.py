@@ -367,7 +367,7 @@ async def test_slow_reader_bounded_4009_others_fine_resume_complete(cluster: Clu
 # --- drain -----------------------------------------------------------------------------------
 async def test_sigterm_drains_with_1012_spread_over_the_window(cluster: ClusterFactory) -> None:
     drain_s = 5.0
-    c = cluster(env={"GATEWAY_DRAIN_S": str(drain_s)})
+    c = cluster(env={"GATEWAY_DRAIN_S": str(drain_s)}, fresh=True)  # SIGTERMs the gateway
     gw = c.gateways[0]
     async with Api(c.gateway_url) as api:
         users = [await api.register_login(f"d{i}") for i in range(5)]

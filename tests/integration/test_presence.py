@@ -114,7 +114,7 @@ async def test_online_offline_across_gateways_devices_and_quick_reconnects(clust
 
 
 async def test_gateway_sigkill_offline_within_three_intervals(cluster: ClusterFactory) -> None:
-    c = cluster(gateways=2, env=FAST)
+    c = cluster(gateways=2, env=FAST, fresh=True)  # kills a gateway
     async with Api(c.gateway_urls[0]) as api:
         alice, bob, carol = await users(api, "alice", "bob", "carol")
         await api.create(alice, "dm", [bob])
@@ -141,7 +141,7 @@ async def test_gateway_sigkill_offline_within_three_intervals(cluster: ClusterFa
 
 
 async def test_presence_restart_has_no_false_offline(cluster: ClusterFactory, backend: Backend) -> None:
-    c = cluster(gateways=2, env=FAST, backend=backend)  # durable last_seen on SQLite and PostgreSQL
+    c = cluster(gateways=2, env=FAST, backend=backend, fresh=True)  # durable last_seen on SQLite and PostgreSQL
     async with Api(c.gateway_urls[0]) as api:
         alice, bob, carol = await users(api, "alice", "bob", "carol")
         await api.create(alice, "group", [bob, carol])

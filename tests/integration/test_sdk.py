@@ -320,7 +320,7 @@ async def test_close_4001_with_a_refused_refresh_ends_the_session(cluster: Clust
     """An operator deactivates the user: the gateway closes with 4001 and the refresh token
     family is revoked, so the client's refresh is refused → it stops with Unauthorized
     instead of reconnecting forever."""
-    c = cluster(gateways=1)
+    c = cluster(gateways=1, fresh=True)  # the first user is the admin
     urls = c.gateway_urls
     await new_user(urls, "admin")  # the first account is the admin, which cannot be deactivated
     name = await new_user(urls)

@@ -140,7 +140,7 @@ async def refresh(api: Api, token: str) -> httpx.Response:
 
 # -- access tokens ------------------------------------------------------------------------
 async def test_valid_token_accepted_and_bad_tokens_refused(cluster: ClusterFactory) -> None:
-    c = cluster()
+    c = cluster(fresh=True)  # adds gateways
     # A second gateway on the same bus that expects another audience: real tokens are
     # correctly signed but not for it.
     c.service_env["gateway"] = {"GATEWAY_JWT_AUDIENCE": "other"}

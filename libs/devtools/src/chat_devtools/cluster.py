@@ -164,12 +164,14 @@ class Cluster:
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> Cluster:
+        """The first of each service (they migrate) and the gateways at once (a gateway needs
+        only NATS to start; it asks auth for keys when the first token comes), then the
+        other replicas."""
         try:
             first, *rest = self.messages
             first_presence, *more_presence = self.presence
-            self._start_all([self.auth, first, first_presence])
+            self._start_all([self.auth, first, first_presence, *self.gateways])
             self._start_all([*rest, *more_presence])
-            self._start_all(self.gateways)
         except BaseException:
             self.stop()
             raise
@@ -182,9 +184,11 @@ class Cluster:
         for p in procs:
             p.wait_ready()
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Gateways first (they drain clients), then presence, messages, auth."""
-        for group in (self.gateways, self.presence, self.messages, [self.auth]):
+    def stop(self, timeout: float = 15.0, parallel: bool = False) -> None:
+        """Gateways first (they drain clients), then presence, messages, auth; with
+        ``parallel`` every process at once (tests: nothing depends on the order)."""
+        groups = [self.processes] if parallel else [self.gateways, self.presence, self.messages, [self.auth]]
+        for group in groups:
             for p in group:  # SIGTERM the whole group at once, then wait for each
                 if p.running() and p.proc is not None:
                     p.proc.terminate()
