@@ -84,7 +84,16 @@ async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace)
     n_valid = max(10, int(args.expected_s / args.valid_pace))
     await asyncio.gather(
         *(
-            fuzz_frames(ws[i % len(ws)], f["access_token"], convs, per_conn, i, report, pool=args.pool)
+            fuzz_frames(
+                ws[i % len(ws)],
+                f["access_token"],
+                convs,
+                per_conn,
+                i,
+                report,
+                pool=args.pool,
+                closing_share=args.closing_share,
+            )
             for i, f in enumerate(fuzzers)
         ),
         *(
@@ -130,7 +139,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=50_000)
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--pool", type=int, default=20_000)
+    ap.add_argument("--pool", type=int, default=2_000)
+    ap.add_argument("--closing-share", type=float, default=0.01, help="share of frames that close the connection")
     ap.add_argument("--valid-pace", type=float, default=0.05, help="seconds between a valid user's sends")
     ap.add_argument("--expected-s", type=float, default=300, help="how long the run is expected to take")
     ap.add_argument("--max-growth-mib", type=float, default=64)
@@ -139,6 +149,7 @@ def main() -> None:
     ap.add_argument("--pg-log-slow-ms", type=int, default=None)
     args = ap.parse_args()
     args.frames = min(args.frames, 20_000_000)
+    args.env = [*args.env, "GATEWAY_RATE_WRITE_BURST=0"]  # REST writes at volume: the write budget off
     with bench_system(args) as cluster:
         before = {p.name: p.pid or 0 for p in cluster.processes}
         res = asyncio.run(bench(cluster.gateway_urls, {k.replace("-", ""): v for k, v in before.items()}, args))

@@ -19,6 +19,7 @@ its count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import string
@@ -31,6 +32,7 @@ import httpx
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
 
 ODD = "\x00\x01\x1b\x7f\u0085\u00a0\u061c\u200b\u200d\u200e\u202e\u2066\ufeff\uffff\U0001f600\U0010ffff"
 NUMBERS = [
@@ -77,10 +79,18 @@ def _text(rng: random.Random, n: int | None = None) -> str:
     return "".join(rng.choice(pool) for _ in range(min(n, 5000))) * max(1, n // 5000)
 
 
+# Mutations after which the gateway closes the connection (4008, 1007, 1009), and the others.
+CLOSING = (4, 7, 8, 9, 10)
+STAYING = (0, 1, 2, 3, 5, 6)
+
+
 class Mutator:
-    def __init__(self, seed: int, convs: list[str]) -> None:
+    def __init__(self, seed: int, convs: list[str], closing_share: float = 5 / 11) -> None:
+        """``closing_share``: how many frames are of a kind that closes the connection (each
+        costs a reconnect; the long benchmark lowers it to send more frames a second)."""
         self.rng = random.Random(seed)
         self.convs = convs or ["none"]
+        self.closing_share = closing_share
 
     def value(self, depth: int = 0) -> Any:
         r = self.rng.random()
@@ -117,7 +127,7 @@ class Mutator:
     def frame(self) -> tuple[str, bytes]:
         """("text" | "binary", payload)."""
         rng = self.rng
-        kind = rng.randrange(11)
+        kind = rng.choice(CLOSING if rng.random() < self.closing_share else STAYING)
         f = self.valid()
         if kind <= 3:  # one field mutated, removed or added
             key = rng.choice([*f.keys(), "extra"])
@@ -160,37 +170,92 @@ class FuzzReport:
 
 
 async def fuzz_frames(
-    ws_url: str, token: str, convs: list[str], n: int, seed: int, report: FuzzReport, pool: int = 0
+    ws_url: str,
+    token: str,
+    convs: list[str],
+    n: int,
+    seed: int,
+    report: FuzzReport,
+    pool: int = 0,
+    closing_share: float = 5 / 11,
 ) -> None:
     """Send ``n`` fuzz frames over a connection of ``token``'s user; reconnect when closed.
-    With ``pool``, that many distinct frames are made first and sent in turn (the generator
-    then costs nothing per frame: for the million-frame benchmark)."""
-    m = Mutator(seed, convs)
+    Frames count once the gateway has handled them: after every ``BARRIER`` frames a ping
+    must come back as a pong (the gateway answers in order), and a frame that closes the
+    connection counts when the close arrives. With ``pool``, that many distinct frames are
+    made first and sent in turn (the generator then costs nothing per frame)."""
+    m = Mutator(seed, convs, closing_share)
     frames = [m.frame() for _ in range(pool)]
-    sent = 0
-    while sent < n:
+    done, pause = 0, 0.0
+    while done < n:
+        got = 0
         try:
             async with websockets.connect(ws_url, max_size=None, compression=None, open_timeout=30) as ws:
                 await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
-                reader = asyncio.create_task(_read(ws, report))
+                pongs: dict[str, asyncio.Future[None]] = {}
+                reader = asyncio.create_task(_read(ws, report, pongs))
                 try:
-                    while sent < n:
-                        kind, payload = frames[sent % pool] if pool else m.frame()
-                        await ws.send(payload, text=kind == "text")
-                        sent += 1
-                        report.frames += 1
-                        if sent % 64 == 0:
-                            await asyncio.sleep(0)  # let the reader keep up
+                    got = await _pour(ws, frames, m, n - done, pongs, report)
                 finally:
                     reader.cancel()
-        except websockets.ConnectionClosed as exc:
-            report.closes[exc.rcvd.code if exc.rcvd else None] += 1
+        except (websockets.ConnectionClosed, TimeoutError):
+            pass
         except OSError as exc:
             report.note(f"connect failed: {exc!r}")
-            await asyncio.sleep(0.2)
+        done += got
+        # a connection refused at once (the user's connection cap while old ones close):
+        # back off instead of storming the gateway
+        pause = 0.0 if got else min(1.0, max(0.05, pause * 2))
+        if pause:
+            await asyncio.sleep(pause)
 
 
-async def _read(ws: ClientConnection, report: FuzzReport) -> None:
+BARRIER = 50
+
+
+async def _pour(
+    ws: ClientConnection,
+    frames: list[tuple[str, bytes]],
+    m: Mutator,
+    left: int,
+    pongs: dict[str, asyncio.Future[None]],
+    report: FuzzReport,
+) -> int:
+    """Frames until ``left`` are handled or the connection closes; how many were handled."""
+    done = batch = 0
+    while done + batch < left:
+        kind, payload = frames[(report.frames + batch) % len(frames)] if frames else m.frame()
+        try:
+            await ws.send(payload, text=kind == "text")
+        except websockets.ConnectionClosed:  # closed by an earlier frame of this batch
+            done += batch
+            report.frames += batch
+            break
+        batch += 1
+        closes = kind == "binary" or payload[:1] not in (b"{",) or len(payload) > 64 * 1024
+        if closes or batch == BARRIER or done + batch == left:
+            if closes:  # wait for the close; the frames before it were handled in order
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.wait_closed(), 5)
+            if ws.state is State.OPEN:
+                ref = uuid.uuid4().hex[:8]
+                pongs[ref] = asyncio.get_running_loop().create_future()
+                await ws.send(orjson.dumps({"type": "ping", "ref": ref}).decode())
+                try:
+                    await asyncio.wait_for(pongs[ref], 30)
+                except (TimeoutError, websockets.ConnectionClosed):
+                    pass  # closed by one of the batch: counted below, then reconnect
+                finally:
+                    pongs.pop(ref, None)
+            done += batch
+            report.frames += batch
+            batch = 0
+            if ws.state is not State.OPEN:
+                break
+    return done
+
+
+async def _read(ws: ClientConnection, report: FuzzReport, pongs: dict[str, asyncio.Future[None]]) -> None:
     try:
         async for raw in ws:
             f = orjson.loads(raw)
@@ -198,8 +263,17 @@ async def _read(ws: ClientConnection, report: FuzzReport) -> None:
                 report.errors[f.get("code", "?")] += 1
                 if f.get("code") == "internal":
                     report.note(f"internal error frame: {f}")
-    except websockets.ConnectionClosed as exc:
-        report.closes[exc.rcvd.code if exc.rcvd else None] += 1
+            elif f.get("type") == "pong" and f.get("ref") in pongs:
+                fut = pongs[f["ref"]]
+                if not fut.done():
+                    fut.set_result(None)
+    except websockets.ConnectionClosed:
+        pass
+    finally:  # closed (normally or not): nobody waits for a pong any longer
+        report.closes[ws.close_code] += 1
+        for fut in pongs.values():
+            if not fut.done():
+                fut.set_exception(websockets.ConnectionClosed(None, None))
 
 
 class RestFuzzer:
