@@ -353,6 +353,9 @@ async def fuzz_rest(
                     report.note(f"{method} {path}: problem status {problem.get('status')} on a {r.status_code}")
 
 
+RETRY = ("unavailable", "rate_limited")  # refusals a client retries with the same client_msg_id
+
+
 @dataclass
 class ValidTraffic:
     """Two (or more) users exchanging messages in one conversation while the fuzzing runs;
@@ -393,15 +396,17 @@ class ValidTraffic:
 
             for i in range(n):
                 cmid = f"{uid}-{i}"
-                await ws.send(
-                    orjson.dumps(
-                        {"type": "send", "ref": cmid, "conv": conv, "client_msg_id": cmid, "body": f"valid {i}"}
-                    ).decode()
-                )
+                frame = orjson.dumps(
+                    {"type": "send", "ref": cmid, "conv": conv, "client_msg_id": cmid, "body": f"valid {i}"}
+                ).decode()
+                await ws.send(frame)
                 while cmid not in acked:
                     f = orjson.loads(await ws.recv())
                     if f["type"] == "ack" and f["ref"] == cmid:
                         acked[cmid] = f["seq"]
+                    elif f["type"] == "error" and f.get("ref") == cmid and f["code"] in RETRY:
+                        await asyncio.sleep(f.get("retry_after_ms", 100) / 1000)  # as a client does
+                        await ws.send(frame)
                     else:
                         take(f)
                 if self._pace:
