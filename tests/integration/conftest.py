@@ -36,6 +36,10 @@ SERVICE_TEST_ENV: dict[str, str] = {
     # SIGTERM drain window of the gateway (default 5 s): short, so that stopping a cluster
     # with connections still open does not take seconds (test_gateway_safety sets its own)
     "GATEWAY_DRAIN_S": "0.5",
+    # small streams: JetStream reserves their size on the server, and clusters share one
+    "GATEWAY_JS_CMD_MAX_BYTES": str(64 << 20),
+    "MESSAGES_JS_CMD_MAX_BYTES": str(64 << 20),
+    "MESSAGES_JS_EVT_MAX_BYTES": str(256 << 20),
     **NO_AUTH_BUDGETS,
 }
 

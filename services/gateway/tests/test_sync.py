@@ -11,6 +11,7 @@ import pytest
 from chat_gateway.sync import fetch
 from chat_gateway.sync_budget import EVENT_RESERVE, SyncBudget, SyncTicket
 from chat_proto.messages_api import SYNC_CONVS_PER_CALL
+from chat_proto.replies import SyncReply
 
 
 class FakeMessages:
@@ -25,7 +26,10 @@ class FakeMessages:
     def event(conv: str, seq: int, body: int) -> dict[str, Any]:
         return {"conv": conv, "seq": seq, "kind": "message", "sender": "u", "ts": "t", "body": "x" * body}
 
-    async def __call__(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> dict[str, Any]:
+    async def __call__(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> SyncReply:
+        return SyncReply.model_validate(self.answer(positions, per_conv, max_bytes))
+
+    def answer(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> dict[str, Any]:
         assert len(positions) <= SYNC_CONVS_PER_CALL and max_bytes >= EVENT_RESERVE
         self.calls.append((len(positions), per_conv, max_bytes))
         out: list[dict[str, Any]] = []
@@ -99,7 +103,7 @@ async def test_spent_memory_truncates_the_rest() -> None:
 async def test_a_failed_call_gives_the_reservation_back() -> None:
     budget = SyncBudget(1024 * 1024)
 
-    async def broken(*_: Any) -> dict[str, Any]:
+    async def broken(*_: Any) -> SyncReply:
         raise RuntimeError("bus down")
 
     ticket = SyncTicket(budget)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from chat_proto.bus import NatsAuth
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 Environment = Literal["development", "test", "production"]
@@ -22,8 +22,11 @@ class ServiceSettings(BaseSettings):
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
     nats_tls_ca_file: str = ""
-    # JetStream replicas for the streams this service declares (3 in production clusters).
+    # JetStream replicas for the streams this service declares (3 in production clusters),
+    # and their sizes (JetStream reserves them on the server's storage).
     js_replicas: int = 1
+    js_cmd_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    js_evt_max_bytes: int = Field(default=10 << 30, ge=1 << 20)
 
     @model_validator(mode="after")
     def _check_replicas(self) -> ServiceSettings:

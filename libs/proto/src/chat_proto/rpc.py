@@ -26,6 +26,8 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ValidationError
 
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.ops import Op, Req, Resp
+from chat_proto.replies import Reply
 
 USER_HEADER = "Chat-User"
 REQUEST_ID_HEADER = "Chat-Request-Id"
@@ -64,6 +66,8 @@ Handler = Callable[[Any, RpcContext], Awaitable[Any]]
 
 
 def _dump(result: Any) -> Any:
+    if isinstance(result, Reply):  # a reply read from elsewhere: as it was
+        return result.wire()
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json", exclude_none=True)
     return result
@@ -82,6 +86,11 @@ class RpcServer:
 
     def add(self, subject: str, model: type[BaseModel], handler: Handler) -> None:
         self._handlers[subject] = (model, handler)
+
+    def route(self, op: Op[Req, Resp], handler: Callable[[Req, RpcContext], Awaitable[Resp | dict[str, Any]]]) -> None:
+        """Serve ``op`` (chat_proto.ops): requests arrive validated as ``op.request``; the
+        handler answers ``op.reply`` (a model, or the same members as a dict)."""
+        self.add(op.subject, op.request, handler)
 
     async def start(self) -> None:
         for subject in self._handlers:
@@ -189,3 +198,10 @@ class RpcClient:
 
     async def call_model(self, subject: str, payload: Any, model: type[M], **kw: Any) -> M:
         return model.model_validate(await self.call(subject, payload, **kw))
+
+    async def request(
+        self, op: Op[Req, Resp], req: Req | None = None, *, user: str | None = None, timeout: float | None = None
+    ) -> Resp:
+        """Call ``op`` (chat_proto.ops) and read its typed reply; errors raise ``ChatError``."""
+        payload = req if req is not None else op.request()
+        return op.read(await self.call(op.subject, payload, user=user, timeout=timeout))

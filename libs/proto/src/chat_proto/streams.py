@@ -17,7 +17,7 @@ from chat_proto import subjects
 DUPLICATE_WINDOW_S = 120.0
 
 
-def cmd_stream(replicas: int = 1) -> StreamConfig:
+def cmd_stream(replicas: int = 1, max_bytes: int = 1 << 30) -> StreamConfig:
     """Commands waiting for the messages service. Work queue: a command leaves when acked.
 
     Discard-new on a full stream: publishers get an error (and clients a retryable
@@ -29,14 +29,14 @@ def cmd_stream(replicas: int = 1) -> StreamConfig:
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW,
-        max_bytes=1 << 30,
+        max_bytes=max_bytes,
         max_msg_size=128 * 1024,
         duplicate_window=DUPLICATE_WINDOW_S,
         num_replicas=replicas,
     )
 
 
-def evt_stream(replicas: int = 1, max_age_s: float = 7 * 24 * 3600) -> StreamConfig:
+def evt_stream(replicas: int = 1, max_age_s: float = 7 * 24 * 3600, max_bytes: int = 10 << 30) -> StreamConfig:
     """Published conversation events, for derived consumers (search) and replay."""
     return StreamConfig(
         name=subjects.EVT_STREAM,
@@ -45,7 +45,7 @@ def evt_stream(replicas: int = 1, max_age_s: float = 7 * 24 * 3600) -> StreamCon
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         max_age=max_age_s,
-        max_bytes=10 << 30,
+        max_bytes=max_bytes,
         duplicate_window=DUPLICATE_WINDOW_S,
         num_replicas=replicas,
     )

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chat_proto import auth_api as api
+from chat_proto import ops
 from chat_proto.rpc import RpcContext, RpcServer
-from chat_proto.subjects import AUTH_QUEUE, auth_rpc
+from chat_proto.subjects import AUTH_QUEUE
 from nats.aio.client import Client as NATS
 
 from chat_auth.accounts import AccountsService
@@ -40,13 +41,13 @@ def register_handlers(server: RpcServer, service: AuthService) -> None:
     async def users_exist(req: api.UserIdsRequest, _ctx: RpcContext) -> dict[str, list[str]]:
         return await service.users_exist(req.user_ids)
 
-    server.add(auth_rpc("register"), api.RegisterRequest, register)
-    server.add(auth_rpc("login"), api.LoginRequest, login)
-    server.add(auth_rpc("refresh"), api.RefreshRequest, refresh)
-    server.add(auth_rpc("logout"), api.RefreshRequest, logout)
-    server.add(auth_rpc("jwks"), api.Empty, jwks)
-    server.add(auth_rpc("get_user"), api.UserIdRequest, get_user)
-    server.add(auth_rpc("users_exist"), api.UserIdsRequest, users_exist)
+    server.route(ops.auth.REGISTER, register)
+    server.route(ops.auth.LOGIN, login)
+    server.route(ops.auth.REFRESH, refresh)
+    server.route(ops.auth.LOGOUT, logout)
+    server.route(ops.auth.JWKS, jwks)
+    server.route(ops.auth.GET_USER, get_user)
+    server.route(ops.auth.USERS_EXIST, users_exist)
 
 
 def register_account_handlers(server: RpcServer, accounts: AccountsService) -> None:
@@ -71,12 +72,12 @@ def register_account_handlers(server: RpcServer, accounts: AccountsService) -> N
     async def set_admin(req: api.SetAdminRequest, ctx: RpcContext) -> api.AccountOut:
         return await accounts.admin_set_admin(ctx.require_user(), req.user_id, req.admin)
 
-    server.add(auth_rpc("me"), api.Empty, me)
-    server.add(auth_rpc("users.search"), api.SearchUsersRequest, search)
-    server.add(auth_rpc("revocations"), api.Empty, revocations)
-    server.add(auth_rpc("admin.deactivate"), api.AdminUserRequest, deactivate)
-    server.add(auth_rpc("admin.reactivate"), api.AdminUserRequest, reactivate)
-    server.add(auth_rpc("admin.set_admin"), api.SetAdminRequest, set_admin)
+    server.route(ops.auth.ME, me)
+    server.route(ops.auth.USERS_SEARCH, search)
+    server.route(ops.auth.REVOCATIONS, revocations)
+    server.route(ops.auth.ADMIN_DEACTIVATE, deactivate)
+    server.route(ops.auth.ADMIN_REACTIVATE, reactivate)
+    server.route(ops.auth.ADMIN_SET_ADMIN, set_admin)
 
 
 def make_rpc_server(

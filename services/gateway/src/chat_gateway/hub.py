@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from chat_proto import ephemeral, subjects
+from chat_proto import ephemeral, ops, subjects
 from chat_proto.errors import ChatError
 from chat_proto.frames import event_frame_from_event_json
 from chat_proto.messages_api import EventsRange, UserRef
@@ -100,11 +100,11 @@ class ConvState:
             await asyncio.sleep(hub.gap_fill_after)
             if self.pending and min(self.pending) > self.last + 1:
                 try:
-                    res = await hub.rpc.call(
-                        subjects.messages_rpc("internal.events"),
-                        EventsRange(conv=self.conv, after=self.last, before=min(self.pending)),
+                    res = await hub.rpc.request(
+                        ops.messages.EVENTS, EventsRange(conv=self.conv, after=self.last, before=min(self.pending))
                     )
-                    for ev in res.get("events", []):
+                    for model in res.events:
+                        ev = model.wire()
                         self.feed(ev, orjson.dumps(ev))
                     GAPS.labels("filled").inc()
                 except ChatError:
@@ -150,13 +150,13 @@ class Hub:
                 self._user_subs[user] = await self.nc.subscribe(subjects.user_notify(user), cb=self._on_notice)
             finally:
                 self._subscribing.discard(user)
-        res = await self.rpc.call(subjects.messages_rpc("internal.user_convs"), UserRef(user_id=user))
-        for item in res.get("convs", []):
-            state = await self._state(item["id"], int(item["last_seq"]))
+        res = await self.rpc.request(ops.messages.USER_CONVS, UserRef(user_id=user))
+        for item in res.convs:
+            state = await self._state(item.id, item.last_seq)
             state.members.setdefault(user, set()).add(conn)
-            state.roles[user] = str(item.get("role") or "member")
+            state.roles[user] = item.role or "member"
             # Live from the seq the store reported: anything at or below it is history.
-            conn.start_live(state.conv, int(item["last_seq"]))
+            conn.start_live(state.conv, item.last_seq)
 
     async def detach(self, conn: Connection) -> None:
         user = conn.user
@@ -281,12 +281,11 @@ class Hub:
 
     async def _catch_up(self, state: ConvState) -> None:
         try:
-            res = await self.rpc.call(
-                subjects.messages_rpc("internal.events"), EventsRange(conv=state.conv, after=state.last)
-            )
+            res = await self.rpc.request(ops.messages.EVENTS, EventsRange(conv=state.conv, after=state.last))
         except ChatError:
             return
-        for e in res.get("events", []):
+        for model in res.events:
+            e = model.wire()
             state.feed(e, orjson.dumps(e))
 
 

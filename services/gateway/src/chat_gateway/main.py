@@ -55,7 +55,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = await bus.connect(settings.nats_url, f"gateway-{settings.gateway_id}", auth=settings.nats_auth("gateway"))
         # The gateway publishes into CHAT_CMDS: make sure it exists even before messages starts.
-        await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas))
+        await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas, settings.js_cmd_max_bytes))
         rpc = RpcClient(nc, settings.rpc_timeout_s)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
         admission = Admission(

@@ -20,10 +20,10 @@ import asyncio
 import logging
 import time
 
+from chat_proto import ops
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.messages_api import ReceiptBatch, ReceiptUpdate
 from chat_proto.rpc import RpcClient
-from chat_proto.subjects import messages_rpc
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger("chat.gateway.receipts")
@@ -102,7 +102,7 @@ class ReceiptCoalescer:
             chunk = items[i : i + self.max_batch]
             started = time.perf_counter()
             try:
-                await self.rpc.call(messages_rpc("internal.receipts"), _batch(chunk))
+                await self.rpc.request(ops.messages.RECEIPTS_APPLY, _batch(chunk))
             except ChatError as err:
                 FLUSHES.labels(str(err.code)).inc()
                 if err.code == ErrorCode.UNAVAILABLE:

@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from chat_proto import ops
 from chat_proto.auth_api import MAX_ACCESS_TTL_S, REVOCATION_MARGIN_S, UserRevoked
 from chat_proto.errors import ChatError
 from chat_proto.frames import CLOSE_UNAUTHORIZED
 from chat_proto.rpc import RpcClient
-from chat_proto.subjects import USER_REVOKED_ALL, auth_rpc
+from chat_proto.subjects import USER_REVOKED_ALL
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -114,9 +115,9 @@ class Revocations:
             await self._load()
 
     async def _load(self) -> None:
-        res = await self.rpc.call(auth_rpc("revocations"), {})
-        for item in res.get("revocations", []):
-            self._apply(UserRevoked.model_validate(item))
+        res = await self.rpc.request(ops.auth.REVOCATIONS)
+        for item in res.revocations:
+            self._apply(item)
         self.deny.expire()
         REVOKED_USERS.set(len(self.deny))
         self._loaded = True

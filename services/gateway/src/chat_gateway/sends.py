@@ -20,11 +20,12 @@ import uuid
 from typing import Any
 
 import orjson
-from chat_proto import bus, subjects
+from chat_proto import bus, ops, subjects
 from chat_proto.commands import COMMAND_SCHEMA, msg_id
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 from chat_proto.messages_api import LookupSend, clean_body
+from chat_proto.ops import wire
 from chat_proto.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -248,11 +249,10 @@ class Sender:
         delay = 0.05
         while key in self._waiting:
             try:
-                ev = await self.rpc.call(
-                    subjects.messages_rpc("lookup_send"),
-                    LookupSend(conv=conv, client_msg_id=client_msg_id),
-                    user=user,
+                found = await self.rpc.request(
+                    ops.messages.LOOKUP_SEND, LookupSend(conv=conv, client_msg_id=client_msg_id), user=user
                 )
+                ev = wire(found)
                 for fut in self._waiting.pop(key, []):
                     if not fut.done():
                         fut.set_result(SendResult(ev, False))

@@ -21,12 +21,13 @@ from typing import Any
 
 import orjson
 from chat_proto.messages_api import SYNC_CONVS_PER_CALL, SYNC_MAX_BYTES_PER_CALL
+from chat_proto.replies import SyncReply
 
 from chat_gateway.sync_budget import EVENT_RESERVE, SyncTicket
 
 Event = dict[str, Any]
 # (positions, per_conv, max_bytes) -> the messages service's reply
-SyncCall = Callable[[list[tuple[str, int]], int, int], Awaitable[dict[str, Any]]]
+SyncCall = Callable[[list[tuple[str, int]], int, int], Awaitable[SyncReply]]
 
 
 @dataclass
@@ -60,27 +61,25 @@ async def fetch(call: SyncCall, positions: dict[str, int], ticket: SyncTicket, m
         after = dict(batch)
         used, again = _take(out, res, max_events, after)
         ticket.settle(max_bytes, used)
-        again += [(conv, after[conv]) for conv in res.get("rest", ())]
+        again += [(conv, after[conv]) for conv in res.rest]
         pending.extendleft(reversed(again))
-        out.not_found += res.get("not_found", [])
+        out.not_found += res.not_found
     return out
 
 
-def _take(
-    out: Replay, res: dict[str, Any], max_events: int, after: dict[str, int]
-) -> tuple[int, list[tuple[str, int]]]:
+def _take(out: Replay, res: SyncReply, max_events: int, after: dict[str, int]) -> tuple[int, list[tuple[str, int]]]:
     """Add one reply's events; returns their bytes and the conversations to continue."""
     used = 0
     again: list[tuple[str, int]] = []
-    for item in res.get("convs", ()):
-        conv, evs = item["conv"], item["events"]
+    for item in res.convs:
+        conv, evs = item.conv, [e.wire() for e in item.events]
         have = out.events.setdefault(conv, [])
         room = max_events - len(have)
         taken = evs[:room]
         have.extend(taken)
         used += len(orjson.dumps(taken))
-        if len(evs) > room or (item["has_more"] and len(have) >= max_events):
+        if len(evs) > room or (item.has_more and len(have) >= max_events):
             out.truncated.append(conv)
-        elif item["has_more"]:
+        elif item.has_more:
             again.append((conv, int(have[-1]["seq"]) if have else after[conv]))
     return used, again

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
+from chat_proto import ops
 from chat_proto.auth_api import ACCESS_TOKEN_TYPE
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.rpc import RpcClient
-from chat_proto.subjects import auth_rpc
 from jwt import PyJWK
 
 log = logging.getLogger("chat.gateway.tokens")
@@ -55,9 +55,9 @@ class TokenVerifier:
         async with self._lock:
             if not force and time.monotonic() - self._fetched_at < JWKS_MIN_REFRESH_S:
                 return
-            res = await self.rpc.call(auth_rpc("jwks"), {})
+            res = await self.rpc.request(ops.auth.JWKS)
             keys: dict[str, PyJWK] = {}
-            for jwk in res.get("keys", []):
+            for jwk in res.keys:
                 try:
                     keys[jwk["kid"]] = PyJWK(jwk)
                 except Exception:

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from chat_proto import frames as F
+from chat_proto import ops
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.messages_api import SyncPosition, SyncQuery
+from chat_proto.replies import SyncReply
 from chat_proto.rpc import RpcClient
-from chat_proto.subjects import messages_rpc
 from prometheus_client import Counter
 from starlette.websockets import WebSocket
 
@@ -349,12 +350,11 @@ class Session:
 
         return frames, lambda: self._release(frame, replay, ticket)
 
-    async def _sync_call(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> dict[str, Any]:
+    async def _sync_call(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> SyncReply:
         q = SyncQuery(
             positions=[SyncPosition(conv=c, after=a) for c, a in positions], per_conv=per_conv, max_bytes=max_bytes
         )
-        res: dict[str, Any] = await self.rpc.call(messages_rpc("sync"), q, user=self.conn.user)
-        return res
+        return await self.rpc.request(ops.messages.SYNC, q, user=self.conn.user)
 
     def _release(self, frame: F.SyncFrame, replay: sync.Replay | None, ticket: SyncTicket) -> None:
         ticket.release()

@@ -7,7 +7,7 @@ import itertools
 import uuid
 
 import orjson
-from chat_proto import bus, subjects
+from chat_proto import bus, ops, subjects
 from chat_proto.auth_api import UserIdsRequest
 from chat_proto.events import EVENT_SCHEMA, Event
 from chat_proto.messages_api import UserNotice
@@ -90,5 +90,5 @@ class AuthUserDirectory:
     async def missing(self, user_ids: list[str]) -> list[str]:
         if not user_ids:
             return []
-        res = await self.rpc.call(subjects.auth_rpc("users_exist"), UserIdsRequest(user_ids=user_ids))
-        return list(res.get("missing", []))
+        res = await self.rpc.request(ops.auth.USERS_EXIST, UserIdsRequest(user_ids=user_ids))
+        return res.missing

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chat_proto import messages_api as api
+from chat_proto import ops
 from chat_proto.rpc import RpcContext, RpcServer
-from chat_proto.subjects import messages_rpc
 
 from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations
@@ -62,21 +62,21 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     async def events(req: api.EventsRange, ctx: RpcContext) -> Any:
         return await convs.events_range(req)
 
-    server.add(messages_rpc("conv.create"), api.CreateConversation, create)
-    server.add(messages_rpc("conv.list"), api.Empty, list_)
-    server.add(messages_rpc("conv.get"), api.ConvRef, get)
-    server.add(messages_rpc("conv.join"), api.ConvRef, join)
-    server.add(messages_rpc("conv.add_member"), api.AddMember, add_member)
-    server.add(messages_rpc("conv.remove_member"), api.MemberRef, remove_member)
-    server.add(messages_rpc("conv.set_role"), api.SetRole, set_role)
-    server.add(messages_rpc("conv.update"), api.UpdateConversation, update)
-    server.add(messages_rpc("conv.archive"), api.SetArchived, archive)
-    server.add(messages_rpc("channels.list"), api.ChannelQuery, directory)
-    server.add(messages_rpc("history"), api.HistoryQuery, history)
-    server.add(messages_rpc("sync"), api.SyncQuery, sync)
-    server.add(messages_rpc("lookup_send"), api.LookupSend, lookup_send)
-    server.add(messages_rpc("internal.user_convs"), api.UserRef, user_convs)
-    server.add(messages_rpc("internal.events"), api.EventsRange, events)
+    server.route(ops.messages.CONV_CREATE, create)
+    server.route(ops.messages.CONV_LIST, list_)
+    server.route(ops.messages.CONV_GET, get)
+    server.route(ops.messages.CONV_JOIN, join)
+    server.route(ops.messages.CONV_ADD_MEMBER, add_member)
+    server.route(ops.messages.CONV_REMOVE_MEMBER, remove_member)
+    server.route(ops.messages.CONV_SET_ROLE, set_role)
+    server.route(ops.messages.CONV_UPDATE, update)
+    server.route(ops.messages.CONV_ARCHIVE, archive)
+    server.route(ops.messages.CHANNELS_LIST, directory)
+    server.route(ops.messages.HISTORY, history)
+    server.route(ops.messages.SYNC, sync)
+    server.route(ops.messages.LOOKUP_SEND, lookup_send)
+    server.route(ops.messages.USER_CONVS, user_convs)
+    server.route(ops.messages.EVENTS, events)
 
 
 def register_privacy(server: RpcServer, privacy: Privacy) -> None:
@@ -98,12 +98,12 @@ def register_privacy(server: RpcServer, privacy: Privacy) -> None:
     async def hide(req: api.ConvRef, ctx: RpcContext) -> Any:
         return await privacy.hide(ctx.require_user(), req.conv)
 
-    server.add(messages_rpc("blocks.add"), api.BlockRef, block)
-    server.add(messages_rpc("blocks.remove"), api.BlockRef, unblock)
-    server.add(messages_rpc("blocks.list"), api.Empty, blocks)
-    server.add(messages_rpc("settings.get"), api.Empty, get_settings)
-    server.add(messages_rpc("settings.set"), api.PrivacySettings, set_settings)
-    server.add(messages_rpc("conv.hide"), api.ConvRef, hide)
+    server.route(ops.messages.BLOCKS_ADD, block)
+    server.route(ops.messages.BLOCKS_REMOVE, unblock)
+    server.route(ops.messages.BLOCKS_LIST, blocks)
+    server.route(ops.messages.SETTINGS_GET, get_settings)
+    server.route(ops.messages.SETTINGS_SET, set_settings)
+    server.route(ops.messages.CONV_HIDE, hide)
 
 
 def register_sharing(server: RpcServer, sharing: Sharing) -> None:
@@ -115,8 +115,8 @@ def register_sharing(server: RpcServer, sharing: Sharing) -> None:
     async def presence_convs(req: api.PresenceConvs, ctx: RpcContext) -> Any:
         return await sharing.presence_convs(req)
 
-    server.add(messages_rpc("internal.shared_with"), api.SharedWith, shared_with)
-    server.add(messages_rpc("internal.presence_convs"), api.PresenceConvs, presence_convs)
+    server.route(ops.messages.SHARED_WITH, shared_with)
+    server.route(ops.messages.PRESENCE_CONVS, presence_convs)
 
 
 def register_receipts_and_edits(server: RpcServer, receipts: Receipts, edits: Edits) -> None:
@@ -136,8 +136,8 @@ def register_receipts_and_edits(server: RpcServer, receipts: Receipts, edits: Ed
     async def delete(req: api.MessageRef, ctx: RpcContext) -> Any:
         return await edits.delete(ctx.require_user(), req)
 
-    server.add(messages_rpc("internal.receipts"), api.ReceiptBatch, apply_receipts)
-    server.add(messages_rpc("receipts.list"), api.ConvRef, list_receipts)
-    server.add(messages_rpc("receipts.set"), api.SetReceipt, set_receipt)
-    server.add(messages_rpc("msg.edit"), api.EditMessage, edit)
-    server.add(messages_rpc("msg.delete"), api.MessageRef, delete)
+    server.route(ops.messages.RECEIPTS_APPLY, apply_receipts)
+    server.route(ops.messages.RECEIPTS_LIST, list_receipts)
+    server.route(ops.messages.RECEIPTS_SET, set_receipt)
+    server.route(ops.messages.MSG_EDIT, edit)
+    server.route(ops.messages.MSG_DELETE, delete)

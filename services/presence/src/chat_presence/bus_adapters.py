@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from chat_proto import subjects
+from chat_proto import ops, subjects
 from chat_proto.messages_api import PresenceConvs, SharedWith
 from chat_proto.presence import GatewayReport
 from chat_proto.rpc import RpcClient
@@ -57,8 +57,8 @@ class MessagesDirectory:
         CONVS_LOOKUPS.labels("rpc").inc(len(missing))
         for i in range(0, len(missing), RPC_CHUNK):
             req = PresenceConvs(user_ids=missing[i : i + RPC_CHUNK], max_members=self.max_members)
-            res = await self.rpc.call(subjects.messages_rpc("internal.presence_convs"), req)
-            for u, convs in res.get("convs", {}).items():
+            res = await self.rpc.request(ops.messages.PRESENCE_CONVS, req)
+            for u, convs in res.convs.items():
                 out[u] = list(convs)
                 self._cache[u] = (now + self.cache_s, out[u])
         if len(self._cache) > 2 * max(1000, len(out)):
@@ -66,10 +66,8 @@ class MessagesDirectory:
         return out
 
     async def shared_with(self, user: str, others: list[str]) -> list[str]:
-        res = await self.rpc.call(
-            subjects.messages_rpc("internal.shared_with"), SharedWith(user_id=user, user_ids=others)
-        )
-        return list(res.get("user_ids", []))
+        res = await self.rpc.request(ops.messages.SHARED_WITH, SharedWith(user_id=user, user_ids=others))
+        return res.user_ids
 
 
 class ReportListener:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat_proto import ops
 from chat_proto.presence import PresenceQuery
 from chat_proto.rpc import RpcContext, RpcServer
-from chat_proto.subjects import presence_rpc
 
 from chat_presence.service import PresenceService
 
@@ -17,4 +17,4 @@ def register(server: RpcServer, service: PresenceService) -> None:
         out = await service.query(ctx.require_user(), req.user_ids)
         return {"presence": [e.model_dump() for e in out["presence"]]}
 
-    server.add(presence_rpc("query"), PresenceQuery, query)
+    server.route(ops.presence.QUERY, query)

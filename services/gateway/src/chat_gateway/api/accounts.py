@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from chat_proto import auth_api
+from chat_proto import auth_api, ops
 from chat_proto.bounds import INT64_MAX, INT64_MIN, clamp
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.subjects import ID_PATTERN, auth_rpc
+from chat_proto.ops import wire
+from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, StrictBool
 
@@ -45,19 +46,19 @@ async def directory(
     if not 1 <= len(prefix) <= 32:
         raise ChatError(ErrorCode.INVALID, "q: 1..32 characters")
     req = auth_api.SearchUsersRequest(q=prefix, limit=clamp(limit, 1, auth_api.DIRECTORY_MAX_LIMIT), cursor=cursor)
-    return await res.rpc.call(auth_rpc("users.search"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.auth.USERS_SEARCH, req, user=caller.user_id))
 
 
 @router.post("/admin/users/{user_id}/deactivate")
 async def deactivate(user_id: UserId, caller: Caller, res: Res) -> Any:
     req = auth_api.AdminUserRequest(user_id=_user(user_id))
-    return await res.rpc.call(auth_rpc("admin.deactivate"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.auth.ADMIN_DEACTIVATE, req, user=caller.user_id))
 
 
 @router.post("/admin/users/{user_id}/reactivate")
 async def reactivate(user_id: UserId, caller: Caller, res: Res) -> Any:
     req = auth_api.AdminUserRequest(user_id=_user(user_id))
-    return await res.rpc.call(auth_rpc("admin.reactivate"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.auth.ADMIN_REACTIVATE, req, user=caller.user_id))
 
 
 class AdminFlagBody(BaseModel):
@@ -68,4 +69,4 @@ class AdminFlagBody(BaseModel):
 @router.put("/admin/users/{user_id}/admin")
 async def set_admin(user_id: UserId, body: AdminFlagBody, caller: Caller, res: Res) -> Any:
     req = auth_api.SetAdminRequest(user_id=_user(user_id), admin=body.admin)
-    return await res.rpc.call(auth_rpc("admin.set_admin"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.auth.ADMIN_SET_ADMIN, req, user=caller.user_id))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from chat_proto import messages_api
+from chat_proto import messages_api, ops
 from chat_proto.bounds import INT64_MAX, INT64_MIN, clamp
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.subjects import ID_PATTERN, messages_rpc
+from chat_proto.ops import wire
+from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,14 +48,14 @@ async def update_conversation(conv: ConvId, body: PatchBody, caller: Caller, res
         topic=(body.topic or "") if "topic" in given else None,
         description=(body.description or "") if "description" in given else None,
     )
-    out = await res.rpc.call(messages_rpc("conv.update"), req, user=caller.user_id)
-    return out["conversation"]
+    out = await res.rpc.request(ops.messages.CONV_UPDATE, req, user=caller.user_id)
+    return wire(out.conversation)
 
 
 async def _set_archived(conv: str, archived: bool, caller: Caller, res: Res) -> Any:
     req = messages_api.SetArchived(conv=_conv(conv), archived=archived)
-    out = await res.rpc.call(messages_rpc("conv.archive"), req, user=caller.user_id)
-    return out["conversation"]
+    out = await res.rpc.request(ops.messages.CONV_ARCHIVE, req, user=caller.user_id)
+    return wire(out.conversation)
 
 
 @router.post("/conversations/{conv}/archive")
@@ -76,4 +77,4 @@ async def directory(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Any:
     req = messages_api.ChannelQuery(q=q, limit=clamp(limit, 1, 200), cursor=cursor or None)
-    return await res.rpc.call(messages_rpc("channels.list"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.CHANNELS_LIST, req, user=caller.user_id))

@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from chat_proto import bounds, messages_api
+from chat_proto import bounds, messages_api, ops
 from chat_proto.bounds import MAX_SEQ
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.subjects import ID_PATTERN, messages_rpc
+from chat_proto.ops import wire
+from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,18 +38,20 @@ class EditBody(BaseModel):
 @router.patch("/conversations/{conv}/messages/{seq}")
 async def edit_message(conv: ConvId, seq: Seq, body: EditBody, caller: Caller, res: Res) -> Any:
     req = messages_api.EditMessage(conv=_conv(conv), seq=seq, body=body.body)
-    return await res.rpc.call(messages_rpc("msg.edit"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.MSG_EDIT, req, user=caller.user_id))
 
 
 @router.delete("/conversations/{conv}/messages/{seq}")
 async def delete_message(conv: ConvId, seq: Seq, caller: Caller, res: Res) -> Any:
     req = messages_api.MessageRef(conv=_conv(conv), seq=seq)
-    return await res.rpc.call(messages_rpc("msg.delete"), req, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.MSG_DELETE, req, user=caller.user_id))
 
 
 @router.get("/conversations/{conv}/receipts")
 async def list_receipts(conv: ConvId, caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(messages_rpc("receipts.list"), {"conv": _conv(conv)}, user=caller.user_id)
+    return wire(
+        await res.rpc.request(ops.messages.RECEIPTS_LIST, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
+    )
 
 
 class ReceiptBody(BaseModel):
@@ -62,5 +65,5 @@ async def set_receipts(conv: ConvId, body: ReceiptBody, caller: Caller, res: Res
     if body.delivered_seq is None and body.read_seq is None:
         raise ChatError(ErrorCode.INVALID, "give delivered_seq and/or read_seq")
     req = messages_api.SetReceipt(conv=_conv(conv), delivered_seq=body.delivered_seq, read_seq=body.read_seq)
-    await res.rpc.call(messages_rpc("receipts.set"), req, user=caller.user_id)
+    await res.rpc.request(ops.messages.RECEIPTS_SET, req, user=caller.user_id)
     return Response(status_code=204)

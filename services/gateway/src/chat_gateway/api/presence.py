@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+from chat_proto import ops
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.ops import wire
 from chat_proto.presence import MAX_QUERY_IDS, PresenceQuery
-from chat_proto.subjects import ID_PATTERN, presence_rpc
+from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Query
 
 from chat_gateway.api.deps import Caller, Res
@@ -31,4 +33,4 @@ async def presence(caller: Caller, res: Res, user_ids: Annotated[str, Query(max_
     valid = [u for u in ids if _ID.match(u)]
     if not valid:
         return {"presence": []}
-    return await res.rpc.call(presence_rpc("query"), PresenceQuery(user_ids=valid), user=caller.user_id)
+    return wire(await res.rpc.request(ops.presence.QUERY, PresenceQuery(user_ids=valid), user=caller.user_id))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from chat_proto import messages_api
-from chat_proto.subjects import messages_rpc
+from chat_proto import messages_api, ops
+from chat_proto.ops import wire
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,32 +26,32 @@ class BlockBody(BaseModel):
 
 @router.post("/me/blocks", status_code=204)
 async def block(body: BlockBody, caller: Caller, res: Res) -> Response:
-    await res.rpc.call(messages_rpc("blocks.add"), messages_api.BlockRef(user_id=body.user_id), user=caller.user_id)
+    await res.rpc.request(ops.messages.BLOCKS_ADD, messages_api.BlockRef(user_id=body.user_id), user=caller.user_id)
     return Response(status_code=204)
 
 
 @router.get("/me/blocks")
 async def blocks(caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(messages_rpc("blocks.list"), {}, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.BLOCKS_LIST, user=caller.user_id))
 
 
 @router.delete("/me/blocks/{user_id}", status_code=204)
 async def unblock(user_id: UserId, caller: Caller, res: Res) -> Response:
-    await res.rpc.call(messages_rpc("blocks.remove"), messages_api.BlockRef(user_id=user_id), user=caller.user_id)
+    await res.rpc.request(ops.messages.BLOCKS_REMOVE, messages_api.BlockRef(user_id=user_id), user=caller.user_id)
     return Response(status_code=204)
 
 
 @router.get("/me/settings")
 async def settings(caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(messages_rpc("settings.get"), {}, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.SETTINGS_GET, user=caller.user_id))
 
 
 @router.put("/me/settings")
 async def set_settings(body: messages_api.PrivacySettings, caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(messages_rpc("settings.set"), body, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.SETTINGS_SET, body, user=caller.user_id))
 
 
 @router.post("/conversations/{conv}/hide", status_code=204)
 async def hide(conv: ConvId, caller: Caller, res: Res) -> Response:
-    await res.rpc.call(messages_rpc("conv.hide"), {"conv": _conv(conv)}, user=caller.user_id)
+    await res.rpc.request(ops.messages.CONV_HIDE, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
     return Response(status_code=204)

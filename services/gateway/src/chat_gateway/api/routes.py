@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from chat_proto import auth_api, messages_api
+from chat_proto import auth_api, messages_api, ops
 from chat_proto.bounds import INT64_MAX, INT64_MIN, MAX_SEQ, ClientMsgId, SeqRef, clamp
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
-from chat_proto.subjects import ID_PATTERN, auth_rpc, messages_rpc
+from chat_proto.ops import wire
+from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +35,7 @@ def _conv(conv: str) -> str:
 # --- auth ----------------------------------------------------------------------------------
 @router.post("/auth/register", status_code=201)
 async def register(body: auth_api.RegisterRequest, res: Res, _: RegisterBudget) -> Any:
-    return await res.rpc.call(auth_rpc("register"), body)
+    return wire(await res.rpc.request(ops.auth.REGISTER, body))
 
 
 class LoginBody(BaseModel):
@@ -46,51 +47,53 @@ class LoginBody(BaseModel):
 @router.post("/auth/login")
 async def login(body: LoginBody, res: Res, address: LoginBudget) -> Any:
     req = auth_api.LoginRequest(username=body.username, password=body.password, client_ip=address)
-    return await res.rpc.call(auth_rpc("login"), req)
+    return wire(await res.rpc.request(ops.auth.LOGIN, req))
 
 
 @router.post("/auth/refresh")
 async def refresh(body: auth_api.RefreshRequest, res: Res, _: RefreshBudget) -> Any:
-    return await res.rpc.call(auth_rpc("refresh"), body)
+    return wire(await res.rpc.request(ops.auth.REFRESH, body))
 
 
 @router.post("/auth/logout", status_code=204)
 async def logout(body: auth_api.RefreshRequest, res: Res) -> Response:
-    await res.rpc.call(auth_rpc("logout"), body)
+    await res.rpc.request(ops.auth.LOGOUT, body)
     return Response(status_code=204)
 
 
 @router.get("/auth/jwks")
 async def jwks(res: Res) -> Any:
-    return await res.rpc.call(auth_rpc("jwks"), {})
+    return wire(await res.rpc.request(ops.auth.JWKS))
 
 
 @router.get("/me")
 async def me(caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(auth_rpc("me"), {}, user=caller.user_id)
+    return wire(await res.rpc.request(ops.auth.ME, user=caller.user_id))
 
 
 # --- conversations -------------------------------------------------------------------------
 @router.post("/conversations")
 async def create_conversation(body: messages_api.CreateConversation, caller: Caller, res: Res) -> Any:
-    out = await res.rpc.call(messages_rpc("conv.create"), body, user=caller.user_id)
-    return JSONResponse(out["conversation"], status_code=201 if out["created"] else 200)
+    out = await res.rpc.request(ops.messages.CONV_CREATE, body, user=caller.user_id)
+    return JSONResponse(wire(out.conversation), status_code=201 if out.created else 200)
 
 
 @router.get("/conversations")
 async def list_conversations(caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(messages_rpc("conv.list"), {}, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.CONV_LIST, user=caller.user_id))
 
 
 @router.get("/conversations/{conv}")
 async def get_conversation(conv: ConvId, caller: Caller, res: Res) -> Any:
-    return await res.rpc.call(messages_rpc("conv.get"), {"conv": _conv(conv)}, user=caller.user_id)
+    return wire(
+        await res.rpc.request(ops.messages.CONV_GET, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
+    )
 
 
 @router.post("/conversations/{conv}/join")
 async def join(conv: ConvId, caller: Caller, res: Res) -> Any:
-    out = await res.rpc.call(messages_rpc("conv.join"), {"conv": _conv(conv)}, user=caller.user_id)
-    return out["conversation"]
+    out = await res.rpc.request(ops.messages.CONV_JOIN, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
+    return wire(out.conversation)
 
 
 class AddMemberBody(BaseModel):
@@ -102,14 +105,14 @@ class AddMemberBody(BaseModel):
 @router.post("/conversations/{conv}/members")
 async def add_member(conv: ConvId, body: AddMemberBody, caller: Caller, res: Res) -> Any:
     req = messages_api.AddMember(conv=_conv(conv), user_id=body.user_id, role=body.role)
-    out = await res.rpc.call(messages_rpc("conv.add_member"), req, user=caller.user_id)
-    return out["conversation"]
+    out = await res.rpc.request(ops.messages.CONV_ADD_MEMBER, req, user=caller.user_id)
+    return wire(out.conversation)
 
 
 @router.delete("/conversations/{conv}/members/{user_id}", status_code=204)
 async def remove_member(conv: ConvId, user_id: UserId, caller: Caller, res: Res) -> Response:
     req = messages_api.MemberRef(conv=_conv(conv), user_id=user_id)
-    await res.rpc.call(messages_rpc("conv.remove_member"), req, user=caller.user_id)
+    await res.rpc.request(ops.messages.CONV_REMOVE_MEMBER, req, user=caller.user_id)
     return Response(status_code=204)
 
 
@@ -121,8 +124,8 @@ class RoleBody(BaseModel):
 @router.put("/conversations/{conv}/members/{user_id}/role")
 async def set_role(conv: ConvId, user_id: UserId, body: RoleBody, caller: Caller, res: Res) -> Any:
     req = messages_api.SetRole(conv=_conv(conv), user_id=user_id, role=body.role)
-    out = await res.rpc.call(messages_rpc("conv.set_role"), req, user=caller.user_id)
-    return out["conversation"]
+    out = await res.rpc.request(ops.messages.CONV_SET_ROLE, req, user=caller.user_id)
+    return wire(out.conversation)
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ async def history(
     limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..200")] = 50,
 ) -> Any:
     q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=clamp(limit, 1, 200))
-    return await res.rpc.call(messages_rpc("history"), q, user=caller.user_id)
+    return wire(await res.rpc.request(ops.messages.HISTORY, q, user=caller.user_id))
 
 
 class SendBody(BaseModel):
