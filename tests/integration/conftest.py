@@ -160,13 +160,13 @@ def cluster(
             return _module_clusters[key]
         base = tmp_path / f"cluster-{uuid.uuid4().hex[:8]}"
         base.mkdir()
-        account = kwargs.pop("account", None) or ChatAccount.generate(f"T{uuid.uuid4().hex[:10].upper()}")
+        account = kwargs.pop("account", None) or (nats.account if nats is not None else None)
+        account = account or ChatAccount.generate(f"T{uuid.uuid4().hex[:10].upper()}")
         if shared:
             nats = shared_nats
             nats.add_account(account)
         else:
             nats = nats or nats_factory(accounts=[account])
-            account = nats.account or account
         c = Cluster(
             nats.url,
             nats=nats,

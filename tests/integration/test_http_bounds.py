@@ -39,6 +39,7 @@ async def endless_chunked_post(host: str, port: int, path: str, token: str) -> t
             while sent < GIVE_UP:
                 writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 await writer.drain()
+                await asyncio.sleep(0)  # drain() need not yield: let the reader see the answer
                 sent += len(piece)
                 piece = b"1," * (CHUNK // 2)
 

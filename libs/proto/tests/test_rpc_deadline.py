@@ -1,5 +1,6 @@
-"""RPC requests carry their caller's deadline; a server drops those already expired (the
-caller gave up: nobody reads the answer) instead of doing the work. Real nats-server."""
+"""RPC requests carry their caller's deadline (a server drops those already expired: the
+caller gave up, nobody reads the answer) and request id (bound to the handler's log lines).
+Real nats-server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import nats
 import orjson
 from chat_devtools.nats import NatsServer
+from chat_proto.logctx import bind, bound
 from chat_proto.rpc import DEADLINE_HEADER, RpcClient, RpcContext, RpcServer, current_deadline
 from pydantic import BaseModel
 
@@ -23,9 +25,11 @@ async def test_expired_requests_are_dropped(tmp_path: Path) -> None:
     with NatsServer(tmp_path / "nats") as server:
         nc = await nats.connect(server.url)
         seen: list[tuple[int, float | None]] = []
+        ids: list[tuple[str | None, dict[str, Any]]] = []
 
         async def handler(req: Req, ctx: RpcContext) -> Any:
             seen.append((req.n, current_deadline.get()))
+            ids.append((ctx.request_id, bound()))
             return {"n": req.n}
 
         rpc = RpcServer(nc, "q")
@@ -40,11 +44,13 @@ async def test_expired_requests_are_dropped(tmp_path: Path) -> None:
             )
             assert late is None
             t0 = time.time()
+            bind(request="req-1")  # the caller's request id travels with its calls
             assert await RpcClient(nc, 2.0).call("svc.test.op", {"n": 2}) == {"n": 2}
             await asyncio.sleep(0.05)
         finally:
             await rpc.stop()
             await nc.close()
     assert [n for n, _ in seen] == [2]
+    assert ids[0][0] == "req-1" and ids[0][1]["request"] == "req-1" and ids[0][1]["rpc"] == "svc.test.op"
     deadline = seen[0][1]
     assert deadline is not None and t0 + 1.5 < deadline < t0 + 2.5

@@ -1,4 +1,5 @@
-"""Structured JSON logs: one object per line on stderr, ids bound through ``extra``."""
+"""Structured JSON logs: one object per line on stderr; ids come from ``extra`` and from
+what the task bound (``chat_proto.logctx.bind``: the RPC's request id, user, …)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import logging
 import sys
 from typing import Any
 
+from chat_proto.logctx import bound
 from pythonjsonlogger.json import JsonFormatter
 
 
 class _Formatter(JsonFormatter):
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
+        for key, value in bound().items():  # ids bound to the task (chat_proto.logctx)
+            log_record.setdefault(key, value)
         log_record.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate
         log_record["level"] = record.levelname.lower()
         log_record["logger"] = record.name

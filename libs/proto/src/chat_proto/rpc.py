@@ -26,6 +26,7 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ValidationError
 
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.logctx import bind, bound
 from chat_proto.ops import Op, Req, Resp
 from chat_proto.replies import Reply
 
@@ -117,6 +118,7 @@ class RpcServer:
         model, handler = self._handlers[msg.subject]
         headers = msg.headers or {}
         ctx = RpcContext(msg.subject, headers.get(USER_HEADER), headers.get(REQUEST_ID_HEADER))
+        bind(rpc=msg.subject, user=ctx.user, request=ctx.request_id)  # on this task's log lines
         current_deadline.set(_deadline(headers.get(DEADLINE_HEADER)))
         if expired():  # the caller gave up waiting: nobody reads the answer
             if self._on_request:
@@ -183,6 +185,7 @@ class RpcClient:
         headers = {DEADLINE_HEADER: f"{time.time() + timeout:.3f}"}
         if user:
             headers[USER_HEADER] = user
+        request_id = request_id or bound().get("request")  # the caller's own, passed along
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
         try:

@@ -40,11 +40,15 @@ class AuthStore:
 
     async def ping(self) -> bool:
         try:
-            async with self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await self.check()
             return True
         except Exception:
             return False
+
+    async def check(self) -> None:
+        """Raises when the database cannot be reached."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     # --- users -------------------------------------------------------------
 

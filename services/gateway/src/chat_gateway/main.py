@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from chat_common.app import install_error_handlers, install_ops_routes, problem_
 from chat_common.logging import setup_logging
 from chat_proto import bus, streams
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.logctx import bind
 from chat_proto.rpc import RpcClient
 from fastapi import FastAPI, Request, Response, WebSocket
 from prometheus_client import Histogram
@@ -117,7 +119,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             err = ChatError(ErrorCode.UNAVAILABLE, "gateway shutting down; retry", retry_after_ms=1000)
             return problem_response(err, request)
         started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:16]
+        bind(request=request_id)  # on this request's log lines here and in the services it calls
         response = await call_next(request)
+        response.headers["X-Request-Id"] = request_id
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         HTTP_LATENCY.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - started)

@@ -7,6 +7,9 @@
   within the batch makes no report);
 - ``bye`` at shutdown.
 
+A user's connect always goes out in a delta (before the full report when one is due):
+a presence replica warming up announces deltas but takes full reports as its baseline.
+
 One task sends everything, so reports leave in the order they were made.
 """
 
@@ -71,6 +74,11 @@ class PresenceReporter:
             try:
                 if time.monotonic() >= next_full:
                     next_full = max(next_full + self.interval_s, time.monotonic() + self.interval_s / 2)
+                    if self._dirty:
+                        # A connect is announced by a delta, never only by a full report: a
+                        # replica still warming up takes users first listed in a full report
+                        # as its baseline and would not announce them.
+                        await self._delta()
                     await self._full()
                 elif self._dirty:
                     await asyncio.sleep(min(self.batch_s, max(0.0, next_full - time.monotonic())))

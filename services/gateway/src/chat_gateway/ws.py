@@ -16,6 +16,7 @@ from typing import Any
 from chat_proto import frames as F
 from chat_proto import ops
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.logctx import bind
 from chat_proto.messages_api import SyncPosition, SyncQuery
 from chat_proto.replies import SyncReply
 from chat_proto.rpc import RpcClient
@@ -117,6 +118,7 @@ class Session:
             return False
         self.conn.user = self.principal.user_id
         self.conn.issued_at = self.principal.iat
+        bind(user=self.conn.user, conn=self.conn.id)  # on this connection's log lines
         CONNECTIONS.inc()
         try:
             await self.hub.attach(self.conn)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
 from chat_proto.events import Event
-from sqlalchemy import Integer, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -66,6 +66,13 @@ def event_row(ev: Event) -> dict[str, Any]:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    async def check(self) -> None:
+        """Raises when the database cannot be reached. Through ``tx()``: on SQLite every
+        transaction shares ONE connection (StaticPool) and only ``tx()`` serialises them; a
+        bare ``engine.connect()`` would ROLLBACK a concurrent write when returned to the pool."""
+        async with self.tx() as conn:
+            await conn.execute(text("SELECT 1"))
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:

@@ -16,6 +16,11 @@ from nats.aio.subscription import Subscription
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from chat_presence.service import PresenceService
+from chat_presence.settings import PresenceSettings
+from chat_presence.state import PresenceState
+from chat_presence.store import LastSeenStore
+
 log = logging.getLogger("chat.presence.bus")
 BAD_REPORTS = Counter("chat_presence_bad_reports_total", "Gateway reports that did not parse")
 CONVS_LOOKUPS = Counter("chat_presence_convs_lookups_total", "Users' fanout conversations", ["source"])
@@ -96,3 +101,21 @@ class ReportListener:
             BAD_REPORTS.inc()
             return
         self.on_report(report)
+
+
+def presence_service(s: PresenceSettings, nc: NATS, store: LastSeenStore) -> PresenceService:
+    """The service wired to NATS (fan-out, the messages service's directory) and its store."""
+    clock = time.monotonic
+    state = PresenceState(
+        now=clock(), grace_s=s.offline_grace_s, dead_after=s.dead_after_intervals, warmup_s=s.warmup_s or 0.0
+    )
+    directory = MessagesDirectory(RpcClient(nc, s.rpc_timeout_s), s.max_fanout_members, s.convs_cache_s, clock)
+    return PresenceService(
+        state,
+        NatsFanout(nc),
+        directory,
+        store,
+        clock=clock,
+        coalesce_s=s.coalesce_s,
+        persist_interval_s=s.persist_interval_s,
+    )
