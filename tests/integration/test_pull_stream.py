@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from chat_bus import bus, streams
 from chat_devtools.nats import NatsServer
 from chat_messages.pull import PullStream
-from chat_proto import bus, streams, subjects
+from chat_proto import subjects
 from nats.aio.msg import Msg
 
 

@@ -11,7 +11,7 @@ from chat_sdk.models import Event, HistoryPage, Message
 
 
 def ev(seq: int, conv: str = "c") -> Message:
-    return Message(conv=conv, seq=seq, kind="message", body=f"m{seq}")
+    return Message(conv=conv, seq=seq, kind="message", sender="u", ts="2026-12-06T10:00:00.000Z", body=f"m{seq}")
 
 
 class Log:

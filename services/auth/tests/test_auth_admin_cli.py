@@ -11,11 +11,11 @@ from pathlib import Path
 
 import nats
 import pytest
+from chat_bus.rpc import RpcClient
 from chat_devtools.nats import NatsServer
 from chat_devtools.ports import free_port
 from chat_proto.auth_api import UserRevoked
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import RpcClient
 from chat_proto.subjects import USER_REVOKED_ALL, auth_rpc, user_revoked
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from chat_bus.rpc import current_deadline
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import current_deadline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_auth.accounts import AccountsService

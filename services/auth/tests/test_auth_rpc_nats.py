@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+from chat_bus.rpc import RpcClient
 from chat_common.app import observe_rpc
 from chat_proto.auth_api import LoginRequest, RegisterRequest, TokenPair
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import RpcClient
 from chat_proto.subjects import auth_rpc
 from nats.aio.client import Client as NATS
 

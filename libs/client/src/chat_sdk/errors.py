@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat_proto.errors import HTTP_STATUS, ErrorCode
+
 
 class ChatError(Exception):
     """Base of every SDK error. ``code`` is the server's stable code (or an SDK one)."""
 
-    code = "internal"
+    code = ErrorCode.INTERNAL.value
 
     def __init__(
         self,
@@ -38,47 +40,47 @@ class ChatError(Exception):
 class Unauthorized(ChatError):
     """401 / close 4001: bad credentials, or the session is over (refresh refused)."""
 
-    code = "unauthorized"
+    code = ErrorCode.UNAUTHORIZED.value
 
 
 class Forbidden(ChatError):
-    code = "forbidden"
+    code = ErrorCode.FORBIDDEN.value
 
 
 class NotFound(ChatError):
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND.value
 
 
 class Conflict(ChatError):
-    code = "conflict"
+    code = ErrorCode.CONFLICT.value
 
 
 class TooLarge(ChatError):
-    code = "too_large"
+    code = ErrorCode.TOO_LARGE.value
 
 
 class UnsupportedMediaType(ChatError):
-    code = "unsupported_media_type"
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE.value
 
 
 class Invalid(ChatError):
-    code = "invalid"
+    code = ErrorCode.INVALID.value
 
 
 class RateLimited(ChatError):
     """429 / ``rate_limited``; ``retry_after`` says how long to wait (seconds)."""
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED.value
 
 
 class Unavailable(ChatError):
     """503 / ``unavailable``, or the gateway could not be reached."""
 
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE.value
 
 
 class InternalError(ChatError):
-    code = "internal"
+    code = ErrorCode.INTERNAL.value
 
 
 class SendTimeout(Unavailable):
@@ -111,17 +113,8 @@ ERRORS: dict[str, type[ChatError]] = {
         InternalError,
     )
 }
-STATUS_CODES: dict[int, str] = {
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
-}
+# The server's catalogue (chat_proto.errors): the status each code is answered with.
+STATUS_CODES: dict[int, str] = {status: code.value for code, status in HTTP_STATUS.items() if status != 500}
 
 
 def error_from_code(

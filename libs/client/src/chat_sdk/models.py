@@ -11,6 +11,8 @@ import json
 import time
 from typing import Any
 
+from chat_proto import ephemeral
+from chat_proto import events as wire_events
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -73,31 +75,22 @@ class Conversation(_Model):
     members: list[Member] | None = None
 
 
-class Attachment(_Model):
-    media_id: str
-    mime: str | None = None
-    size: int | None = None
-    width: int | None = None
-    height: int | None = None
+# The wire shapes come from chat_proto (the server's own models). The SDK reads them
+# leniently: unknown members are kept and a kind or role a newer server adds still parses.
 
 
-class Event(_Model):
+class Attachment(wire_events.Attachment):
+    model_config = ConfigDict(extra="allow")
+
+
+class Event(wire_events.Event):
     """One entry of a conversation's log. Subclasses by ``kind``; unknown kinds stay
     :class:`Event`."""
 
-    conv: str
-    seq: int
-    kind: str
-    sender: str | None = None
-    ts: str | None = None
-    client_msg_id: str | None = None
-    body: str | None = None
-    attachments: list[Attachment] | None = None
-    reply_to: int | None = None
-    target: int | None = None
-    user_id: str | None = None
-    role: str | None = None
-    deleted: bool | None = None
+    model_config = ConfigDict(extra="allow")
+    kind: str  # type: ignore[assignment]  # a kind a newer server adds still parses
+    role: str | None = None  # type: ignore[assignment]
+    attachments: list[Attachment] | None = None  # type: ignore[assignment]
 
 
 class Message(Event):
@@ -124,6 +117,10 @@ class RoleChanged(Event):
     """``user_id`` now has ``role``."""
 
 
+class ConversationUpdated(Event):
+    """``changes`` holds the fields that changed, with their new values."""
+
+
 EVENT_KINDS: dict[str, type[Event]] = {
     "message": Message,
     "edit": Edit,
@@ -131,6 +128,7 @@ EVENT_KINDS: dict[str, type[Event]] = {
     "member_joined": MemberJoined,
     "member_left": MemberLeft,
     "role_changed": RoleChanged,
+    "conversation_updated": ConversationUpdated,
 }
 
 
@@ -139,24 +137,19 @@ def parse_event(data: dict[str, Any]) -> Event:
     return cls.model_validate(data)
 
 
-class Receipt(_Model):
+class Receipt(ephemeral.ReceiptFrame):
     """A member's read/delivered watermark moved (not part of the log; not ordered)."""
 
-    conv: str
-    user_id: str
-    delivered_seq: int = 0
-    read_seq: int = 0
+    model_config = ConfigDict(extra="allow")
 
 
-class Typing(_Model):
-    conv: str
-    user_id: str
-    expires_in_ms: int = 5000
+class Typing(ephemeral.TypingOut):
+    model_config = ConfigDict(extra="allow")
 
 
-class Presence(_Model):
-    user_id: str
-    status: str
+class Presence(ephemeral.PresenceOut):
+    model_config = ConfigDict(extra="allow")
+    status: str  # type: ignore[assignment]  # a status a newer server adds still parses
     last_seen: str | None = None
 
 
@@ -166,15 +159,15 @@ Item = Event | Receipt | Typing | Presence
 
 def parse_live(frame: dict[str, Any]) -> Receipt | Typing | Presence | None:
     """A non-log live frame (receipt, typing, presence) as a model; None for other types."""
-    kind = frame.get("type")
-    data = {k: v for k, v in frame.items() if k != "type"}
-    if kind == "receipt":
-        return Receipt.model_validate(data)
-    if kind == "typing":
-        return Typing.model_validate(data)
-    if kind == "presence":
-        return Presence.model_validate(data)
-    return None
+    cls = LIVE_TYPES.get(str(frame.get("type")))
+    return cls.model_validate(frame) if cls is not None else None
+
+
+LIVE_TYPES: dict[str, type[Receipt] | type[Typing] | type[Presence]] = {
+    "receipt": Receipt,
+    "typing": Typing,
+    "presence": Presence,
+}
 
 
 class SendResult(_Model):

@@ -30,8 +30,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from chat_proto import bus
-from chat_proto.rpc import RpcClient, RpcServer
+from chat_bus import bus
+from chat_bus.rpc import RpcClient, RpcServer
 from fastapi import FastAPI, Request
 from nats.aio.client import Client as NATS
 from sqlalchemy.ext.asyncio import AsyncEngine

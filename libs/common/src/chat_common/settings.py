@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from chat_proto.bus import NatsAuth
+from chat_bus.bus import NatsAuth
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from chat_proto.bus import NatsAuth
+from chat_bus.bus import NatsAuth
 from chat_proto.nats_permissions import OPS, SERVICES, render_account
 from nats.aio.client import Client as NATS
 

@@ -2,7 +2,7 @@
 
 An ``Op`` is a subject with its request model and reply model (and the error codes it may
 answer with, for documentation). Servers ``route(op, handler)``; callers
-``request(op, req) -> reply`` (``chat_proto.rpc``). Adding an operation: declare it here,
+``request(op, req) -> reply`` (``chat_bus.rpc``). Adding an operation: declare it here,
 route it in the owning service, call it where needed.
 
     # here

@@ -22,10 +22,10 @@ import sys
 from collections.abc import Sequence
 
 import nats
+from chat_bus.bus import NatsAuth
+from chat_bus.bus import close as close_bus
 from chat_common.db import make_engine
 from chat_proto.auth_api import AccountOut, UserRevoked
-from chat_proto.bus import NatsAuth
-from chat_proto.bus import close as close_bus
 from chat_proto.errors import ChatError
 from nats.aio.client import Client as NATS
 from sqlalchemy.exc import SQLAlchemyError

@@ -4,7 +4,7 @@ Hashing is the expensive part of auth (tens of milliseconds of CPU each), so it 
 ``workers`` threads (argon2 releases the GIL) with at most ``queue`` more waiting. Past
 that, work is refused at once with ``unavailable`` and a retry time rather than queued
 behind a flood: a login that would wait seconds is worth less than a fast "try again".
-Queued work whose RPC caller has already given up (``chat_proto.rpc.expired``) is skipped.
+Queued work whose RPC caller has already given up (``chat_bus.rpc.expired``) is skipped.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from chat_bus.rpc import current_deadline
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import current_deadline
 from prometheus_client import Counter, Gauge
 
 HASHES = Counter("chat_auth_password_hashes_total", "Password hash operations", ["outcome"])

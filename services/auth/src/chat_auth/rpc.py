@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chat_bus.rpc import RpcContext, RpcServer
 from chat_proto import auth_api as api
 from chat_proto import ops
-from chat_proto.rpc import RpcContext, RpcServer
 from chat_proto.subjects import AUTH_QUEUE
 from nats.aio.client import Client as NATS
 

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from chat_bus.rpc import RpcClient
 from chat_proto import ephemeral, ops, subjects
 from chat_proto.errors import ChatError
 from chat_proto.frames import event_frame_from_event_json
 from chat_proto.messages_api import EventsRange, UserRef
-from chat_proto.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription

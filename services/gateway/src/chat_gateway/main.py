@@ -8,12 +8,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from chat_bus import bus, streams
+from chat_bus.rpc import RpcClient
 from chat_common.app import install_error_handlers, install_ops_routes, problem_response
 from chat_common.logging import setup_logging
-from chat_proto import bus, streams
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.logctx import bind
-from chat_proto.rpc import RpcClient
 from fastapi import FastAPI, Request, Response, WebSocket
 from prometheus_client import Histogram
 

@@ -20,10 +20,10 @@ import asyncio
 import logging
 import time
 
+from chat_bus.rpc import RpcClient
 from chat_proto import ops
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.messages_api import ReceiptBatch, ReceiptUpdate
-from chat_proto.rpc import RpcClient
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger("chat.gateway.receipts")

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from chat_bus.rpc import RpcClient
 from chat_proto import ops
 from chat_proto.auth_api import MAX_ACCESS_TTL_S, REVOCATION_MARGIN_S, UserRevoked
 from chat_proto.errors import ChatError
 from chat_proto.frames import CLOSE_UNAUTHORIZED
-from chat_proto.rpc import RpcClient
 from chat_proto.subjects import USER_REVOKED_ALL
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg

@@ -20,13 +20,14 @@ import uuid
 from typing import Any
 
 import orjson
-from chat_proto import bus, ops, subjects
+from chat_bus import bus
+from chat_bus.rpc import RpcClient
+from chat_proto import ops, subjects
 from chat_proto.commands import COMMAND_SCHEMA, msg_id
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
 from chat_proto.messages_api import LookupSend, clean_body
 from chat_proto.ops import wire
-from chat_proto.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from prometheus_client import Histogram

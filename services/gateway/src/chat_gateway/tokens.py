@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
+from chat_bus.rpc import RpcClient
 from chat_proto import ops
 from chat_proto.auth_api import ACCESS_TOKEN_TYPE
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import RpcClient
 from jwt import PyJWK
 
 log = logging.getLogger("chat.gateway.tokens")

@@ -13,13 +13,13 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from chat_bus.rpc import RpcClient
 from chat_proto import frames as F
 from chat_proto import ops
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.logctx import bind
 from chat_proto.messages_api import SyncPosition, SyncQuery
 from chat_proto.replies import SyncReply
-from chat_proto.rpc import RpcClient
 from prometheus_client import Counter
 from starlette.websockets import WebSocket
 

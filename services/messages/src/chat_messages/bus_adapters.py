@@ -7,11 +7,12 @@ import itertools
 import uuid
 
 import orjson
-from chat_proto import bus, ops, subjects
+from chat_bus import bus
+from chat_bus.rpc import RpcClient
+from chat_proto import ops, subjects
 from chat_proto.auth_api import UserIdsRequest
 from chat_proto.events import EVENT_SCHEMA, Event
 from chat_proto.messages_api import UserNotice
-from chat_proto.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription

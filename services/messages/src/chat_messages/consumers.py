@@ -12,7 +12,8 @@ import logging
 import time
 
 import orjson
-from chat_proto import streams, subjects
+from chat_bus import streams
+from chat_proto import subjects
 from chat_proto.commands import RESULT_SCHEMA, SendCommand
 from chat_proto.errors import ChatError, ErrorCode
 from nats.aio.client import Client as NATS

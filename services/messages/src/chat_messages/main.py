@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from chat_bus import bus, streams
 from chat_common.service import ServiceContext, service_app
-from chat_proto import bus, streams, subjects
+from chat_proto import subjects
 from fastapi import FastAPI
 
 from chat_messages import rpc

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat_bus.rpc import RpcContext, RpcServer
 from chat_proto import messages_api as api
 from chat_proto import ops
-from chat_proto.rpc import RpcContext, RpcServer
 
 from chat_messages.channels import Channels
 from chat_messages.conversations import Conversations

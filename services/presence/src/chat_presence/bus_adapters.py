@@ -6,10 +6,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from chat_bus.rpc import RpcClient
 from chat_proto import ops, subjects
 from chat_proto.messages_api import PresenceConvs, SharedWith
 from chat_proto.presence import GatewayReport
-from chat_proto.rpc import RpcClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription

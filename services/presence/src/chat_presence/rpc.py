@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat_bus.rpc import RpcContext, RpcServer
 from chat_proto import ops
 from chat_proto.presence import PresenceQuery
-from chat_proto.rpc import RpcContext, RpcServer
 
 from chat_presence.service import PresenceService
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from chat_bus.rpc import RpcClient
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.rpc import RpcClient
 from fastapi import Depends, Request
 
 from chat_gateway.client_address import Network, client_address

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chat_proto import subjects
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -11,8 +12,6 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-
-from chat_proto import subjects
 
 DUPLICATE_WINDOW_S = 120.0
 

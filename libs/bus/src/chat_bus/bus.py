@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
+from chat_proto.nats_permissions import inbox_prefix
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-
-from chat_proto.nats_permissions import inbox_prefix
 
 log = logging.getLogger("chat.bus")
 

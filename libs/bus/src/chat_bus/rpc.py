@@ -20,15 +20,14 @@ from typing import Any, TypeVar
 
 import nats.errors
 import orjson
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from pydantic import BaseModel, ValidationError
-
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.logctx import bind, bound
 from chat_proto.ops import Op, Req, Resp
 from chat_proto.replies import Reply
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel, ValidationError
 
 USER_HEADER = "Chat-User"
 REQUEST_ID_HEADER = "Chat-Request-Id"

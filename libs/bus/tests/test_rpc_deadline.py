@@ -11,9 +11,9 @@ from typing import Any
 
 import nats
 import orjson
+from chat_bus.rpc import DEADLINE_HEADER, RpcClient, RpcContext, RpcServer, current_deadline
 from chat_devtools.nats import NatsServer
 from chat_proto.logctx import bind, bound
-from chat_proto.rpc import DEADLINE_HEADER, RpcClient, RpcContext, RpcServer, current_deadline
 from pydantic import BaseModel
 
 
