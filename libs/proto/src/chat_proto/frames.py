@@ -118,16 +118,59 @@ def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
+# --- server frames (PROTOCOL §4) ----------------------------------------------------------
+# Each answer the gateway writes is one of these models; ``text()`` is what goes on the wire
+# (``ref`` only when the client's frame had one). Events are the exception on the hot path:
+# ``event_frame_from_event_json`` wraps the bus payload's bytes without decoding them.
+
+
+class ServerFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ref: Ref | None = None
+
+    def text(self) -> str:
+        return orjson.dumps(self.model_dump(exclude_none=True)).decode()
+
+
+class AuthOk(ServerFrame):
+    type: Literal["auth_ok"] = "auth_ok"
+    user_id: str
+    session_id: str
+    heartbeat_s: float
+
+
+class Ack(ServerFrame):
+    type: Literal["ack"] = "ack"
+    conv: str
+    client_msg_id: str
+    seq: int
+    ts: str
+
+
+class SyncDone(ServerFrame):
+    type: Literal["sync_done"] = "sync_done"
+    truncated: list[str]
+    not_found: list[str]
+
+
+class Pong(ServerFrame):
+    type: Literal["pong"] = "pong"
+
+
+class ErrorOut(ServerFrame):
+    type: Literal["error"] = "error"
+    conv: str | None = None
+    client_msg_id: str | None = None
+    code: ErrorCode
+    message: str
+    retry_after_ms: int | None = None
+
+
 def error_frame(err: ChatError, ref: str | None = None, **extra: Any) -> str:
-    d: dict[str, Any] = {"type": "error"}
-    if ref is not None:
-        d["ref"] = ref
-    d.update(extra)
-    d["code"] = str(err.code)
-    d["message"] = err.message
-    if err.retry_after_ms is not None:
-        d["retry_after_ms"] = err.retry_after_ms
-    return encode(d)
+    """The ``error`` answer to a frame (``extra``: ``conv``, ``client_msg_id`` of a send)."""
+    return ErrorOut(
+        ref=ref, code=ErrorCode(err.code), message=err.message, retry_after_ms=err.retry_after_ms, **extra
+    ).text()
 
 
 def event_frame_from_event_json(event_json: bytes) -> str:

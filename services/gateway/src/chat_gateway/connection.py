@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import deque
 from typing import Any
 
-from chat_proto.frames import CLOSE_SLOW_CONSUMER
+from chat_proto.frames import CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED
 from prometheus_client import Counter, Gauge
-from starlette.websockets import WebSocket
+
+from chat_gateway.ports import Transport
 
 log = logging.getLogger("chat.gateway.conn")
 
@@ -27,7 +29,7 @@ SLOW_CLOSES = Counter("chat_gateway_slow_consumer_closes_total", "Connections cl
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, max_frames: int, max_bytes: int) -> None:
+    def __init__(self, ws: Transport, max_frames: int, max_bytes: int) -> None:
         self.ws = ws
         self.id = uuid.uuid4().hex
         self.user: str = ""
@@ -60,6 +62,7 @@ class Connection:
         self.convs: set[str] = set()
         # user -> the status of the last presence frame queued here (presence_relay.py)
         self.presence_seen: dict[str, str] = {}
+        self._expiry: asyncio.TimerHandle | None = None
 
     # --- queueing ------------------------------------------------------------------------
     def push_event(self, conv: str, seq: int, frame: str) -> None:
@@ -153,6 +156,15 @@ class Connection:
             self._held_bytes -= len(frame)
             self.push_event(conv, seq, frame)
 
+    def expire_at(self, exp: float) -> None:
+        """Close 4003 when the access token (``exp``, Unix seconds) expires; a later call
+        (in-place re-auth) moves the deadline."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, exp - time.time())
+        self._expiry = loop.call_later(delay, self.close_after_queue, CLOSE_TOKEN_EXPIRED, "token expired")
+
     def close_after_queue(self, code: int, reason: str = "") -> None:
         if self._close is None:
             self._close = (code, reason)
@@ -189,6 +201,8 @@ class Connection:
         finally:
             self.closed.set()
             self._room.set()
+            if self._expiry is not None:
+                self._expiry.cancel()
 
     def info(self) -> dict[str, Any]:
         return {"conn": self.id, "user": self.user, "queued": len(self._q)}

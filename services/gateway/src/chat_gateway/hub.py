@@ -1,4 +1,4 @@
-"""Fanout hub: per-conversation NATS subscriptions reference-counted by local members.
+"""Fanout hub: per-conversation bus subscriptions reference-counted by local members.
 
 Each conversation this gateway serves has one subscription and one sequencer: events
 are delivered to local members in seq order, each once; an event ahead of a missing
@@ -23,17 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from chat_bus.rpc import RpcClient
-from chat_proto import ephemeral, ops, subjects
+from chat_proto import ephemeral, subjects
 from chat_proto.errors import ChatError
 from chat_proto.frames import event_frame_from_event_json
-from chat_proto.messages_api import EventsRange, UserRef
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
 from chat_gateway.connection import Connection
+from chat_gateway.ports import Bus, BusMessage, MessagesApi, Subscription
 from chat_gateway.presence_relay import relay_presence
 
 log = logging.getLogger("chat.gateway.hub")
@@ -100,9 +96,7 @@ class ConvState:
             await asyncio.sleep(hub.gap_fill_after)
             if self.pending and min(self.pending) > self.last + 1:
                 try:
-                    res = await hub.rpc.request(
-                        ops.messages.EVENTS, EventsRange(conv=self.conv, after=self.last, before=min(self.pending))
-                    )
+                    res = await hub.messages.events(self.conv, self.last, min(self.pending))
                     for model in res.events:
                         ev = model.wire()
                         self.feed(ev, orjson.dumps(ev))
@@ -122,9 +116,9 @@ class ConvState:
 
 
 class Hub:
-    def __init__(self, nc: NATS, rpc: RpcClient, gap_fill_after: float, gap_give_up: float) -> None:
-        self.nc = nc
-        self.rpc = rpc
+    def __init__(self, bus: Bus, messages: MessagesApi, gap_fill_after: float, gap_give_up: float) -> None:
+        self.bus = bus
+        self.messages = messages
         self.gap_fill_after = gap_fill_after
         self.gap_give_up = gap_give_up
         self.convs: dict[str, ConvState] = {}
@@ -147,10 +141,10 @@ class Hub:
             # Two connections of one user attaching at once must not both subscribe.
             self._subscribing.add(user)
             try:
-                self._user_subs[user] = await self.nc.subscribe(subjects.user_notify(user), cb=self._on_notice)
+                self._user_subs[user] = await self.bus.subscribe(subjects.user_notify(user), self._on_notice)
             finally:
                 self._subscribing.discard(user)
-        res = await self.rpc.request(ops.messages.USER_CONVS, UserRef(user_id=user))
+        res = await self.messages.user_convs(user)
         for item in res.convs:
             state = await self._state(item.id, item.last_seq)
             state.members.setdefault(user, set()).add(conn)
@@ -189,8 +183,8 @@ class Hub:
         if state is None:
             state = ConvState(self, conv, last)
             self.convs[conv] = state
-            state.sub = await self.nc.subscribe(subjects.evt_conv(conv), cb=self._on_event)
-            state.eph_sub = await self.nc.subscribe(subjects.eph_conv(conv), cb=self._on_ephemeral)
+            state.sub = await self.bus.subscribe(subjects.evt_conv(conv), self._on_event)
+            state.eph_sub = await self.bus.subscribe(subjects.eph_conv(conv), self._on_ephemeral)
             SUBSCRIBED.set(len(self.convs))
         return state
 
@@ -220,7 +214,7 @@ class Hub:
             task.add_done_callback(self._tasks.discard)
 
     # --- bus callbacks -------------------------------------------------------------------
-    async def _on_event(self, msg: Msg) -> None:
+    async def _on_event(self, msg: BusMessage) -> None:
         state = self.convs.get(subjects.conv_from_evt_subject(msg.subject))
         if state is None:
             return
@@ -230,7 +224,7 @@ class Hub:
             return
         state.feed(ev, msg.data)
 
-    async def _on_ephemeral(self, msg: Msg) -> None:
+    async def _on_ephemeral(self, msg: BusMessage) -> None:
         state = self.convs.get(subjects.conv_from_evt_subject(msg.subject))
         if state is None:
             return
@@ -256,7 +250,7 @@ class Hub:
                 n += 1
         EPHEMERAL.labels(kind).inc(n)
 
-    async def _on_notice(self, msg: Msg) -> None:
+    async def _on_notice(self, msg: BusMessage) -> None:
         try:
             notice = orjson.loads(msg.data)
             ev, conv = notice["event"], notice["conv"]
@@ -281,7 +275,7 @@ class Hub:
 
     async def _catch_up(self, state: ConvState) -> None:
         try:
-            res = await self.rpc.request(ops.messages.EVENTS, EventsRange(conv=state.conv, after=state.last))
+            res = await self.messages.events(state.conv, state.last)
         except ChatError:
             return
         for model in res.events:

@@ -27,9 +27,11 @@ from chat_gateway.api.privacy import router as privacy_router
 from chat_gateway.api.routes import router
 from chat_gateway.body_limit import BodyLimit
 from chat_gateway.client_address import parse_networks
+from chat_gateway.core import Core
 from chat_gateway.drain import Drain
 from chat_gateway.hub import Hub
 from chat_gateway.limits import Limits, rules_from
+from chat_gateway.nats_bus import NatsBus, RpcMessagesApi
 from chat_gateway.ops_port import OpsPort
 from chat_gateway.presence_reporter import PresenceReporter
 from chat_gateway.receipts import ReceiptCoalescer
@@ -59,6 +61,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # The gateway publishes into CHAT_CMDS: make sure it exists even before messages starts.
         await bus.ensure_stream(nc.jetstream(), streams.cmd_stream(settings.js_replicas, settings.js_cmd_max_bytes))
         rpc = RpcClient(nc, settings.rpc_timeout_s)
+        nbus, messages = NatsBus(nc), RpcMessagesApi(rpc)
         verifier = TokenVerifier(rpc, settings.jwt_issuer, settings.jwt_audience)
         admission = Admission(
             settings.send_max_inflight,
@@ -67,25 +70,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             factor=settings.send_target_factor,
         )
         sender = Sender(
-            nc, rpc, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s, admission
+            nbus, messages, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s, admission
         )
         sender.limits = limits = Limits(rules_from(settings))
         await sender.start()
-        app.state.hub = Hub(nc, rpc, settings.gap_fill_after_s, settings.gap_give_up_s)
+        app.state.hub = Hub(nbus, messages, settings.gap_fill_after_s, settings.gap_give_up_s)
         # Presence: who is connected here, reported to the presence service; typing relay.
         reporter = PresenceReporter(
-            nc, app.state.hub.users, settings.gateway_id, settings.presence_interval_s, settings.presence_batch_s
+            nbus, app.state.hub.users, settings.gateway_id, settings.presence_interval_s, settings.presence_batch_s
         )
         app.state.hub.on_user_change = reporter.changed
         await reporter.start()
-        app.state.typing = TypingRelay(nc, app.state.hub, settings.typing_interval_s, settings.typing_expires_ms)
-        verifier.deny = revocations = Revocations(nc, rpc, app.state.hub, settings.revocation_resync_s)
+        app.state.typing = TypingRelay(nbus, app.state.hub, settings.typing_interval_s, settings.typing_expires_ms)
+        verifier.deny = revocations = Revocations(nbus, rpc, app.state.hub, settings.revocation_resync_s)
         await revocations.start()
         app.state.resources = Resources(
             settings, rpc, verifier, sender, limits, parse_networks(settings.trusted_proxies)
         )
-        app.state.receipts = receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
+        receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
         await receipts.start()
+        app.state.core = Core(settings, app.state.hub, verifier, sender, messages, limits, receipts, app.state.typing)
         app.state.nc = nc
         ops = OpsPort(settings.metrics_host, settings.metrics_port, ready, app)
         await ops.start()
@@ -140,20 +144,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws_endpoint(websocket: WebSocket) -> None:
-        st = websocket.app.state
-        res: Resources = st.resources
-        session = Session(
-            websocket,
-            settings,
-            st.hub,
-            res.verifier,
-            res.sender,
-            res.rpc,
-            receipts=st.receipts,
-            limits=res.limits,
-            typing=st.typing,
-        )
-        await drain.serve(websocket, session)
+        await drain.serve(websocket, Session(websocket, websocket.app.state.core))
 
     async def ready(request: Request) -> dict[str, bool]:
         nc = getattr(request.app.state, "nc", None)

@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from chat_proto import subjects
 from chat_proto.presence import PART_USERS, GatewayReport, encode_report
 from chat_proto.timefmt import now_ts
-from nats.aio.client import Client as NATS
 from prometheus_client import Counter
+
+from chat_gateway.ports import Bus
 
 log = logging.getLogger("chat.gateway.presence")
 REPORTS = Counter("chat_gateway_presence_reports_total", "Presence reports published", ["kind"])
@@ -33,9 +34,9 @@ REPORTS = Counter("chat_gateway_presence_reports_total", "Presence reports publi
 
 class PresenceReporter:
     def __init__(
-        self, nc: NATS, users: Mapping[str, object], gateway_id: str, interval_s: float, batch_s: float
+        self, bus: Bus, users: Mapping[str, object], gateway_id: str, interval_s: float, batch_s: float
     ) -> None:
-        self.nc = nc
+        self.bus = bus
         self.users = users  # the hub's user -> connections (authenticated connections only)
         self.gateway_id = gateway_id
         self.interval_s = interval_s
@@ -61,7 +62,7 @@ class PresenceReporter:
                 await self._task
         with contextlib.suppress(Exception):
             await self._publish(self._report("bye"))
-            await self.nc.flush(timeout=2)
+            await self.bus.flush(2)
 
     async def _run(self) -> None:
         next_full = time.monotonic()
@@ -113,5 +114,5 @@ class PresenceReporter:
         return GatewayReport(gateway_id=self.gateway_id, kind=kind, interval_s=self.interval_s, ts=ts or now_ts(), **kw)
 
     async def _publish(self, report: GatewayReport) -> None:
-        await self.nc.publish(subjects.presence_hb(self.gateway_id), encode_report(report))
+        await self.bus.publish(subjects.presence_hb(self.gateway_id), encode_report(report))
         REPORTS.labels(report.kind).inc()

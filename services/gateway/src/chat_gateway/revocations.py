@@ -25,13 +25,11 @@ from chat_proto.auth_api import MAX_ACCESS_TTL_S, REVOCATION_MARGIN_S, UserRevok
 from chat_proto.errors import ChatError
 from chat_proto.frames import CLOSE_UNAUTHORIZED
 from chat_proto.subjects import USER_REVOKED_ALL
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from chat_gateway.hub import Hub
+from chat_gateway.ports import Bus, BusMessage, Subscription
 
 log = logging.getLogger("chat.gateway.revocations")
 
@@ -83,8 +81,8 @@ class DenyList:
 class Revocations:
     """The deny-list kept current from auth; the check ``TokenVerifier`` consults."""
 
-    def __init__(self, nc: NATS, rpc: RpcClient, hub: Hub, resync_s: float, deny: DenyList | None = None) -> None:
-        self.nc, self.rpc, self.hub, self.resync_s = nc, rpc, hub, resync_s
+    def __init__(self, bus: Bus, rpc: RpcClient, hub: Hub, resync_s: float, deny: DenyList | None = None) -> None:
+        self.bus, self.rpc, self.hub, self.resync_s = bus, rpc, hub, resync_s
         self.deny = deny or DenyList()
         self._loaded = False
         self._lock = asyncio.Lock()
@@ -93,7 +91,7 @@ class Revocations:
 
     async def start(self) -> None:
         # Subscribe before loading: a revocation published in between is not missed.
-        self._sub = await self.nc.subscribe(USER_REVOKED_ALL, cb=self._on_message)
+        self._sub = await self.bus.subscribe(USER_REVOKED_ALL, self._on_message)
         try:
             await self.load()
         except ChatError as err:
@@ -144,7 +142,7 @@ class Revocations:
             except Exception:
                 log.exception("revocations resync failed")
 
-    async def _on_message(self, msg: Msg) -> None:
+    async def _on_message(self, msg: BusMessage) -> None:
         try:
             event = UserRevoked.model_validate_json(msg.data)
         except ValidationError:

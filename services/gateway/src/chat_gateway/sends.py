@@ -20,20 +20,17 @@ import uuid
 from typing import Any
 
 import orjson
-from chat_bus import bus
-from chat_bus.rpc import RpcClient
-from chat_proto import ops, subjects
+from chat_proto import subjects
 from chat_proto.commands import COMMAND_SCHEMA, msg_id
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Attachment
-from chat_proto.messages_api import LookupSend, clean_body
+from chat_proto.messages_api import clean_body
 from chat_proto.ops import wire
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from prometheus_client import Histogram
 
 from chat_gateway.admission import Admission, ConnectionSends
 from chat_gateway.limits import SEND, Limits
+from chat_gateway.ports import Bus, BusMessage, MessagesApi
 
 log = logging.getLogger("chat.gateway.sends")
 
@@ -59,16 +56,16 @@ class SendResult:
 class Sender:
     def __init__(
         self,
-        nc: NATS,
-        rpc: RpcClient,
+        bus: Bus,
+        messages: MessagesApi,
         gateway_id: str,
         timeout_s: float,
         republish_after_s: float = 1.0,
         admission: Admission | None = None,
     ) -> None:
-        self.nc, self.rpc = nc, rpc
+        self.bus, self.messages = bus, messages
         self.results_subject = subjects.gateway_results(gateway_id)
-        self._ack_prefix = bus.inbox(nc, f"chatgw.{gateway_id}.")
+        self._ack_prefix = bus.inbox(f"chatgw.{gateway_id}.")
         self._ids = itertools.count()
         self.timeout = timeout_s
         self.republish_after = republish_after_s
@@ -80,10 +77,10 @@ class Sender:
         self.admission = admission or Admission(max_inflight=2000, min_inflight=16, target_s=0.25)
 
     async def start(self) -> None:
-        await self.nc.subscribe(self.results_subject, cb=self._on_result)
-        await self.nc.subscribe(self._ack_prefix + "*", cb=self._on_puback)
+        await self.bus.subscribe(self.results_subject, self._on_result)
+        await self.bus.subscribe(self._ack_prefix + "*", self._on_puback)
 
-    async def _on_result(self, msg: Msg) -> None:
+    async def _on_result(self, msg: BusMessage) -> None:
         # chat_proto.commands.CommandResults, read as plain JSON on this hot path.
         try:
             results = orjson.loads(msg.data)["results"]
@@ -103,7 +100,7 @@ class Sender:
                 else:
                     fut.set_exception(ChatError.from_dict(res.get("error") or {}))
 
-    async def _on_puback(self, msg: Msg) -> None:
+    async def _on_puback(self, msg: BusMessage) -> None:
         entry = self._by_token.pop(msg.subject[len(self._ack_prefix) :], None)
         if entry is None:
             return
@@ -199,7 +196,7 @@ class Sender:
         timer = loop.call_later(self.timeout, _expire, fut)
         try:
             try:
-                await self.nc.publish(
+                await self.bus.publish(
                     subjects.cmd_send(conv),
                     payload,
                     reply=self._ack_prefix + token,
@@ -231,7 +228,7 @@ class Sender:
         fut.add_done_callback(lambda _f: self._by_token.pop(token, None))
         once = f"{msg_id(conv, user, client_msg_id)}:again:{uuid.uuid4().hex}"
         try:
-            await self.nc.publish(
+            await self.bus.publish(
                 subjects.cmd_send(conv),
                 payload,
                 reply=self._ack_prefix + token,
@@ -250,10 +247,7 @@ class Sender:
         delay = 0.05
         while key in self._waiting:
             try:
-                found = await self.rpc.request(
-                    ops.messages.LOOKUP_SEND, LookupSend(conv=conv, client_msg_id=client_msg_id), user=user
-                )
-                ev = wire(found)
+                ev = wire(await self.messages.lookup_send(user, conv, client_msg_id))
                 for fut in self._waiting.pop(key, []):
                     if not fut.done():
                         fut.set_result(SendResult(ev, False))

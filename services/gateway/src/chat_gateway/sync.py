@@ -9,21 +9,32 @@ conversations with few calls, within the connection's replay memory.
   settled at what came back; once less than one largest event is left, the conversations
   not fetched yet are listed in ``truncated`` (the client pages them over REST).
 - Each conversation gets at most ``max_events``; one with more is ``truncated``.
-- A connection runs one sync at a time (ws.py), so its frames cannot multiply this work.
+- A connection runs one sync at a time (``ConnectionSync``), so its frames cannot multiply
+  this work.
+
+Order and at-most-once (``ConnectionSync.answer``): live events of every listed
+conversation are held from the moment the frame is handled; the replay is filtered as it
+is queued against what the connection already got (``Connection.replayable``), then
+``sync_done``, then the held live events are released behind it (``Connection.end_replay``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from chat_proto import frames as F
 from chat_proto.messages_api import SYNC_CONVS_PER_CALL, SYNC_MAX_BYTES_PER_CALL
 from chat_proto.replies import SyncReply
 
-from chat_gateway.sync_budget import EVENT_RESERVE, SyncTicket
+from chat_gateway.answers import Answer
+from chat_gateway.connection import Connection
+from chat_gateway.ports import MessagesApi
+from chat_gateway.sync_budget import EVENT_RESERVE, SyncBudget, SyncTicket
 
 Event = dict[str, Any]
 # (positions, per_conv, max_bytes) -> the messages service's reply
@@ -83,3 +94,50 @@ def _take(out: Replay, res: SyncReply, max_events: int, after: dict[str, int]) -
         elif item.has_more:
             again.append((conv, int(have[-1]["seq"]) if have else after[conv]))
     return used, again
+
+
+class ConnectionSync:
+    """The ``sync`` frames of one connection: one at a time, within its replay memory."""
+
+    def __init__(self, conn: Connection, messages: MessagesApi, max_bytes: int, max_events: int) -> None:
+        self.conn = conn
+        self.messages = messages
+        self.budget = SyncBudget(max_bytes)  # replayed events held, all syncs
+        self.max_events = max_events
+        self._lock = asyncio.Lock()
+
+    async def answer(self, frame: F.SyncFrame) -> Answer:
+        # Hold live events of every listed conversation now, in frame order (also those this
+        # connection is about to start receiving, e.g. just joined over REST).
+        for conv in frame.positions:
+            self.conn.begin_replay(conv)
+        ticket = SyncTicket(self.budget)
+        try:
+            async with self._lock:
+                replay = await fetch(self._call, frame.positions, ticket, self.max_events)
+        except BaseException:  # refused, bus errors, cancellation: never stay held
+            self._release(frame, None, ticket)
+            raise
+        done = F.SyncDone(truncated=replay.truncated, not_found=replay.not_found, ref=frame.ref).text()
+
+        def frames() -> list[str]:
+            out = [
+                F.encode({"type": "event", "event": e})
+                for conv, evs in replay.events.items()
+                for e in evs
+                if self.conn.replayable(conv, e["seq"])
+            ]
+            out.append(done)
+            return out
+
+        return frames, lambda: self._release(frame, replay, ticket)
+
+    async def _call(self, positions: list[tuple[str, int]], per_conv: int, max_bytes: int) -> SyncReply:
+        return await self.messages.sync(self.conn.user, positions, per_conv, max_bytes)
+
+    def _release(self, frame: F.SyncFrame, replay: Replay | None, ticket: SyncTicket) -> None:
+        ticket.release()
+        for conv in frame.positions:
+            # Nothing replayed (0): a position the client claims beyond the log's end must
+            # not mute the conversation's next live events here.
+            self.conn.end_replay(conv, replay.replayed_to(conv) if replay is not None else 0)

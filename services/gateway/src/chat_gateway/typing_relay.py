@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from chat_proto import ephemeral, subjects
 from chat_proto.errors import ChatError, ErrorCode
-from nats.aio.client import Client as NATS
 from prometheus_client import Counter
 
 from chat_gateway.connection import Connection
 from chat_gateway.hub import Hub
+from chat_gateway.ports import Bus
 
 TYPING = Counter("chat_gateway_typing_total", "WS typing frames", ["outcome"])
 
@@ -26,13 +26,13 @@ TYPING = Counter("chat_gateway_typing_total", "WS typing frames", ["outcome"])
 class TypingRelay:
     def __init__(
         self,
-        nc: NATS,
+        bus: Bus,
         hub: Hub,
         interval_s: float = 1.0,
         expires_ms: int = 5000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.nc = nc
+        self.bus = bus
         self.hub = hub
         self.interval_s = interval_s
         self.expires_ms = expires_ms
@@ -52,7 +52,7 @@ class TypingRelay:
             TYPING.labels("dropped").inc()
             return
         frame = ephemeral.TypingOut(conv=conv, user_id=conn.user, expires_in_ms=self.expires_ms)
-        await self.nc.publish(subjects.eph_conv(conv), ephemeral.encode(frame))
+        await self.bus.publish(subjects.eph_conv(conv), ephemeral.encode(frame))
         TYPING.labels("relayed").inc()
 
     def allow(self, user: str, conv: str) -> bool:
