@@ -16,9 +16,9 @@ import asyncio
 import time
 
 import httpx
-from chat_client import PASSWORD, Api, User, Ws
 from chat_devtools.cluster import Cluster
 from chat_devtools.testing import Backend, ClusterFactory
+from helpers.chat_client import PASSWORD, Api, User, Ws
 
 CLOSE_UNAUTHORIZED = 4001
 

@@ -15,9 +15,9 @@ import uuid
 from typing import Any
 
 import httpx
-from chat_client import Api, User
 from chat_devtools.testing import ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api, User
+from helpers.peer import Peer, users
 
 
 def assert_problem(r: httpx.Response, status: int, code: str) -> None:

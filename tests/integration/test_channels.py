@@ -10,9 +10,9 @@ import uuid
 from typing import Any
 
 import httpx
-from chat_client import Api, User
 from chat_devtools.cluster import Cluster
-from test_delivery import Peer, users
+from helpers.chat_client import Api, User
+from helpers.peer import Peer, users
 
 
 def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:

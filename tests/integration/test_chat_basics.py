@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chat_client import Api, Ws
 from chat_devtools.testing import Backend, ClusterFactory
+from helpers.chat_client import Api, Ws
 
 
 async def test_two_gateways_exchange_messages(cluster: ClusterFactory, backend: Backend) -> None:

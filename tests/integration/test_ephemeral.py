@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from chat_client import Api
 from chat_devtools.testing import ClusterFactory
 from chat_proto import ephemeral, subjects
-from test_delivery import Peer, users
+from helpers.chat_client import Api
+from helpers.peer import Peer, users
 
 
 async def test_ephemeral_frames_fan_out_to_members_only(cluster: ClusterFactory) -> None:

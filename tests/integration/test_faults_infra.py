@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from chat_devtools.postgres import PostgresServer
 from chat_devtools.testing import Backend, ClusterFactory, PgTarget
-from test_faults import BURST_ENV, _setup, assert_clean, run_burst
+from helpers.bursts import BURST_ENV, assert_clean, run_burst, setup_pair
 
 pytestmark = [pytest.mark.fault]
 
@@ -34,7 +34,7 @@ def _pids(c: object) -> list[int | None]:
 
 async def test_nats_killed_and_restarted_mid_burst(cluster: ClusterFactory, backend: Backend) -> None:
     c = cluster(backend=backend)
-    api, alice, conv = await _setup(c)
+    api, alice, conv = await setup_pair(c)
     before = _pids(c)
 
     async def crash_nats() -> None:
@@ -61,7 +61,7 @@ async def test_postgres_killed_and_restarted_mid_burst(
     await asyncio.to_thread(pg.start)
     try:
         c = cluster(backend=Backend("postgres", tmp_path, PgTarget(pg.base_url)))
-        api, alice, conv = await _setup(c)
+        api, alice, conv = await setup_pair(c)
         before = _pids(c)
 
         async def crash_postgres() -> None:

@@ -16,9 +16,9 @@ import uuid
 from typing import Any
 
 import pytest
-from chat_client import PASSWORD
 from chat_devtools.testing import ClusterFactory
 from chat_sdk import ChatClient, ClientOptions
+from helpers.chat_client import PASSWORD
 
 pytestmark = pytest.mark.fault
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_client import Api, User, Ws
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
-from test_delivery import Peer
+from helpers.chat_client import Api, User, Ws
+from helpers.peer import Peer
 
 Frame = dict[str, Any]
 AUTH_TIMEOUT_S = 1.5

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from chat_client import Api
 from chat_devtools.fuzz import FuzzReport, ValidTraffic, fuzz_frames, fuzz_rest
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
+from helpers.chat_client import Api
 
 CONNECTIONS, FRAMES, REQUESTS, VALID = 3, 1500, 600, 60
 

@@ -31,8 +31,8 @@ from urllib.parse import urlparse
 
 import httpx
 import websockets
-from chat_client import Api, User, Ws
 from chat_devtools.testing import ClusterFactory
+from helpers.chat_client import Api, User, Ws
 from websockets.asyncio.client import ClientConnection
 
 Frame = dict[str, Any]

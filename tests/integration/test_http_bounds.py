@@ -10,8 +10,8 @@ import contextlib
 from pathlib import Path
 
 import httpx
-from chat_client import Api
 from chat_devtools.testing import ClusterFactory
+from helpers.chat_client import Api
 
 CHUNK = 64 * 1024
 GIVE_UP = 256 * 1024 * 1024  # what the client is willing to send; the gateway must stop far earlier

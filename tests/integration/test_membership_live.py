@@ -21,9 +21,9 @@ import statistics
 import time
 from typing import Any
 
-from chat_client import Api, Ws
 from chat_devtools.testing import NO_RATE_LIMITS, Backend, ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api, Ws
+from helpers.peer import Peer, users
 
 REMOVAL_BOUND_S = 1.0
 # The bound on a machine slower than the one the figure was set on: this many times the

@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 import pytest
 from chat_bus.rpc import RpcClient
-from chat_client import Api
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.testing import ClusterFactory, NatsFactory
 from chat_proto import subjects
 from chat_proto.auth_api import UserRevoked
+from helpers.chat_client import Api
+from helpers.peer import Peer, users
 from nats.aio.client import Client as NATS
-from test_delivery import Peer, users
 
 
 class Errors:

@@ -15,9 +15,9 @@ import uuid
 from typing import Any
 
 import httpx
-from chat_client import Api
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api
+from helpers.peer import Peer, users
 
 N = 150
 ENV = {

@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from chat_client import Api, User
 from chat_devtools.cluster import Cluster
 from chat_messages import permissions as perm
-from test_delivery import Peer, users
+from helpers.chat_client import Api, User
+from helpers.peer import Peer, users
 
 KINDS = ["public", "private", "group", "dm"]
 ROLE_ACTORS = ["owner", "admin", "member", "guest", "non_member"]

@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 import orjson
-from chat_client import Api, User
 from chat_devtools.cluster import Cluster
 from chat_devtools.testing import NO_RATE_LIMITS, Backend, ClusterFactory
 from chat_proto.subjects import cmd_send, gateway_results
-from test_delivery import Peer, users
+from helpers.chat_client import Api, User
+from helpers.peer import Peer, users
 
 HUGE = 2**64 - 1
 ATTACKERS = 20

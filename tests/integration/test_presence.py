@@ -21,9 +21,9 @@ import uuid
 from typing import Any
 
 import httpx
-from chat_client import Api, User
 from chat_devtools.testing import Backend, ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api, User
+from helpers.peer import Peer, users
 
 INTERVAL = 1.0
 GRACE = 1.0

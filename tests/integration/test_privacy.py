@@ -3,9 +3,9 @@ groups, hiding a dm; presence hidden from the blocked user."""
 
 from __future__ import annotations
 
-from chat_client import Api
 from chat_devtools.testing import ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api
+from helpers.peer import Peer, users
 
 
 async def test_blocks_settings_and_hiding(cluster: ClusterFactory) -> None:

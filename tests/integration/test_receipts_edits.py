@@ -17,9 +17,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from chat_client import Api, User
 from chat_devtools.testing import Backend, ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api, User
+from helpers.peer import Peer, users
 
 Frame = dict[str, Any]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from chat_client import Api
 from chat_devtools.testing import ClusterFactory
-from test_delivery import Peer, users
+from helpers.chat_client import Api
+from helpers.peer import Peer, users
 
 PROMPT_S = 4.0  # well under the gateway's 10 s send timeout
 

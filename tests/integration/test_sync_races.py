@@ -8,8 +8,8 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from chat_client import Api, Ws
 from chat_devtools.testing import ClusterFactory
+from helpers.chat_client import Api, Ws
 
 
 async def _frames_until_pong(ws: Ws, ref: str) -> list[dict[str, Any]]:

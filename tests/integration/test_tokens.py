@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 import jwt
-from chat_client import PASSWORD, Api, User, Ws
 from chat_devtools.testing import Backend, ClusterFactory
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from helpers.chat_client import PASSWORD, Api, User, Ws
 
 PROBLEM_JSON = "application/problem+json"
 CLOSE_UNAUTHORIZED = 4001

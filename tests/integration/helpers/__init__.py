@@ -1,0 +1,1 @@
+"""Shared helpers of the integration tests (tests import these, never each other)."""
