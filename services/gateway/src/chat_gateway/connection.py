@@ -169,12 +169,14 @@ class Connection:
         if self._close is None:
             self._close = (code, reason)
             self._wake.set()
+            self._room.set()  # a reply waiting for room is queued behind the close
 
     def close_now(self, code: int, reason: str = "") -> None:
         """Drop what is queued and close (auth failures, policy violations)."""
         self._q.clear()
         self._close = (code, reason)
         self._wake.set()
+        self._room.set()
 
     # --- writing -------------------------------------------------------------------------
     async def writer(self) -> None:

@@ -111,7 +111,8 @@ class ConvState:
             self._drain()
         finally:
             self.gap_task = None
-            if self.pending:
+            # Still a gap ahead, and still served here (a dropped conversation's filler ends).
+            if self.pending and hub.convs.get(self.conv) is self:
                 self.gap_task = asyncio.create_task(self._fill_gap())
 
 
@@ -220,7 +221,10 @@ class Hub:
             return
         try:
             ev = orjson.loads(msg.data)
-        except orjson.JSONDecodeError:
+            if not isinstance(ev["seq"], int):
+                raise TypeError("seq")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("undecodable event", extra={"subject": msg.subject})
             return
         state.feed(ev, msg.data)
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 
 from chat_gateway.ports import Handler
+
+log = logging.getLogger("chat.gateway.memory_bus")
 
 
 @dataclass
@@ -49,6 +52,8 @@ class MemorySubscription:
             msg = await self.queue.get()
             try:
                 await self.handler(msg)
+            except Exception:  # as nats-py: the error is logged, the subscription lives on
+                log.exception("subscription handler failed", extra={"subject": msg.subject})
             finally:
                 self.queue.task_done()
 
