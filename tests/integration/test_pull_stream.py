@@ -1,4 +1,4 @@
-"""The messages service's continuous pull (chat_messages.pull.PullStream) on a real NATS:
+"""The continuous pull (chat_bus.pull.PullStream; the messages and media services) on a real NATS:
 commands keep flowing across idle periods longer than a pull request's lifetime, across
 bursts larger than one request, and after the NATS server is killed and restarted."""
 
@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 from chat_bus import bus, streams
+from chat_bus.pull import PullStream
 from chat_devtools.nats import NatsServer
-from chat_messages.pull import PullStream
 from chat_proto import subjects
 from nats.aio.msg import Msg
 

@@ -132,10 +132,30 @@ async def test_a_send_is_answered_with_the_stored_event(env: Env) -> None:
     assert sender.admission.inflight == 0
 
 
+class FakeMedia:
+    """The media service's ``resolve``: the caller's own uploads only."""
+
+    def __init__(self, uploads: dict[str, tuple[str, Attachment]]) -> None:
+        self.uploads = uploads  # media_id -> (owner, attachment)
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def resolve(self, user: str, media_ids: list[str]) -> list[Attachment]:
+        self.calls.append((user, media_ids))
+        out = []
+        for mid in media_ids:
+            owner, att = self.uploads.get(mid, ("", None))  # type: ignore[assignment]
+            if owner != user or att is None:
+                raise ChatError(ErrorCode.NOT_FOUND, f"no upload {mid} of yours")
+            out.append(att)
+        return out
+
+
 async def test_the_command_carries_the_fields_and_headers(env: Env) -> None:
-    sender = await env.sender()
     att = Attachment(media_id="med1", mime="image/png", size=10)
-    await within(sender.send("u1", "c1", "m1", "  hi\x07 there \n", attachments=[att], reply_to=3))
+    media = FakeMedia({"med1": ("u1", att)})
+    sender = await env.sender(media=media)
+    await within(sender.send("u1", "c1", "m1", "  hi\x07 there \n", attachments=["med1"], reply_to=3))
+    assert media.calls == [("u1", ["med1"])]
     [cmd] = env.store.commands
     assert cmd.subject == subjects.cmd_send("c1")
     assert orjson.loads(cmd.data) == {
@@ -151,6 +171,26 @@ async def test_the_command_carries_the_fields_and_headers(env: Env) -> None:
     assert cmd.headers == {"Nats-Msg-Id": msg_id("c1", "u1", "m1"), "Chat-Schema": COMMAND_SCHEMA}
     assert cmd.headers["Nats-Msg-Id"] == "c1:u1:m1"
     assert cmd.reply.startswith(env.bus.inbox(f"chatgw.{GW}."))
+
+
+async def test_attachments_are_resolved_for_the_sender_and_may_go_without_a_body(env: Env) -> None:
+    att = Attachment(media_id="med1", mime="image/png", size=10, name="a.png")
+    media = FakeMedia({"med1": ("u1", att), "med2": ("u2", att)})
+    sender = await env.sender(media=media)
+    res = await within(sender.send("u1", "c1", "m1", "  ", attachments=["med1"]))
+    assert res.created and orjson.loads(env.store.commands[0].data)["body"] == ""
+    with pytest.raises(ChatError) as exc:  # someone else's upload
+        await within(sender.send("u1", "c1", "m2", "x", attachments=["med2"]))
+    assert exc.value.code == ErrorCode.NOT_FOUND
+    assert len(env.store.commands) == 1  # nothing published for the refused one
+    assert sender.admission.inflight == 0
+
+
+async def test_attachments_without_a_media_service_are_refused(env: Env) -> None:
+    sender = await env.sender()
+    with pytest.raises(ChatError) as exc:
+        await within(sender.send("u1", "c1", "m1", "hi", attachments=["med1"]))
+    assert exc.value.code == ErrorCode.INVALID and not env.store.commands
 
 
 async def test_an_empty_body_is_refused_without_publishing(env: Env) -> None:

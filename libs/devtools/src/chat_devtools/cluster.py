@@ -1,5 +1,5 @@
 """The chat services wired together on free ports: auth, messages (xN), presence (xN),
-gateways (xN).
+media, gateways (xN).
 
 Used by ``make run`` (through run.py), the integration tests and the benchmarks. NATS and
 PostgreSQL are not started here: pass their URLs.
@@ -7,6 +7,7 @@ PostgreSQL are not started here: pass their URLs.
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +18,15 @@ from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.ports import LOOPBACK, free_port
 from chat_devtools.services import ServiceProcess
 
-MODULES = {"auth": "chat_auth", "messages": "chat_messages", "presence": "chat_presence", "gateway": "chat_gateway"}
-PREFIXES = {"auth": "AUTH_", "messages": "MESSAGES_", "presence": "PRESENCE_", "gateway": "GATEWAY_"}
-DB_SERVICES = ("auth", "messages", "presence")
+MODULES = {
+    "auth": "chat_auth",
+    "messages": "chat_messages",
+    "presence": "chat_presence",
+    "media": "chat_media",
+    "gateway": "chat_gateway",
+}
+PREFIXES = {"auth": "AUTH_", "messages": "MESSAGES_", "presence": "PRESENCE_", "media": "MEDIA_", "gateway": "GATEWAY_"}
+DB_SERVICES = ("auth", "messages", "presence", "media")
 
 
 def sqlite_urls(data_dir: Path | str) -> dict[str, str]:
@@ -60,6 +67,7 @@ class Cluster:
         ready_timeout: float = 30.0,
         nats: Any = None,
         account: ChatAccount | None = None,
+        media: bool = True,
     ) -> None:
         if gateways < 0 or messages_replicas < 1 or presence_replicas < 1:
             raise ValueError("need messages_replicas >= 1, presence_replicas >= 1 and gateways >= 0")
@@ -89,6 +97,16 @@ class Cluster:
             self._make("presence", f"presence-{i}", self._ports.get("presence") if i == 0 else None)
             for i in range(presence_replicas)
         ]
+        # Media: local directory storage in data_dir unless the caller's env says otherwise
+        # (MEDIA_STORAGE=s3 …); the gateways reach it over HTTP with a per-cluster token and
+        # share one key for signed media URLs.
+        self.media_token = secrets.token_urlsafe(24)
+        self.media_url_key = secrets.token_urlsafe(32)
+        self.media: ServiceProcess | None = None
+        if media:
+            media_dir = (self.data_dir or Path(".").resolve()) / "media"
+            extra = {"MEDIA_INTERNAL_TOKEN": self.media_token, "MEDIA_LOCAL_DIR": str(media_dir)}
+            self.media = self._make("media", "media", self._ports.get("media"), extra)
         self.gateways: list[ServiceProcess] = []
         for i in range(gateways):
             self.gateways.append(self._make_gateway(gateway_port if i == 0 else None))
@@ -131,6 +149,12 @@ class Cluster:
         # on its own operations port
         metrics = self._ports.get("gateway_metrics") if i == 0 else None
         extra = {"GATEWAY_GATEWAY_ID": f"gw{i}-{port}", "GATEWAY_METRICS_PORT": str(metrics or free_port())}
+        if self.media is not None:
+            extra |= {
+                "GATEWAY_MEDIA_URL": self.media.base_url,
+                "GATEWAY_MEDIA_TOKEN": self.media_token,
+                "GATEWAY_MEDIA_URL_KEY": self.media_url_key,
+            }
         return self._make("gateway", f"gateway-{i}", port, extra)
 
     def add_gateway(self, port: int | None = None, start: bool = True) -> ServiceProcess:
@@ -144,7 +168,8 @@ class Cluster:
     @property
     def processes(self) -> list[ServiceProcess]:
         """In start order."""
-        return [self.auth, *self.messages, *self.presence, *self.gateways]
+        media = [self.media] if self.media is not None else []
+        return [self.auth, *self.messages, *self.presence, *media, *self.gateways]
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -170,7 +195,8 @@ class Cluster:
         try:
             first, *rest = self.messages
             first_presence, *more_presence = self.presence
-            self._start_all([self.auth, first, first_presence, *self.gateways])
+            media = [self.media] if self.media is not None else []
+            self._start_all([self.auth, first, first_presence, *media, *self.gateways])
             self._start_all([*rest, *more_presence])
         except BaseException:
             self.stop()
@@ -187,7 +213,8 @@ class Cluster:
     def stop(self, timeout: float = 15.0, parallel: bool = False) -> None:
         """Gateways first (they drain clients), then presence, messages, auth; with
         ``parallel`` every process at once (tests: nothing depends on the order)."""
-        groups = [self.processes] if parallel else [self.gateways, self.presence, self.messages, [self.auth]]
+        media = [self.media] if self.media is not None else []
+        groups = [self.processes] if parallel else [self.gateways, [*self.presence, *media], self.messages, [self.auth]]
         for group in groups:
             for p in group:  # SIGTERM the whole group at once, then wait for each
                 if p.running() and p.proc is not None:

@@ -62,8 +62,15 @@ class ChatAccount:
 
     @classmethod
     def load_or_create(cls, path: Path, name: str = "CHAT") -> ChatAccount:
-        if path.exists():
-            return cls.load(path)
-        account = cls.generate(name)
-        account.save(path)
+        """The saved account, with users for services added since it was saved."""
+        if not path.exists():
+            account = cls.generate(name)
+            account.save(path)
+            return account
+        account = cls.load(path)
+        missing = [svc for svc in (*SERVICES, OPS) if svc not in account.users]
+        if missing:
+            tag = account.name.lower()
+            account.users.update({svc: (f"{tag}-{svc}", secrets.token_urlsafe(24)) for svc in missing})
+            account.save(path)
         return account

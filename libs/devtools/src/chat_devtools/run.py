@@ -70,6 +70,7 @@ def _banner(nats_url: str, cluster: Cluster, data_dir: Path) -> None:
         f"  auth      {cluster.auth.base_url}",
         *(f"  messages  {m.base_url}" for m in cluster.messages),
         *(f"  presence  {p.base_url}" for p in cluster.presence),
+        *([f"  media     {cluster.media.base_url}  (files in {data_dir}/media)"] if cluster.media else []),
         f"  nats      {nats_url}",
         f"  data      {data_dir}   logs: {cluster.log_dir}/*.log",
         "  Ctrl-C to stop",
@@ -113,6 +114,7 @@ def main() -> int:
             ("auth", "AUTH_DATABASE_URL"),
             ("messages", "MESSAGES_DATABASE_URL"),
             ("presence", "PRESENCE_DATABASE_URL"),
+            ("media", "MEDIA_DATABASE_URL"),
         ):
             urls[svc] = os.environ.get(var) or urls[svc]
         cluster = Cluster(
@@ -129,12 +131,13 @@ def main() -> int:
                 "auth": _port("AUTH_PORT", 8081),
                 "messages": _port("MESSAGES_PORT", 8082),
                 "presence": _port("PRESENCE_PORT", 8083),
+                "media": _port("MEDIA_PORT", 8084),
                 "gateway_metrics": _port("GATEWAY_METRICS_PORT", 9464),
             },
             environment="development",
             log_level=os.environ.get("CHAT_LOG_LEVEL", "INFO"),
         )
-        log("starting auth, messages, presence, gateway")
+        log("starting auth, messages, presence, media, gateway")
         cluster.start()
         _banner(nats_url, cluster, data_dir)
         code = _supervise(nats, cluster)
@@ -169,7 +172,7 @@ def _supervise(nats: NatsServer | None, cluster: Cluster) -> int:
 
 def _stop_all(nats: NatsServer | None, cluster: Cluster | None) -> None:
     if cluster is not None:
-        log("stopping gateway(s), presence, messages, auth")
+        log("stopping gateway(s), presence, media, messages, auth")
         cluster.stop()
     if nats is not None:
         log("stopping NATS")

@@ -22,6 +22,7 @@ class Attachment(BaseModel):
     media_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     mime: str = Field(max_length=100)
     size: Size
+    name: str | None = Field(default=None, max_length=200)  # the safe display name
     width: Size | None = None
     height: Size | None = None
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from chat_proto.bounds import ClientMsgId, Seq, SeqRef
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.events import Attachment
+from chat_proto.media_api import AttachmentIds
 
 MAX_FRAME_BYTES = 64 * 1024
 ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -32,7 +32,8 @@ class SendFrame(_Frame):
     conv: str = Field(pattern=ID)
     client_msg_id: ClientMsgId
     body: str
-    attachments: list[Attachment] | None = Field(default=None, max_length=10)
+    # ids of the sender's uploads (1..10, unique); the body may then be empty
+    attachments: AttachmentIds | None = None
     reply_to: SeqRef | None = None
 
 

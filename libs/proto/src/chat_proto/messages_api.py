@@ -54,11 +54,12 @@ MAX_BODY_CODEPOINTS = 4000
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def clean_body(body: str, max_codepoints: int = MAX_BODY_CODEPOINTS) -> str:
+def clean_body(body: str, max_codepoints: int = MAX_BODY_CODEPOINTS, *, allow_empty: bool = False) -> str:
     """Control characters (but tab and line breaks) removed, trimmed of surrounding
-    whitespace; 1..max code points (empty 422, longer 413)."""
+    whitespace; 1..max code points (empty 422, longer 413); 0..max for a message with
+    attachments (``allow_empty``)."""
     text = _BODY_CONTROL.sub("", body).strip()
-    if not text:
+    if not text and not allow_empty:
         raise ChatError(ErrorCode.INVALID, "body must not be empty")
     if len(text) > max_codepoints:
         raise ChatError(ErrorCode.TOO_LARGE, f"body longer than {max_codepoints} characters")
@@ -171,6 +172,14 @@ class EventsRange(_Req):
 class SharedWith(_Req):
     user_id: str = Field(max_length=64)
     user_ids: list[str] = Field(max_length=100)
+
+
+class Readable(_Req):
+    """Which of ``convs`` ``user_id`` may read (a member, or any user of a public channel):
+    the media service's question before it serves an attachment."""
+
+    user_id: str = Field(max_length=64)
+    convs: list[str] = Field(max_length=1000)
 
 
 class PresenceConvs(_Req):

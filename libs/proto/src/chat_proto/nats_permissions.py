@@ -23,7 +23,7 @@ from typing import TypedDict
 
 from chat_proto import subjects as s
 
-SERVICES = ("auth", "messages", "presence", "gateway")
+SERVICES = ("auth", "messages", "presence", "media", "gateway")
 OPS = "ops"
 
 
@@ -48,7 +48,8 @@ PERMISSIONS: dict[str, Permissions] = {
             s.CMD_SEND_ALL,  # into CHAT_CMDS
             "svc.auth.>",
             "svc.messages.>",
-            "svc.presence.>",  # RPC on behalf of its users
+            "svc.presence.>",
+            "svc.media.>",  # RPC on behalf of its users
             s.EPH_CONV_ALL,  # typing frames
             s.PRESENCE_HB_ALL,  # presence reports
             *_stream_admin(s.CMD_STREAM),  # declares CHAT_CMDS before messages starts
@@ -93,6 +94,20 @@ PERMISSIONS: dict[str, Permissions] = {
             s.messages_rpc("internal.presence_convs"),
         ],
         "subscribe": [s.PRESENCE_HB_ALL, "svc.presence.>", f"{inbox_prefix('presence')}.>"],
+        "allow_responses": True,
+    },
+    "media": {
+        "publish": [
+            s.messages_rpc("internal.readable"),
+            # its durable consumer of CHAT_EVENTS (which uploads messages reference)
+            f"$JS.API.STREAM.INFO.{s.EVT_STREAM}",
+            f"$JS.API.CONSUMER.CREATE.{s.EVT_STREAM}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{s.EVT_STREAM}.>",
+            f"$JS.API.CONSUMER.INFO.{s.EVT_STREAM}.{s.MEDIA_EVENTS_CONSUMER}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{s.EVT_STREAM}.{s.MEDIA_EVENTS_CONSUMER}",
+            f"$JS.ACK.{s.EVT_STREAM}.{s.MEDIA_EVENTS_CONSUMER}.>",
+        ],
+        "subscribe": ["svc.media.>", f"{inbox_prefix('media')}.>"],
         "allow_responses": True,
     },
 }

@@ -20,10 +20,10 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from chat_proto import auth_api, messages_api, replies
+from chat_proto import auth_api, media_api, messages_api, replies
 from chat_proto import presence as presence_api
 from chat_proto.errors import ErrorCode
-from chat_proto.subjects import auth_rpc, messages_rpc, presence_rpc
+from chat_proto.subjects import auth_rpc, media_rpc, messages_rpc, presence_rpc
 
 # Covariant: an Op is read-only (a frozen dataclass), and an Op[X, Y] may stand for an
 # Op[X, BaseModel] where a caller only needs some model.
@@ -106,6 +106,7 @@ class messages:
     SHARED_WITH = _messages("internal.shared_with", m.SharedWith, r.UserIds)
     PRESENCE_CONVS = _messages("internal.presence_convs", m.PresenceConvs, r.PresenceConvsReply)
     EVENTS = _messages("internal.events", m.EventsRange, r.Events)
+    READABLE = _messages("internal.readable", m.Readable, r.ConvIds)
     RECEIPTS_APPLY = _messages("internal.receipts", m.ReceiptBatch, r.ChangedCount)
     RECEIPTS_LIST = _messages("receipts.list", m.ConvRef, r.Receipts, E.NOT_FOUND, E.FORBIDDEN)
     RECEIPTS_SET = _messages("receipts.set", m.SetReceipt, r.ChangedFlag, E.NOT_FOUND, E.FORBIDDEN, E.INVALID)
@@ -124,4 +125,12 @@ class presence:
     QUERY = Op(presence_rpc("query"), presence_api.PresenceQuery, replies.PresenceReply)
 
 
-ALL: list[Op[Any, Any]] = [op for ns in (auth, messages, presence) for op in vars(ns).values() if isinstance(op, Op)]
+class media:
+    """svc.media.*"""
+
+    RESOLVE = Op(media_rpc("resolve"), media_api.ResolveAttachments, media_api.Attachments, (E.NOT_FOUND, E.INVALID))
+
+
+ALL: list[Op[Any, Any]] = [
+    op for ns in (auth, messages, presence, media) for op in vars(ns).values() if isinstance(op, Op)
+]

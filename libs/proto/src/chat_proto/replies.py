@@ -134,6 +134,10 @@ class UserConvs(Reply):
     convs: list[UserConv]
 
 
+class ConvIds(Reply):
+    convs: list[str]
+
+
 class UserIds(Reply):
     user_ids: list[str]
 

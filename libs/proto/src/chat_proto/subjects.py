@@ -24,6 +24,7 @@ MESSAGES_CONSUMER = "messages-writer"
 AUTH_QUEUE = "svc-auth"
 MESSAGES_QUEUE = "svc-messages"
 PRESENCE_QUEUE = "svc-presence"
+MEDIA_QUEUE = "svc-media"
 
 
 def check_id(value: str) -> str:
@@ -93,6 +94,10 @@ def presence_rpc(op: str) -> str:
     return f"svc.presence.{op}"
 
 
+def media_rpc(op: str) -> str:
+    return f"svc.media.{op}"
+
+
 # Wildcards of the per-id subjects above (subscriptions and NATS permissions).
 CMD_SEND_ALL = "chat.cmd.send.*"
 EVT_CONV_ALL = "chat.evt.conv.*"
@@ -103,3 +108,6 @@ GATEWAY_RESULTS_ALL = "chat.gw.*.results"
 AUTH_RPC_ALL = "svc.auth.*"
 MESSAGES_RPC_ALL = "svc.messages.*"
 PRESENCE_RPC_ALL = "svc.presence.*"
+MEDIA_RPC_ALL = "svc.media.*"
+# The media service's durable consumer of CHAT_EVENTS (which uploads messages reference).
+MEDIA_EVENTS_CONSUMER = "media-refs"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from chat_gateway.hub import Hub
 from chat_gateway.limits import Limits
+from chat_gateway.media_urls import UrlSigner
 from chat_gateway.ports import MessagesApi
 from chat_gateway.receipts import ReceiptCoalescer
 from chat_gateway.sends import Sender
@@ -25,3 +26,4 @@ class Core:
     limits: Limits | None = None  # per-user rates (frame_guard.py); None: unlimited
     receipts: ReceiptCoalescer | None = None  # delivered/read (receipts.py)
     typing: TypingRelay | None = None  # typing (typing_relay.py)
+    signer: UrlSigner | None = None  # media URLs in replayed events (media_urls.py)

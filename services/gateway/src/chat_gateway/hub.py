@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from chat_proto import ephemeral, subjects
 from chat_proto.errors import ChatError
-from chat_proto.frames import event_frame_from_event_json
+from chat_proto.frames import encode, event_frame_from_event_json
 from prometheus_client import Counter, Gauge
 
 from chat_gateway.connection import Connection
@@ -80,12 +80,21 @@ class ConvState:
             self.hub._add_user_locally(self, ev.get("user_id") or "")
         if kind in ("member_joined", "role_changed") and ev.get("user_id") in self.members:
             self.roles[ev["user_id"]] = str(ev.get("role") or "member")
-        frame = event_frame_from_event_json(raw)
         n = 0
-        for conns in self.members.values():
-            for c in conns:
-                c.push_event(self.conv, self.last, frame)
-                n += 1
+        personalize = self.hub.personalize
+        if personalize is not None and ev.get("attachments"):
+            # Media URLs are signed for each reader (media_urls.py): one encode per user.
+            for user, conns in self.members.items():
+                text = encode({"type": "event", "event": personalize(ev, user)})
+                for c in conns:
+                    c.push_event(self.conv, self.last, text)
+                    n += 1
+        else:
+            frame = event_frame_from_event_json(raw)  # once, the same text to everyone
+            for conns in self.members.values():
+                for c in conns:
+                    c.push_event(self.conv, self.last, frame)
+                    n += 1
         DELIVERIES.inc(n)
         if kind == "member_left":
             self.hub._remove_user_locally(self, ev.get("user_id") or "")
@@ -129,6 +138,8 @@ class Hub:
         self._subscribing: set[str] = set()
         # Called with a user whose first connection attached or last one detached (presence).
         self.on_user_change: Callable[[str], None] | None = None
+        # An event with attachments as one reader gets it (signed media URLs), or None.
+        self.personalize: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
 
     # --- connections ---------------------------------------------------------------------
     async def attach(self, conn: Connection) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from chat_bus import bus, streams
 from chat_bus.rpc import RpcClient
@@ -21,6 +22,7 @@ from chat_gateway.admission import Admission
 from chat_gateway.api.accounts import router as accounts_router
 from chat_gateway.api.channels import router as channels_router
 from chat_gateway.api.deps import Resources
+from chat_gateway.api.media import router as media_router
 from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.presence import router as presence_router
 from chat_gateway.api.privacy import router as privacy_router
@@ -31,7 +33,9 @@ from chat_gateway.core import Core
 from chat_gateway.drain import Drain
 from chat_gateway.hub import Hub
 from chat_gateway.limits import Limits, rules_from
-from chat_gateway.nats_bus import NatsBus, RpcMessagesApi
+from chat_gateway.media_client import MediaClient
+from chat_gateway.media_urls import UrlSigner
+from chat_gateway.nats_bus import NatsBus, RpcMediaApi, RpcMessagesApi
 from chat_gateway.ops_port import OpsPort
 from chat_gateway.presence_reporter import PresenceReporter
 from chat_gateway.receipts import ReceiptCoalescer
@@ -69,12 +73,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.send_target_s,
             factor=settings.send_target_factor,
         )
+        media = (
+            MediaClient(settings.media_url, settings.media_token.get_secret_value(), settings.media_timeout_s)
+            if settings.media_url
+            else None
+        )
+        signer = UrlSigner.from_key(settings.media_url_key.get_secret_value(), settings.media_url_ttl_s)
         sender = Sender(
-            nbus, messages, settings.gateway_id, settings.send_timeout_s, settings.send_republish_after_s, admission
+            nbus,
+            messages,
+            settings.gateway_id,
+            settings.send_timeout_s,
+            settings.send_republish_after_s,
+            admission,
+            media=RpcMediaApi(rpc) if media is not None else None,
         )
         sender.limits = limits = Limits(rules_from(settings))
         await sender.start()
         app.state.hub = Hub(nbus, messages, settings.gap_fill_after_s, settings.gap_give_up_s)
+        app.state.hub.personalize = signer.event
         # Presence: who is connected here, reported to the presence service; typing relay.
         reporter = PresenceReporter(
             nbus, app.state.hub.users, settings.gateway_id, settings.presence_interval_s, settings.presence_batch_s
@@ -85,11 +102,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         verifier.deny = revocations = Revocations(nbus, rpc, app.state.hub, settings.revocation_resync_s)
         await revocations.start()
         app.state.resources = Resources(
-            settings, rpc, verifier, sender, limits, parse_networks(settings.trusted_proxies)
+            settings, rpc, verifier, sender, limits, signer, parse_networks(settings.trusted_proxies), media
         )
         receipts = ReceiptCoalescer(rpc, settings.receipt_window_s, settings.receipt_max_batch)
         await receipts.start()
-        app.state.core = Core(settings, app.state.hub, verifier, sender, messages, limits, receipts, app.state.typing)
+        app.state.core = Core(
+            settings, app.state.hub, verifier, sender, messages, limits, receipts, app.state.typing, signer
+        )
         app.state.nc = nc
         ops = OpsPort(settings.metrics_host, settings.metrics_port, ready, app)
         await ops.start()
@@ -98,6 +117,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await ops.stop()
             await receipts.stop()
+            if media is not None:
+                await media.close()
             await revocations.stop()
             await reporter.stop()
             await bus.close(nc)
@@ -112,10 +133,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(messages_ops_router)
     app.include_router(presence_router)
     app.include_router(privacy_router)
+    app.include_router(media_router)
 
     # Every route's body is bounded while it is read (chunked bodies included); inside the
     # middleware below, so refusals are logged and measured like any answer.
-    app.add_middleware(BodyLimit, limit_for=lambda scope: settings.max_request_bytes)
+    app.add_middleware(BodyLimit, limit_for=lambda scope: _body_limit(settings, scope))
 
     @app.middleware("http")
     async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -152,3 +174,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_ops_routes(app, ready, metrics=False)  # /metrics: the operations port only
     return app
+
+
+# The multipart framing around an upload's file (boundaries, part headers, small fields).
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _body_limit(settings: GatewaySettings, scope: MutableMapping[str, Any]) -> int:
+    """Bytes a request body may have: uploads their file cap plus framing, JSON routes
+    GATEWAY_MAX_REQUEST_BYTES."""
+    if scope.get("path") == "/v1/media" and scope.get("method") == "POST":
+        return settings.media_max_bytes + MULTIPART_OVERHEAD
+    return settings.max_request_bytes

@@ -6,6 +6,8 @@ from __future__ import annotations
 from chat_bus import bus
 from chat_bus.rpc import RpcClient
 from chat_proto import ops
+from chat_proto.events import Attachment
+from chat_proto.media_api import ResolveAttachments
 from chat_proto.messages_api import EventsRange, LookupSend, SyncPosition, SyncQuery, UserRef
 from chat_proto.replies import Events, SyncReply, UserConvs, WireEvent
 from nats.aio.client import Client as NATS
@@ -34,6 +36,15 @@ class NatsBus:
     @property
     def connected(self) -> bool:
         return bool(self.nc.is_connected)
+
+
+class RpcMediaApi:
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+
+    async def resolve(self, user: str, media_ids: list[str]) -> list[Attachment]:
+        res = await self.rpc.request(ops.media.RESOLVE, ResolveAttachments(media_ids=media_ids), user=user)
+        return res.attachments
 
 
 class RpcMessagesApi:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from chat_proto.events import Attachment
 from chat_proto.replies import Events, SyncReply, UserConvs, WireEvent
 
 
@@ -63,6 +64,13 @@ class MessagesApi(Protocol):
 
     async def lookup_send(self, user: str, conv: str, client_msg_id: str) -> WireEvent:
         """The event a ``client_msg_id`` of ``user`` was stored as (``not_found`` if none)."""
+        ...
+
+
+class MediaApi(Protocol):
+    async def resolve(self, user: str, media_ids: list[str]) -> list[Attachment]:
+        """``user``'s uploads ``media_ids`` as attachment objects (``not_found`` if any is
+        not theirs or gone)."""
         ...
 
 

@@ -30,7 +30,7 @@ from prometheus_client import Histogram
 
 from chat_gateway.admission import Admission, ConnectionSends
 from chat_gateway.limits import SEND, Limits
-from chat_gateway.ports import Bus, BusMessage, MessagesApi
+from chat_gateway.ports import Bus, BusMessage, MediaApi, MessagesApi
 
 log = logging.getLogger("chat.gateway.sends")
 
@@ -62,8 +62,9 @@ class Sender:
         timeout_s: float,
         republish_after_s: float = 1.0,
         admission: Admission | None = None,
+        media: MediaApi | None = None,
     ) -> None:
-        self.bus, self.messages = bus, messages
+        self.bus, self.messages, self.media = bus, messages, media
         self.results_subject = subjects.gateway_results(gateway_id)
         self._ack_prefix = bus.inbox(f"chatgw.{gateway_id}.")
         self._ids = itertools.count()
@@ -123,17 +124,23 @@ class Sender:
         conv: str,
         client_msg_id: str,
         body: str,
-        attachments: list[Attachment] | None = None,
+        attachments: list[str] | None = None,
         reply_to: int | None = None,
         connection: ConnectionSends | None = None,
     ) -> SendResult:
-        body = clean_body(body)  # fast refusal of empty or oversized bodies; the store checks again
+        """``attachments``: ids of the sender's uploads, resolved by the media service into
+        the attachment objects the command carries (the body may then be empty)."""
+        # fast refusal of empty or oversized bodies; the store checks again
+        body = clean_body(body, allow_empty=bool(attachments))
+        if attachments and self.media is None:
+            raise ChatError(ErrorCode.INVALID, "attachments: media is not enabled on this server")
         self._admit(user, connection)  # or unavailable at once: overload is shed, not queued
         loop = asyncio.get_running_loop()
         started = loop.time()
         waited: float | None = None  # how long the store took to answer, for admission
         try:
-            res = await self._send(user, conv, client_msg_id, body, attachments, reply_to)
+            resolved = await self.media.resolve(user, attachments) if attachments and self.media else None
+            res = await self._send(user, conv, client_msg_id, body, resolved, reply_to)
             waited = loop.time() - started
             return res
         except _NotQueued as exc:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from chat_common.settings import ServiceSettings
 from chat_proto.auth_api import AUDIENCE
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 
@@ -103,6 +103,26 @@ class GatewaySettings(ServiceSettings):
     sync_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     # SIGTERM: connections are closed with 1012 spread over this many seconds.
     drain_s: float = Field(default=5.0, ge=0)
+    # Media (PROTOCOL §5): the media service's internal HTTP base URL ("" = uploads off),
+    # the token it knows gateways by (its MEDIA_INTERNAL_TOKEN), the upload cap in file
+    # bytes (its MEDIA_MAX_BYTES), and the key and lifetime of the signed media URLs
+    # (every gateway needs the same key; without one a random key per process).
+    media_url: str = ""
+    media_token: SecretStr = SecretStr("")
+    media_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=1 << 30)
+    media_url_key: SecretStr = SecretStr("")
+    media_url_ttl_s: int = Field(default=300, ge=10, le=300)
+    media_timeout_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _media_in_production(self) -> GatewaySettings:
+        if (
+            self.environment == "production"
+            and self.media_url
+            and not (self.media_token.get_secret_value() and self.media_url_key.get_secret_value())
+        ):
+            raise ValueError("production needs GATEWAY_MEDIA_TOKEN and GATEWAY_MEDIA_URL_KEY with GATEWAY_MEDIA_URL")
+        return self
 
     @model_validator(mode="after")
     def _sends_below_frames(self) -> GatewaySettings:

@@ -99,8 +99,16 @@ def _take(out: Replay, res: SyncReply, max_events: int, after: dict[str, int]) -
 class ConnectionSync:
     """The ``sync`` frames of one connection: one at a time, within its replay memory."""
 
-    def __init__(self, conn: Connection, messages: MessagesApi, max_bytes: int, max_events: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        messages: MessagesApi,
+        max_bytes: int,
+        max_events: int,
+        personalize: Callable[[Event, str], Event] | None = None,
+    ) -> None:
         self.conn = conn
+        self.personalize = personalize  # signed media URLs for this reader (media_urls.py)
         self.messages = messages
         self.budget = SyncBudget(max_bytes)  # replayed events held, all syncs
         self.max_events = max_events
@@ -121,8 +129,9 @@ class ConnectionSync:
         done = F.SyncDone(truncated=replay.truncated, not_found=replay.not_found, ref=frame.ref).text()
 
         def frames() -> list[str]:
+            sign = self.personalize
             out = [
-                F.encode({"type": "event", "event": e})
+                F.encode({"type": "event", "event": sign(e, self.conn.user) if sign and e.get("attachments") else e})
                 for conv, evs in replay.events.items()
                 for e in evs
                 if self.conn.replayable(conv, e["seq"])

@@ -36,7 +36,8 @@ class Session:
         self.guard = FrameGuard.from_settings(core.limits, s) if core.limits is not None else None
         self.draining = False
         self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
-        self.sync = ConnectionSync(self.conn, core.messages, s.sync_max_bytes, s.sync_max_events)
+        sign = core.signer.event if core.signer is not None else None
+        self.sync = ConnectionSync(self.conn, core.messages, s.sync_max_bytes, s.sync_max_events, sign)
         self._sends = ConnectionSends(s.connection_max_inflight_sends)
         self.principal: Principal | None = None
         self.answers = Answers(s.max_inflight_frames, self.conn.push_reply, self.conn.id)

@@ -13,6 +13,7 @@ import time
 
 import orjson
 from chat_bus import streams
+from chat_bus.pull import PullStream
 from chat_proto import subjects
 from chat_proto.commands import RESULT_SCHEMA, SendCommand
 from chat_proto.errors import ChatError, ErrorCode
@@ -24,7 +25,6 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from chat_messages.ports import Publisher
-from chat_messages.pull import PullStream
 from chat_messages.writer import BatchResult, Outcome, Writer
 
 log = logging.getLogger("chat.messages.consumer")

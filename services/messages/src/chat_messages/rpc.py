@@ -115,7 +115,11 @@ def register_sharing(server: RpcServer, sharing: Sharing) -> None:
     async def presence_convs(req: api.PresenceConvs, ctx: RpcContext) -> Any:
         return await sharing.presence_convs(req)
 
+    async def readable(req: api.Readable, ctx: RpcContext) -> Any:
+        return await sharing.readable(req)
+
     server.route(ops.messages.SHARED_WITH, shared_with)
+    server.route(ops.messages.READABLE, readable)
     server.route(ops.messages.PRESENCE_CONVS, presence_convs)
 
 

@@ -53,3 +53,11 @@ async def small_conversations(conn: AsyncConnection, users: list[str], max_membe
         )
     )
     return (await conn.execute(q)).all()
+
+
+async def public_channels_among(conn: AsyncConnection, convs: list[str]) -> set[str]:
+    """The public channels among ``convs`` (anyone signed in may read them)."""
+    if not convs:
+        return set()
+    q = select(C.c.id).where(C.c.id.in_(set(convs)), C.c.kind == "channel", C.c.private.is_(False))
+    return {r.id for r in (await conn.execute(q)).all()}

@@ -43,10 +43,9 @@ class Writer:
         self.max_body = max_body_codepoints
 
     def _validate(self, cmd: SendCommand) -> str:
-        body = clean_body(cmd.body, self.max_body)
-        if cmd.attachments:
-            raise ChatError(ErrorCode.INVALID, "attachments need the media service (not enabled)")
-        return body
+        # The attachments were resolved by the media service (the sender's own uploads)
+        # before the gateway queued the command; with attachments the body may be empty.
+        return clean_body(cmd.body, self.max_body, allow_empty=bool(cmd.attachments))
 
     async def write_batch(self, cmds: list[SendCommand], *, maybe_replays: bool = True) -> BatchResult:
         """Store a batch. With ``maybe_replays=False`` (no command was delivered before, so
@@ -104,6 +103,7 @@ class Writer:
                         ts=ts,
                         client_msg_id=cmd.client_msg_id,
                         body=bodies[i],
+                        attachments=cmd.attachments,
                         reply_to=cmd.reply_to,
                     )
                     outcomes[i].event = ev

@@ -22,6 +22,8 @@ from chat_gateway.limits import (
     charge_address,
     rest_kind,
 )
+from chat_gateway.media_client import MediaClient
+from chat_gateway.media_urls import UrlSigner
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
@@ -34,7 +36,9 @@ class Resources:
     verifier: TokenVerifier
     sender: Sender
     limits: Limits
+    signer: UrlSigner
     trusted_proxies: list[Network] = field(default_factory=list)
+    media: MediaClient | None = None  # None: GATEWAY_MEDIA_URL unset
 
 
 def resources(request: Request) -> Resources:

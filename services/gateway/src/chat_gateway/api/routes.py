@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from chat_proto import auth_api, messages_api, ops
 from chat_proto.bounds import INT64_MAX, INT64_MIN, MAX_SEQ, ClientMsgId, SeqRef, clamp
 from chat_proto.errors import ChatError, ErrorCode
-from chat_proto.events import Attachment
+from chat_proto.media_api import AttachmentIds
 from chat_proto.ops import wire
 from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Query, Response
@@ -139,14 +139,16 @@ async def history(
     limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..200")] = 50,
 ) -> Any:
     q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=clamp(limit, 1, 200))
-    return wire(await res.rpc.request(ops.messages.HISTORY, q, user=caller.user_id))
+    page = wire(await res.rpc.request(ops.messages.HISTORY, q, user=caller.user_id))
+    page["events"] = [res.signer.event(e, caller.user_id) for e in page.get("events", [])]
+    return page
 
 
 class SendBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     client_msg_id: ClientMsgId
     body: str
-    attachments: list[Attachment] | None = Field(default=None, max_length=10)
+    attachments: AttachmentIds | None = None  # the sender's uploads; the body may then be empty
     reply_to: SeqRef | None = None
 
 
@@ -155,4 +157,4 @@ async def send(conv: ConvId, body: SendBody, caller: Caller, res: Res) -> Any:
     out = await res.sender.send(
         caller.user_id, _conv(conv), body.client_msg_id, body.body, body.attachments, body.reply_to
     )
-    return JSONResponse(out.event, status_code=201 if out.created else 200)
+    return JSONResponse(res.signer.event(out.event, caller.user_id), status_code=201 if out.created else 200)

@@ -25,7 +25,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-log = logging.getLogger("chat.messages.pull")
+log = logging.getLogger("chat.bus.pull")
 
 
 class PullStream:

@@ -1,0 +1,1 @@
+"""Media service: uploads validated by content, sanitized, stored, served to who may see them."""

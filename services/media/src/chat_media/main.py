@@ -1,0 +1,76 @@
+"""Media service: its store, storage, RPC route, internal HTTP routes for the gateways, the
+consumer of the event stream and the collector, on the service skeleton (chat_common.service)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from chat_common.service import ServiceContext, service_app
+from chat_proto import subjects
+from fastapi import FastAPI
+
+from chat_media import http, rpc
+from chat_media.refs import RefsConsumer
+from chat_media.service import MediaService
+from chat_media.settings import MediaSettings
+from chat_media.storage import LocalStorage, S3Storage, Storage
+from chat_media.store import MediaStore
+
+MIGRATIONS = str(Path(__file__).parent / "migrations")
+
+
+async def make_storage(s: MediaSettings) -> Storage:
+    if s.storage == "s3":
+        s3 = S3Storage(
+            s.s3_endpoint,
+            s.s3_access_key.get_secret_value(),
+            s.s3_secret_key.get_secret_value(),
+            s.s3_bucket,
+            secure=s.s3_secure,
+            region=s.s3_region or None,
+        )
+        await s3.ensure_bucket()
+        return s3
+    return LocalStorage(s.local_dir)
+
+
+def create_app(settings: MediaSettings | None = None) -> FastAPI:
+    s = settings or MediaSettings()
+    holder: list[MediaService] = []
+
+    @asynccontextmanager
+    async def setup(ctx: ServiceContext[MediaSettings]) -> AsyncIterator[None]:
+        assert ctx.engine is not None
+        store = MediaStore(ctx.engine)
+        storage = await make_storage(s)
+        ctx.database_check = store.ping
+        service = MediaService(s, store, storage, ctx.client)
+        holder.append(service)
+        rpc.register(ctx.rpc, service)
+        refs = RefsConsumer(ctx.nc, service.on_event)
+        tasks = [asyncio.create_task(refs.run()), asyncio.create_task(service.collect_forever())]
+        ctx.checks["events"] = lambda: refs.ready
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            service.close()
+
+    app = service_app(
+        "media",
+        s,
+        setup,
+        rpc_queue=subjects.MEDIA_QUEUE,
+        migrations=MIGRATIONS,
+        version_table="alembic_version_media",
+        rpc_timeout_s=s.rpc_timeout_s,
+    )
+    app.include_router(http.router(s, lambda: holder[0]))
+    return app
