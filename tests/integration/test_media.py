@@ -17,11 +17,16 @@ import base64
 import hashlib
 import hmac
 import io
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -29,6 +34,7 @@ import pytest
 from chat_devtools.cluster import Cluster
 from chat_devtools.s3server import S3Server
 from chat_devtools.testing import ClusterFactory
+from chat_sdk import Attachment, ChatClient, Event, NotFound, Upload
 from helpers import media as corpus
 from helpers.chat_client import Api, User
 from helpers.media import s3_media_env
@@ -46,6 +52,7 @@ ENV = {
     "MEDIA_GC_INTERVAL_S": "0.5",
 }
 BUCKET = "media-tests"
+PASSWORD = "media-tests-password-1"
 
 
 @dataclass
@@ -311,3 +318,70 @@ async def test_upload_rate_and_quota(cluster: ClusterFactory) -> None:
         assert (await upload(api, bob, big, "a.txt", "text/plain")).status_code == 201
         r = await upload(api, bob, b"y" * 200, "b.txt", "text/plain")
         assert r.status_code == 413 and "quota" in r.json()["detail"], r.text
+
+
+async def test_sdk_uploads_sends_attachments_and_downloads(cluster: ClusterFactory) -> None:
+    c = cluster(env=ENV)
+    urls = c.gateway_urls
+    names = [f"sdk{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    for n in names:
+        await ChatClient.register(urls, n, PASSWORD)
+    alice = await ChatClient.connect(urls, username=names[0], password=PASSWORD)
+    carol = await ChatClient.connect(urls, username=names[1], password=PASSWORD)
+    try:
+        conv = await alice.create_conversation("dm", members=[carol.user_id or ""])
+        up = await alice.upload(corpus.jpeg_with_gps(30, 20, orientation=1), name="p.jpg")
+        assert isinstance(up, Upload) and up.mime == "image/jpeg" and (up.width, up.height) == (30, 20)
+        sent = await alice.send(conv.id, "", attachments=[up])
+        got: list[Event] = []
+
+        async def receive() -> None:
+            async for item in carol.events():
+                if isinstance(item, Event) and item.seq == sent.seq:
+                    got.append(item)
+                    return
+
+        await asyncio.wait_for(receive(), 15)
+        (att,) = got[0].attachments or []
+        assert isinstance(att, Attachment) and att.media_id == up.media_id and att.url and att.thumbnail_url
+        mine = await alice.download(up)
+
+        async def carol_gets_it() -> bool:
+            try:
+                return await carol.download(att) == mine
+            except NotFound:
+                return False
+
+        await eventually(carol_gets_it, what="the member downloads the attachment")
+        assert (await carol.download(att, thumbnail=True))[:3] in (b"\xff\xd8\xff", b"\x89PN")
+    finally:
+        await alice.close()
+        await carol.close()
+
+
+def test_cli_upload_send_download(cluster: ClusterFactory, tmp_path: Path) -> None:
+    c = cluster(env={**ENV, "MEDIA_GC_AFTER_S": "600"})  # a CLI run takes about a second
+    env = {**os.environ, "CHAT_CONFIG_DIR": str(tmp_path / "cfg"), "CHAT_PASSWORD": PASSWORD}
+    exe = str(Path(sys.executable).with_name("chat"))
+
+    def chat(*args: str) -> list[dict[str, Any]]:
+        p = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert p.returncode == 0, f"{args}: rc={p.returncode}\n{p.stdout}\n{p.stderr}"
+        return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+    chat("login", c.gateway_url, f"cli{uuid.uuid4().hex[:8]}", "--register", "--json")
+    src = tmp_path / "notes.txt"
+    src.write_text("hello from a file\n")
+    (up,) = chat("upload", str(src), "--json")
+    assert up["mime"].startswith("text/plain") and up["name"] == "notes.txt"
+    (conv,) = chat("create", "channel", "--name", f"cli{uuid.uuid4().hex[:6]}", "--json")
+    (sent,) = chat("send", conv["id"], "", "--attach", up["media_id"], "--json")
+    out = tmp_path / "copy.txt"
+    p = subprocess.run(
+        [exe, "download", up["media_id"], "-o", str(out)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    assert out.read_text() == "hello from a file\n"
+    hist = chat("history", conv["id"], "--json")
+    msg = next(e for e in hist if e["seq"] == sent["seq"])
+    assert msg["attachments"][0]["media_id"] == up["media_id"]

@@ -48,6 +48,7 @@ from chat_sdk.models import (
     SendResult,
     Tokens,
     Typing,
+    Upload,
     User,
 )
 from chat_sdk.options import ClientOptions
@@ -87,5 +88,6 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
+    "Upload",
     "User",
 ]

@@ -22,6 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from chat_sdk import credentials
@@ -143,10 +144,40 @@ async def cmd_join(args: argparse.Namespace) -> int:
 async def cmd_send(args: argparse.Namespace) -> int:
     client = await _client(realtime=False)
     try:
-        res = await client.send(args.conv, args.text, client_msg_id=args.client_msg_id, reply_to=args.reply_to)
+        res = await client.send(
+            args.conv, args.text, client_msg_id=args.client_msg_id, reply_to=args.reply_to, attachments=args.attach
+        )
         _out(args, res.model_dump(mode="json"), f"sent #{res.seq} to {res.conv} at {res.ts}")
     finally:
         await client.close()
+    return 0
+
+
+async def cmd_upload(args: argparse.Namespace) -> int:
+    data = await asyncio.to_thread(Path(args.file).read_bytes)
+    client = await _client(realtime=False)
+    try:
+        up = await client.upload(data, name=args.name or Path(args.file).name)
+        dims = f" {up.width}x{up.height}" if up.width else ""
+        _out(
+            args, up.model_dump(mode="json", exclude_none=True), f"{up.media_id} {up.mime}{dims} {up.size} B {up.name}"
+        )
+    finally:
+        await client.close()
+    return 0
+
+
+async def cmd_download(args: argparse.Namespace) -> int:
+    client = await _client(realtime=False)
+    try:
+        data = await client.download(args.media_id, thumbnail=args.thumbnail)
+    finally:
+        await client.close()
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        await asyncio.to_thread(Path(args.output).write_bytes, data)
+        print(f"{len(data)} bytes -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -217,7 +248,19 @@ def _messages_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("text")
     s.add_argument("--client-msg-id", help="idempotency key (default: random)")
     s.add_argument("--reply-to", type=int, metavar="SEQ")
+    s.add_argument("--attach", action="append", metavar="MEDIA_ID", help="an upload of yours (repeatable)")
     s.set_defaults(func=cmd_send)
+
+    s = sub.add_parser("upload", parents=[common], help="upload a file; prints its media id")
+    s.add_argument("file")
+    s.add_argument("--name", help="display name (default: the file's name)")
+    s.set_defaults(func=cmd_upload)
+
+    s = sub.add_parser("download", parents=[common], help="save an upload or attachment")
+    s.add_argument("media_id")
+    s.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
+    s.add_argument("--thumbnail", action="store_true")
+    s.set_defaults(func=cmd_download)
 
     s = sub.add_parser("history", parents=[common], help="print stored events (oldest first)")
     s.add_argument("conv")

@@ -27,7 +27,7 @@ from chat_sdk.errors import (
     error_from_frame,
 )
 from chat_sdk.link import ConnectionLost, Disconnect, Link
-from chat_sdk.models import HistoryPage, Item, SendResult, Tokens, User, parse_event, parse_live
+from chat_sdk.models import HistoryPage, Item, SendResult, Tokens, Upload, User, parse_event, parse_live
 from chat_sdk.options import ClientOptions
 from chat_sdk.rest import Endpoints, Rest
 from chat_sdk.tokens import TokenManager
@@ -205,10 +205,13 @@ class ChatClient(ConversationsMixin):
         *,
         client_msg_id: str | None = None,
         reply_to: int | None = None,
-        attachments: list[dict[str, Any]] | None = None,
+        attachments: Sequence[str | Upload] | None = None,
         deadline_s: float | None = None,
     ) -> SendResult:
         """Post a message; returns once the server stored it, with its seq.
+
+        ``attachments``: your uploads (``upload()`` results or their ``media_id``s), 1..10;
+        with attachments ``body`` may be empty.
 
         Sends the SAME ``client_msg_id`` again after a dropped connection, an ack timeout
         or ``unavailable`` (with backoff), and after ``rate_limited`` once ``retry_after``
@@ -220,7 +223,7 @@ class ChatClient(ConversationsMixin):
         if reply_to is not None:
             frame["reply_to"] = reply_to
         if attachments:
-            frame["attachments"] = attachments
+            frame["attachments"] = [a if isinstance(a, str) else a.media_id for a in attachments]
         loop = asyncio.get_running_loop()
         end = loop.time() + (self.options.send_deadline_s if deadline_s is None else deadline_s)
         attempt = 0

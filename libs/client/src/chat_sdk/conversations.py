@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chat_sdk.delivery import Delivery
-from chat_sdk.models import Conversation, HistoryPage, User
+from chat_sdk.models import Attachment, Conversation, HistoryPage, Upload, User
 from chat_sdk.rest import Rest
 
 
@@ -57,6 +57,20 @@ class ConversationsMixin:
         body: dict[str, Any] = {"user_id": user_id} | ({"role": role} if role else {})
         out = await self._rest.call("POST", f"/v1/conversations/{conv}/members", json=body)
         return Conversation.model_validate(out)
+
+    # -- media (PROTOCOL §5) ------------------------------------------------------------
+    async def upload(self, data: bytes, name: str = "file") -> Upload:
+        """``POST /v1/media``: the server types the bytes and sanitizes them; the answer's
+        ``media_id`` goes into ``send(..., attachments=[media_id])``."""
+        out = await self._rest.call("POST", "/v1/media", files={"file": (name, data, "application/octet-stream")})
+        return Upload.model_validate(out)
+
+    async def download(self, media: str | Attachment | Upload, *, thumbnail: bool = False) -> bytes:
+        """The bytes of an upload or attachment (by id, with the bearer token): the
+        uploader, and readers of a conversation showing it; else :class:`NotFound`."""
+        media_id = media if isinstance(media, str) else media.media_id
+        path = f"/v1/media/{media_id}" + ("/thumbnail" if thumbnail else "")
+        return await self._rest.call_bytes("GET", path)
 
     async def leave(self, conv: str) -> None:
         await self._rest.call("DELETE", f"/v1/conversations/{conv}/members/{self.user_id}")

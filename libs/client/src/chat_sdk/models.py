@@ -80,7 +80,25 @@ class Conversation(_Model):
 
 
 class Attachment(wire_events.Attachment):
+    """An attachment as a reader gets it: ``url`` / ``thumbnail_url`` are same-origin links
+    signed for this reader, valid a few minutes (``ChatClient.download`` needs neither)."""
+
     model_config = ConfigDict(extra="allow")
+    url: str | None = None
+    thumbnail_url: str | None = None
+
+
+class Upload(_Model):
+    """What ``upload()`` answers (PROTOCOL §5)."""
+
+    media_id: str
+    mime: str
+    size: int
+    name: str
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+    thumbnail_url: str | None = None
 
 
 class Event(wire_events.Event):

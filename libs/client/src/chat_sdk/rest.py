@@ -102,6 +102,14 @@ class Rest:
             return r.status_code, None
         return r.status_code, r.json()
 
+    async def call_bytes(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> bytes:
+        """The raw body of ``method path`` (downloads); errors as :meth:`call`."""
+        try:
+            r = await self._call_once(method, path, auth, **kw)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"{method} {path}: {exc.__class__.__name__}") from exc
+        return r.content
+
     async def _call_once(self, method: str, path: str, auth: bool, **kw: Any) -> httpx.Response:
         headers: dict[str, str] = {}
         token = ""

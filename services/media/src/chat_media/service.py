@@ -130,7 +130,7 @@ class MediaService:
         finally:
             self.in_work -= 1
             WAITING.set(self.in_work)
-        media_id = secrets.token_urlsafe(16)
+        media_id = secrets.token_hex(16)  # 128 bits; hex: never starts with "-" (command lines)
         key = media_key(media_id)
         if out.thumbnail is not None:
             await self.storage.put(key + ".thumb", out.thumbnail, out.thumbnail_mime or "image/jpeg")

@@ -43,7 +43,7 @@ class Storage(Protocol):
 
 
 def media_key(media_id: str) -> str:
-    """``ab/<id>``: spread over 4,096 prefixes (``media_id`` is random URL-safe base64)."""
+    """``ab/<id>``: spread over 256 prefixes (``media_id`` is 32 random hex digits)."""
     return f"{media_id[:2]}/{media_id}"
 
 
