@@ -14,10 +14,8 @@ from typing import Annotated, Any
 
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.media_api import MEDIA_ID
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from chat_gateway.api.deps import Caller, Res, principal
 from chat_gateway.media_client import NAME_HEADER, MediaClient
@@ -35,23 +33,17 @@ def _media(res: Res) -> MediaClient:
 
 
 @router.post("/media", status_code=201)
-async def upload(request: Request, caller: Caller, res: Res) -> JSONResponse:
+async def upload(
+    caller: Caller,
+    res: Res,
+    file: Annotated[UploadFile, File(description="the file; its type is decided by its bytes")],
+) -> JSONResponse:
     media = _media(res)
-    try:
-        form = await request.form(max_files=1, max_fields=8)
-    except MultiPartException as exc:
-        raise ChatError(ErrorCode.INVALID, f"multipart body: {exc.message}") from exc
-    try:
-        f = form.get("file")
-        if not isinstance(f, UploadFile):
-            raise ChatError(ErrorCode.INVALID, "file: a multipart field `file` with the file is required")
-        if (f.size or 0) > res.settings.media_max_bytes:
-            raise ChatError(ErrorCode.TOO_LARGE, f"the file is larger than {res.settings.media_max_bytes} bytes")
-        if not f.size:
-            raise ChatError(ErrorCode.INVALID, "file: empty")
-        out = await media.upload(caller.user_id, f.filename, f)
-    finally:
-        await form.close()
+    if (file.size or 0) > res.settings.media_max_bytes:
+        raise ChatError(ErrorCode.TOO_LARGE, f"the file is larger than {res.settings.media_max_bytes} bytes")
+    if not file.size:
+        raise ChatError(ErrorCode.INVALID, "file: empty")
+    out = await media.upload(caller.user_id, file.filename, file)
     return JSONResponse(_signed(res, out, caller.user_id), status_code=201)
 
 
