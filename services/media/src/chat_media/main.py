@@ -1,5 +1,4 @@
-"""Media service: its store, storage, RPC route, internal HTTP routes for the gateways, the
-consumer of the event stream and the collector, on the service skeleton (chat_common.service)."""
+"""Media service on the service skeleton: store, storage, RPC, gateways' HTTP, refs, collector."""
 
 from __future__ import annotations
 
@@ -17,25 +16,10 @@ from chat_media import http, rpc
 from chat_media.refs import RefsConsumer
 from chat_media.service import MediaService
 from chat_media.settings import MediaSettings
-from chat_media.storage import LocalStorage, S3Storage, Storage
+from chat_media.storage import storage_from
 from chat_media.store import MediaStore
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
-
-
-async def make_storage(s: MediaSettings) -> Storage:
-    if s.storage == "s3":
-        s3 = S3Storage(
-            s.s3_endpoint,
-            s.s3_access_key.get_secret_value(),
-            s.s3_secret_key.get_secret_value(),
-            s.s3_bucket,
-            secure=s.s3_secure,
-            region=s.s3_region or None,
-        )
-        await s3.ensure_bucket()
-        return s3
-    return LocalStorage(s.local_dir)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:
@@ -46,7 +30,7 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     async def setup(ctx: ServiceContext[MediaSettings]) -> AsyncIterator[None]:
         assert ctx.engine is not None
         store = MediaStore(ctx.engine)
-        storage = await make_storage(s)
+        storage = await storage_from(s)
         ctx.database_check = store.ping
         service = MediaService(s, store, storage, ctx.client)
         holder.append(service)

@@ -17,6 +17,8 @@ from typing import Protocol
 from minio import Minio
 from minio.error import S3Error
 
+from chat_media.settings import MediaSettings
+
 CHUNK = 256 * 1024
 
 
@@ -159,3 +161,19 @@ async def _s3_chunks(resp: object) -> AsyncIterator[bytes]:
     finally:
         resp.close()  # type: ignore[attr-defined]
         resp.release_conn()  # type: ignore[attr-defined]
+
+
+async def storage_from(s: MediaSettings) -> Storage:
+    """The storage ``MEDIA_STORAGE`` names (the S3 bucket created when missing)."""
+    if s.storage == "s3":
+        s3 = S3Storage(
+            s.s3_endpoint,
+            s.s3_access_key.get_secret_value(),
+            s.s3_secret_key.get_secret_value(),
+            s.s3_bucket,
+            secure=s.s3_secure,
+            region=s.s3_region or None,
+        )
+        await s3.ensure_bucket()
+        return s3
+    return LocalStorage(s.local_dir)
