@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every service; the command selects which one runs:
-#   python -m chat_auth | python -m chat_messages | python -m chat_gateway (default)
+#   python -m chat_auth | chat_messages | chat_presence | chat_media | chat_gateway (default)
 # Build:  docker build -t chat-backend:dev .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -27,12 +27,12 @@ RUN set -eux; \
     done; \
     /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels $dirs; \
     /opt/venv/bin/pip install /wheels/*.whl; \
-    /opt/venv/bin/python -c "import chat_auth.main, chat_messages.main, chat_presence.main, chat_gateway.main"
+    /opt/venv/bin/python -c "import chat_auth.main, chat_messages.main, chat_presence.main, chat_media.main, chat_gateway.main"
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="chat-backend" \
-      org.opencontainers.image.description="Realtime chat backend services (auth, messages, presence, gateway)"
+      org.opencontainers.image.description="Realtime chat backend services (auth, messages, presence, media, gateway)"
 RUN groupadd --system --gid 10001 chat \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin chat \
@@ -47,11 +47,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     AUTH_HOST=0.0.0.0 \
     MESSAGES_HOST=0.0.0.0 \
     PRESENCE_HOST=0.0.0.0 \
+    MEDIA_HOST=0.0.0.0 \
     GATEWAY_HOST=0.0.0.0
 # Relative SQLite defaults (data/*.db) land in /app/data; production uses PostgreSQL.
 WORKDIR /app
 USER 10001:10001
-# gateway 8080, auth 8081, messages 8082, presence 8083 (each <P>_PORT)
-EXPOSE 8080 8081 8082 8083
+# gateway 8080, auth 8081, messages 8082, presence 8083, media 8084 (each <P>_PORT)
+EXPOSE 8080 8081 8082 8083 8084
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "chat_gateway"]

@@ -21,7 +21,7 @@ help:
 	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
 	@echo "make lint     - ruff (check + format --check) + mypy; make format fixes the layout"
 	@echo "make bench    - load benchmark (bench/run.py; BENCH_ARGS=\"--backend postgres --rate 500\")"
-	@echo "make compose-env - write .env with random secrets for docker-compose (NATS users' passwords)"
+	@echo "make compose-env - write .env with random secrets for docker-compose (NATS users', media and MinIO secrets)"
 	@echo "make clean    - caches and the install stamp (make clean-data removes ./data)"
 
 install: $(STAMP)

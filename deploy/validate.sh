@@ -20,7 +20,9 @@ echo "== hadolint Dockerfile"
 echo "== docker-compose config -q"
 # placeholder secrets (make compose-env writes real ones into .env)
 env CHAT_NATS_AUTH_PASSWORD=x CHAT_NATS_MESSAGES_PASSWORD=x CHAT_NATS_PRESENCE_PASSWORD=x \
-  CHAT_NATS_GATEWAY_PASSWORD=x CHAT_NATS_OPS_PASSWORD=x \
+  CHAT_NATS_MEDIA_PASSWORD=x CHAT_NATS_GATEWAY_PASSWORD=x CHAT_NATS_OPS_PASSWORD=x \
+  MEDIA_DB_PASSWORD=x CHAT_MEDIA_INTERNAL_TOKEN=x CHAT_MEDIA_URL_KEY=x \
+  MINIO_ROOT_USER=x MINIO_ROOT_PASSWORD=x \
   "$VENV/bin/docker-compose" -f docker-compose.yml config -q
 
 if command -v kustomize >/dev/null; then render() { kustomize build "$1"; }
@@ -34,9 +36,9 @@ for overlay in deploy/k8s/overlays/*/; do
   "$VENV/bin/kubernetes-validate" --strict --quiet "$out/$name.yaml"
 done
 "$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/chat-database.secret.example.yaml \
-  deploy/k8s/chat-nats.secret.example.yaml
+  deploy/k8s/chat-nats.secret.example.yaml deploy/k8s/chat-media.secret.example.yaml
 
-if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, chat_presence, yaml" 2>/dev/null; then
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, chat_presence, chat_media, yaml" 2>/dev/null; then
   echo "== ConfigMap keys vs settings classes"
   .venv/bin/python deploy/check_settings.py "$out"/dev.yaml "$out"/prod.yaml
 else
