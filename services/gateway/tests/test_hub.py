@@ -452,3 +452,21 @@ async def test_one_event_is_encoded_once_for_all_local_connections(env: Env, mon
     for c in conns:
         await eventually(lambda c=c: len(c.ws.sent) == 2)
     assert len(encoded) == 2  # one more event: one more encoding, not 8
+
+
+async def test_an_event_with_attachments_is_encoded_once_per_reader(env: Env) -> None:
+    env.messages.convs = {u: [("c1", 0, "member")] for u in ("u1", "u2")}
+    hub = env.hub()
+    hub.personalize = lambda ev, user: {**ev, "attachments": [{**a, "url": f"/m?u={user}"} for a in ev["attachments"]]}
+    a1, a2, b = await env.connect(hub, "u1"), await env.connect(hub, "u1"), await env.connect(hub, "u2")
+    ev = event("c1", 1, attachments=[{"media_id": "m1", "mime": "image/png", "size": 3}])
+    await env.event(ev)
+    for c in (a1, a2, b):
+        await eventually(lambda c=c: len(c.ws.sent) == 1)
+    assert a1.ws.sent[0] is a2.ws.sent[0]  # one text per reader, shared by their connections
+    assert a1.ws.frames()[0]["event"]["attachments"][0]["url"] == "/m?u=u1"
+    assert b.ws.frames()[0]["event"]["attachments"][0]["url"] == "/m?u=u2"
+    await env.events("c1", 2)  # no attachments: the shared text again
+    for c in (a1, a2, b):
+        await eventually(lambda c=c: len(c.ws.sent) == 2)
+    assert a1.ws.sent[1] is b.ws.sent[1]
