@@ -21,6 +21,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,22 @@ async def user(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
     r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
     r.raise_for_status()
     return dict(r.json())
+
+
+def token_source(base_url: str, name: str, first: str, max_age_s: float = 600.0) -> Callable[[], Awaitable[str]]:
+    """A current access token of ``name``: the one given, then a fresh login every
+    ``max_age_s`` (tokens live 15 minutes; this run lasts longer)."""
+    held = {"token": first, "at": time.monotonic()}
+
+    async def get() -> str:
+        if time.monotonic() - held["at"] > max_age_s:  # type: ignore[operator]
+            async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+                r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
+                r.raise_for_status()
+            held["token"], held["at"] = r.json()["access_token"], time.monotonic()
+        return str(held["token"])
+
+    return get
 
 
 async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace) -> dict[str, Any]:
@@ -88,7 +105,7 @@ async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace)
         *(
             fuzz_frames(
                 ws[i % len(ws)],
-                f["access_token"],
+                token_source(urls[0], f["user"]["username"], f["access_token"]),
                 convs,
                 per_conn,
                 i,
@@ -100,13 +117,19 @@ async def bench(urls: list[str], pids: dict[str, int], args: argparse.Namespace)
         ),
         *(
             fuzz_rest(
-                urls[i % len(urls)], fuzzers[i]["access_token"], openapi, convs, args.requests // 2, 100 + i, report
+                urls[i % len(urls)],
+                token_source(urls[0], fuzzers[i]["user"]["username"], fuzzers[i]["access_token"]),
+                openapi,
+                convs,
+                args.requests // 2,
+                100 + i,
+                report,
             )
             for i in range(2)
         ),
         valid.run(
             ws[0],
-            {alice["user"]["id"]: alice["access_token"], bob["user"]["id"]: bob["access_token"]},
+            {u["user"]["id"]: token_source(urls[0], u["user"]["username"], u["access_token"]) for u in (alice, bob)},
             dm,
             n_valid,
             within=args.expected_s * 4 + 600,

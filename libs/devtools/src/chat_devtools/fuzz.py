@@ -23,8 +23,10 @@ import contextlib
 import json
 import random
 import string
+import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,9 +171,17 @@ class FuzzReport:
             self.problems.append(problem)
 
 
+# An access token, or where to get a current one (runs longer than a token lives).
+Token = str | Callable[[], Awaitable[str]]
+
+
+async def current(token: Token) -> str:
+    return token if isinstance(token, str) else await token()
+
+
 async def fuzz_frames(
     ws_url: str,
-    token: str,
+    token: Token,
     convs: list[str],
     n: int,
     seed: int,
@@ -191,7 +201,7 @@ async def fuzz_frames(
         got = 0
         try:
             async with websockets.connect(ws_url, max_size=None, compression=None, open_timeout=30) as ws:
-                await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+                await ws.send(orjson.dumps({"type": "auth", "token": await current(token)}).decode())
                 pongs: dict[str, asyncio.Future[None]] = {}
                 reader = asyncio.create_task(_read(ws, report, pongs))
                 try:
@@ -329,7 +339,7 @@ class RestFuzzer:
 
 
 async def fuzz_rest(
-    base_url: str, token: str, openapi: dict[str, Any], convs: list[str], n: int, seed: int, report: FuzzReport
+    base_url: str, token: Token, openapi: dict[str, Any], convs: list[str], n: int, seed: int, report: FuzzReport
 ) -> None:
     f = RestFuzzer(seed, openapi, convs)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
@@ -337,7 +347,7 @@ async def fuzz_rest(
             method, path, params, body = f.request()
             headers = {"Content-Type": "application/json"}
             if i % 3:
-                headers["Authorization"] = f"Bearer {token}"
+                headers["Authorization"] = f"Bearer {await current(token)}"
             try:
                 r = await http.request(method, path, params=params, content=body, headers=headers)
             except httpx.HTTPError as exc:
@@ -364,10 +374,12 @@ class ValidTraffic:
 
     acked: dict[str, dict[str, int]] = field(default_factory=dict)  # user -> client_msg_id -> seq
     seen: dict[str, list[int]] = field(default_factory=dict)  # user -> seqs of the conv, in arrival order
+    # a long run re-authenticates in place this often (a fresh token from the user's Token)
+    reauth_s: float = 600.0
     _sending: int = 0
 
     async def run(
-        self, ws_url: str, users: dict[str, str], conv: str, n: int, within: float = 120, pace_s: float = 0.0
+        self, ws_url: str, users: dict[str, Token], conv: str, n: int, within: float = 120, pace_s: float = 0.0
     ) -> None:
         """Each user sends ``n`` messages, one after the other (``pace_s`` apart)."""
         self._sending = len(users)
@@ -381,12 +393,13 @@ class ValidTraffic:
     def _all_acked(self) -> set[int]:
         return {seq for m in self.acked.values() for seq in m.values()}
 
-    async def _one(self, ws_url: str, uid: str, token: str, conv: str, n: int) -> None:
+    async def _one(self, ws_url: str, uid: str, token: Token, conv: str, n: int) -> None:
         acked = self.acked.setdefault(uid, {})
         seen = self.seen.setdefault(uid, [])
         async with websockets.connect(ws_url, max_size=None, compression=None) as ws:
-            await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+            await ws.send(orjson.dumps({"type": "auth", "token": await current(token)}).decode())
             assert orjson.loads(await ws.recv())["type"] == "auth_ok"
+            authed = time.monotonic()
 
             def take(f: dict[str, Any]) -> None:
                 if f["type"] == "event" and f["event"]["conv"] == conv:
@@ -395,6 +408,10 @@ class ValidTraffic:
                     raise AssertionError(f"valid send refused: {f}")
 
             for i in range(n):
+                if time.monotonic() - authed > self.reauth_s:  # before the token expires (4003)
+                    reauth = {"type": "auth", "ref": f"reauth-{i}", "token": await current(token)}
+                    await ws.send(orjson.dumps(reauth).decode())
+                    authed = time.monotonic()
                 cmid = f"{uid}-{i}"
                 frame = orjson.dumps(
                     {"type": "send", "ref": cmid, "conv": conv, "client_msg_id": cmid, "body": f"valid {i}"}
