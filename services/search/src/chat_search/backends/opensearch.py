@@ -1,0 +1,289 @@
+"""OpenSearch search backend (opensearch-py's sync client, run in worker threads).
+
+Layout, created by :meth:`OpenSearchBackend.start` (idempotent):
+
+- an index template ``{prefix}-template`` for ``{prefix}-*``: 1 shard, 0 replicas (a small
+  single node; both configurable), strict mappings: ``conv``/``sender`` keyword, ``seq``
+  long, ``ts`` date, ``body`` text (``standard``) with a ``body.cjk`` multi-field (the
+  built-in ``cjk`` analyzer: overlapping bigrams, so a word is found inside a CJK sentence),
+  ``attachments`` text with a ``file_name`` analyzer (runs of letters and digits,
+  lowercased: ``report-2024.pdf`` is ``report 2024 pdf``), ``event`` an object with
+  ``enabled: false`` (kept in ``_source``, returned in hits, never indexed);
+- the concrete index ``{prefix}-000001`` behind the alias ``{prefix}``. Every read and write
+  goes through the alias, so a rebuild can fill ``{prefix}-000002`` and swap the alias.
+
+Documents have the id ``f"{conv}:{seq}"``: an upsert is an ``index`` action (replace), a
+delete of a missing id is fine.
+
+Queries (user text only ever lands in a ``query`` *value*): a ``bool`` query whose
+``filter`` always holds ``terms: {conv: convs}`` (and ``term: {conv}`` to narrow), and whose
+``should`` holds one ``multi_match`` of type ``phrase`` per term over the fixed fields
+``body``, ``body.cjk``, ``attachments`` (``minimum_should_match: 1``). ``multi_match``
+analyzes its text and never parses it, so no operator, field name, wildcard or regex typed
+by a user means anything. Budget: ``timeout: 2s`` in the request (a slow shard answers with
+what it has) and a 2.5 s client timeout.
+
+Order: ``[_score desc, ts desc, conv asc, seq asc]`` and ``search_after`` with the last
+hit's sort values, which the cursor carries. Highlights come from OpenSearch's unified
+highlighter on ``body`` and ``body.cjk`` (``<mark>`` tags, ``html`` encoder; ``body.cjk``
+first for a CJK query: it marks whole bigrams), else from :mod:`._highlight`.
+
+The sync client in threads: ``aiohttp`` (needed by opensearch-py's async client) is not a
+dependency of the workspace; a request ties up one worker thread for at most 2.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
+
+from chat_search.backends import BackendUnavailable, Doc, Hit, Page, QueryInvalid, clamp_limit
+from chat_search.backends._highlight import highlight
+from chat_search.backends._query import ParsedQuery, decode_cursor, encode_cursor, parse_query
+
+NAME = "opensearch"
+FIELDS = ("body", "body.cjk", "attachments")
+SEARCH_TIMEOUT = "2s"
+REQUEST_TIMEOUT = 2.5
+WRITE_TIMEOUT = 30.0
+# Root causes of a search that a user's input (not the cluster) made fail: a 422, not a 503.
+_QUERY_ERRORS = frozenset(
+    {"too_many_clauses", "query_shard_exception", "parse_exception", "illegal_argument_exception"}
+)
+
+
+def index_template(prefix: str, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
+    """The composable index template for ``{prefix}-*``."""
+    return {
+        "index_patterns": [f"{prefix}-*"],
+        "priority": 100,
+        "_meta": {"owner": "chat-search", "version": 1},
+        "template": {
+            "settings": {
+                "number_of_shards": shards,
+                "number_of_replicas": replicas,
+                "analysis": {
+                    "tokenizer": {"file_name_parts": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"}},
+                    "analyzer": {
+                        "file_name": {"type": "custom", "tokenizer": "file_name_parts", "filter": ["lowercase"]}
+                    },
+                },
+            },
+            "mappings": {
+                "dynamic": "strict",
+                "properties": {
+                    "conv": {"type": "keyword"},
+                    "seq": {"type": "long"},
+                    "sender": {"type": "keyword"},
+                    "ts": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+                    "body": {
+                        "type": "text",
+                        "analyzer": "standard",
+                        "fields": {"cjk": {"type": "text", "analyzer": "cjk"}},
+                    },
+                    "attachments": {"type": "text", "analyzer": "file_name"},
+                    "event": {"type": "object", "enabled": False},
+                },
+            },
+        },
+    }
+
+
+class OpenSearchBackend:
+    """:class:`~chat_search.backends.SearchBackend` on OpenSearch.
+
+    ``hosts``: URLs (``http://127.0.0.1:9200``) or opensearch-py host dicts.
+    ``index_prefix``: the alias name, and the prefix of the concrete indices and the
+    template (tests give each their own). ``refresh``: make every write visible before it
+    returns (tests; the service relies on the 1 s refresh interval). ``client_options`` go to
+    :class:`opensearchpy.OpenSearch` (``http_auth``, ``use_ssl``, ``ca_certs``...)."""
+
+    def __init__(
+        self,
+        hosts: str | list[Any],
+        *,
+        index_prefix: str = "chat-messages",
+        refresh: bool = False,
+        shards: int = 1,
+        replicas: int = 0,
+        **client_options: Any,
+    ) -> None:
+        self.alias = index_prefix
+        self.first_index = f"{index_prefix}-000001"
+        self.template_name = f"{index_prefix}-template"
+        self._template = index_template(index_prefix, shards, replicas)
+        self._refresh = "true" if refresh else "false"
+        options: dict[str, Any] = {"timeout": REQUEST_TIMEOUT, "max_retries": 0, "retry_on_timeout": False}
+        options.update(client_options)
+        self._client = OpenSearch(hosts=[hosts] if isinstance(hosts, str) else hosts, **options)
+
+    # -- plumbing -------------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., Any], /, *, user_query: bool = False, **kwargs: Any) -> Any:
+        """``fn(**kwargs)`` in a worker thread. Unreachable, overloaded or failing →
+        BackendUnavailable; with ``user_query``, a search the user's input made fail (400,
+        too many clauses...) → QueryInvalid and a missing index → BackendUnavailable."""
+        try:
+            return await asyncio.to_thread(functools.partial(fn, **kwargs))
+        except OSConnectionError as e:  # includes ConnectionTimeout; before TransportError (its base)
+            raise BackendUnavailable(f"OpenSearch unreachable: {e}") from e
+        except TransportError as e:
+            status = e.status_code if isinstance(e.status_code, int) else 500
+            if user_query and (status == 400 or _root_causes(e) & _QUERY_ERRORS):
+                raise QueryInvalid("the query cannot be searched") from e
+            if user_query or status == 429 or status >= 500:
+                raise BackendUnavailable(f"OpenSearch failed ({status}): {e.error}") from e
+            raise
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        c = self._client
+        await self._call(c.indices.put_index_template, name=self.template_name, body=self._template)
+        if await self._call(c.indices.exists_alias, name=self.alias):
+            return
+        try:
+            body = {"aliases": {self.alias: {"is_write_index": True}}}
+            await self._call(c.indices.create, index=self.first_index, body=body, request_timeout=WRITE_TIMEOUT)
+        except RequestError as e:
+            if e.error != "resource_already_exists_exception":
+                raise
+            # created meanwhile by another process, or left without its alias: (re)attach it
+            if not await self._call(c.indices.exists_alias, name=self.alias):
+                await self._call(c.indices.put_alias, index=self.first_index, name=self.alias)
+        await self._call(
+            c.cluster.health, index=self.alias, wait_for_status="yellow", timeout="30s", request_timeout=WRITE_TIMEOUT
+        )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    async def ping(self) -> None:
+        try:
+            health = await self._call(
+                self._client.cluster.health, index=self.alias, timeout="2s", request_timeout=REQUEST_TIMEOUT
+            )
+        except NotFoundError as e:
+            raise BackendUnavailable(f"no index behind the alias {self.alias}") from e
+        except TransportError as e:
+            raise BackendUnavailable(f"OpenSearch: {e}") from e
+        if health.get("status") not in ("green", "yellow"):
+            raise BackendUnavailable(f"index {self.alias} is {health.get('status')}")
+
+    # -- writes ---------------------------------------------------------------------------
+    async def upsert(self, docs: list[Doc]) -> None:
+        actions: list[dict[str, Any]] = []
+        for d in docs:
+            actions.append({"index": {"_index": self.alias, "_id": f"{d.conv}:{d.seq}"}})
+            actions.append(
+                {
+                    "conv": d.conv,
+                    "seq": d.seq,
+                    "sender": d.sender,
+                    "ts": d.ts,
+                    "body": d.body,
+                    "attachments": list(d.attachments),
+                    "event": d.event,
+                }
+            )
+        await self._bulk(actions)
+
+    async def delete(self, keys: list[tuple[str, int]]) -> None:
+        await self._bulk([{"delete": {"_index": self.alias, "_id": f"{c}:{s}"}} for c, s in keys])
+
+    async def delete_conv(self, conv: str) -> None:
+        await self._call(
+            self._client.delete_by_query,
+            index=self.alias,
+            body={"query": {"term": {"conv": conv}}},
+            conflicts="proceed",
+            refresh=self._refresh,
+            request_timeout=WRITE_TIMEOUT,
+        )
+
+    async def _bulk(self, actions: list[dict[str, Any]]) -> None:
+        """One bulk request. Items refused for load (429, 5xx) → BackendUnavailable (retry
+        later); refused as malformed → ValueError (retrying cannot help); a delete's 404 is fine."""
+        if not actions:
+            return
+        resp = await self._call(self._client.bulk, body=actions, refresh=self._refresh, request_timeout=WRITE_TIMEOUT)
+        if not resp.get("errors"):
+            return
+        failed = [item for op in resp["items"] for item in op.values() if item.get("status", 500) >= 300]
+        failed = [item for item in failed if not (item.get("status") == 404 and "error" not in item)]
+        if any(item.get("status") == 429 or item.get("status", 500) >= 500 for item in failed):
+            raise BackendUnavailable(f"OpenSearch refused {len(failed)} writes: {failed[0]}")
+        if failed:
+            raise ValueError(f"OpenSearch rejected {len(failed)} documents: {failed[0]}")
+
+    # -- search ---------------------------------------------------------------------------
+    async def search(self, q: str, convs: list[str], limit: int, cursor: str | None, conv: str | None = None) -> Page:
+        parsed = parse_query(q, conv)
+        after = decode_cursor(cursor, NAME, parsed.fingerprint) if cursor is not None else None
+        limit = clamp_limit(limit)
+        members = sorted(set(convs))
+        if not members or (conv is not None and conv not in members):
+            return Page([], None)
+        body = search_body(parsed, members, conv, list(after) if after else None, limit + 1)
+        resp = await self._call(
+            self._client.search, user_query=True, index=self.alias, body=body, request_timeout=REQUEST_TIMEOUT
+        )
+        raw = resp["hits"]["hits"]
+        cjk_first = any(t.substring for t in parsed.terms)
+        hits = [Hit(h["_source"].get("event", {}), _highlight_of(h, parsed, cjk_first)) for h in raw[:limit]]
+        next_cursor = None
+        if len(raw) > limit:
+            next_cursor = encode_cursor(NAME, parsed.fingerprint, raw[limit - 1]["sort"])
+        return Page(hits, next_cursor)
+
+
+def search_body(
+    parsed: ParsedQuery, members: list[str], conv: str | None, after: list[Any] | None, size: int
+) -> dict[str, Any]:
+    """The search request. The user's terms appear only as ``multi_match`` query values."""
+    filters: list[dict[str, Any]] = [{"terms": {"conv": members}}]
+    if conv is not None:
+        filters.append({"term": {"conv": conv}})
+    should = [{"multi_match": {"query": t.text, "type": "phrase", "fields": list(FIELDS)}} for t in parsed.terms]
+    body: dict[str, Any] = {
+        "query": {"bool": {"filter": filters, "should": should, "minimum_should_match": 1}},
+        "sort": [{"_score": "desc"}, {"ts": "desc"}, {"conv": "asc"}, {"seq": "asc"}],
+        "size": size,
+        "timeout": SEARCH_TIMEOUT,
+        "track_total_hits": False,
+        "_source": ["event", "body"],
+        "highlight": {
+            "type": "unified",
+            "encoder": "html",
+            "pre_tags": ["<mark>"],
+            "post_tags": ["</mark>"],
+            "number_of_fragments": 1,
+            "fragment_size": 200,
+            "fields": {"body": {}, "body.cjk": {}},
+        },
+    }
+    if after is not None:
+        body["search_after"] = after
+    return body
+
+
+def _highlight_of(hit: dict[str, Any], parsed: ParsedQuery, cjk_first: bool) -> str:
+    fragments = hit.get("highlight", {})
+    order = ("body.cjk", "body") if cjk_first else ("body", "body.cjk")
+    for field in order:
+        if fragments.get(field):
+            return str(fragments[field][0])
+    return highlight(str(hit["_source"].get("body", "")), parsed.terms)
+
+
+def _root_causes(e: TransportError) -> set[str]:
+    info = e.info if isinstance(e.info, dict) else {}
+    error = info.get("error", {})
+    if not isinstance(error, dict):
+        return set()
+    causes = [error, *error.get("root_cause", []), *(f.get("reason", {}) for f in error.get("failed_shards", []))]
+    return {str(c.get("type")) for c in causes if isinstance(c, dict)}

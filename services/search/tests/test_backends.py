@@ -1,0 +1,414 @@
+"""One suite, two search backends: SQLite FTS5 (``fts``) and OpenSearch (``opensearch``).
+
+OpenSearch is the embedded test node of ``chat_devtools.opensearch`` (one per module, ~10 s
+to start); each test gets its own index prefix (template, index, alias) and writes with
+``refresh=True`` so that they are searchable at once. Without the OpenSearch jars the
+``opensearch`` half is skipped, or fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import json
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from chat_devtools.opensearch import OpenSearchServer, default_home, is_installed
+from chat_search.backends import BackendUnavailable, Doc, Page, QueryInvalid, SearchBackend
+from chat_search.backends.fts import FtsBackend
+from chat_search.backends.opensearch import OpenSearchBackend
+
+BASE_TS = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def ts(offset_ms: int) -> str:
+    t = BASE_TS + timedelta(milliseconds=offset_ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def doc(conv: str, seq: int, body: str, *, attachments: list[str] | None = None, at: int | None = None) -> Doc:
+    event = {"type": "message", "conv": conv, "seq": seq, "body": body, "attachments": attachments or []}
+    return Doc(conv, seq, "u1", ts(seq * 1000 if at is None else at), body, attachments or [], event)
+
+
+def keys(page: Page) -> list[tuple[str, int]]:
+    return [(h.event["conv"], h.event["seq"]) for h in page.hits]
+
+
+async def found(backend: SearchBackend, q: str, convs: list[str], conv: str | None = None) -> set[tuple[str, int]]:
+    return set(keys(await backend.search(q, convs, 100, None, conv)))
+
+
+# -- fixtures -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def opensearch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSearchServer]:
+    env = os.environ.get("CHAT_TEST_OPENSEARCH_HOME")
+    home = Path(env) if env else default_home()
+    if not is_installed(home):
+        msg = f"OpenSearch is not installed in {home} (python -m chat_devtools.opensearch install)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    server = OpenSearchServer(tmp_path_factory.mktemp("opensearch"), home=home).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["fts", "opensearch"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SearchBackend]:
+    if request.param == "fts":
+        fts = FtsBackend(tmp_path / "search.db")
+        await fts.start()
+        yield fts
+        await fts.close()
+        return
+    server: OpenSearchServer = request.getfixturevalue("opensearch_server")
+    prefix = f"t{uuid.uuid4().hex[:12]}-chat-messages"
+    os_backend = OpenSearchBackend(server.url, index_prefix=prefix, refresh=True)
+    await os_backend.start()
+    yield os_backend
+    await os_backend.close()
+    client = server.client()
+    await asyncio.to_thread(client.indices.delete, index=f"{prefix}-*")
+    await asyncio.to_thread(client.indices.delete_index_template, name=f"{prefix}-template")
+    client.close()
+
+
+# -- basics -------------------------------------------------------------------------------
+async def test_start_is_idempotent_and_ping(backend: SearchBackend) -> None:
+    await backend.upsert([doc("A", 1, "still here")])
+    await backend.start()
+    await backend.ping()
+    assert await found(backend, "still", ["A"]) == {("A", 1)}
+
+
+async def test_relevance_both_words_rank_first(backend: SearchBackend) -> None:
+    await backend.upsert(
+        [
+            doc("A", 1, "quarterly numbers are in", at=3000),
+            doc("A", 2, "the quarterly report is ready", at=1000),
+            doc("A", 3, "a report about lunch", at=2000),
+            doc("A", 4, "nothing relevant here", at=4000),
+        ]
+    )
+    page = await backend.search("quarterly report", ["A"], 10, None)
+    assert keys(page)[0] == ("A", 2)
+    assert set(keys(page)) == {("A", 1), ("A", 2), ("A", 3)}
+    assert page.next_cursor is None
+    hit = page.hits[0]
+    assert hit.event["body"] == "the quarterly report is ready"
+    assert "<mark>quarterly</mark>" in hit.highlight and "<mark>report</mark>" in hit.highlight
+    # a quoted phrase matches its words together only
+    assert await found(backend, '"report is ready"', ["A"]) == {("A", 2)}
+
+
+async def test_edit_replaces_the_text(backend: SearchBackend) -> None:
+    await backend.upsert([doc("A", 1, "banana split")])
+    assert await found(backend, "banana", ["A"]) == {("A", 1)}
+    await backend.upsert([doc("A", 1, "cherry pie")])
+    assert await found(backend, "banana", ["A"]) == set()
+    page = await backend.search("cherry", ["A"], 10, None)
+    assert keys(page) == [("A", 1)] and page.hits[0].event["body"] == "cherry pie"
+
+
+async def test_idempotent_upsert_counts_once(backend: SearchBackend) -> None:
+    d = doc("A", 7, "duplicate detection")
+    await backend.upsert([d, d])
+    await backend.upsert([d])
+    page = await backend.search("duplicate", ["A"], 10, None)
+    assert keys(page) == [("A", 7)]
+
+
+async def test_deletes(backend: SearchBackend) -> None:
+    await backend.upsert([doc("A", 1, "ephemeral one"), doc("A", 2, "ephemeral two"), doc("B", 1, "ephemeral b")])
+    await backend.delete([("A", 1), ("A", 99), ("Z", 1)])
+    await backend.delete([("A", 1)])  # again: fine
+    await backend.delete([])
+    assert await found(backend, "ephemeral", ["A", "B"]) == {("A", 2), ("B", 1)}
+    await backend.delete_conv("A")
+    assert await found(backend, "ephemeral", ["A", "B"]) == {("B", 1)}
+
+
+# -- membership and hostile input ---------------------------------------------------------
+INJECTIONS = [
+    "*",
+    "conv:*",
+    "conv:B",
+    "_exists_:body",
+    "/.*/",
+    "body:secret",
+    "OR",
+    "secret OR *",
+    "secret) OR (conv:B",
+    "(" * 1000 + "secret" + ")" * 1000,
+    "(" * 400 + "secret" + ")" * 400,
+    "a OR " * 10_000,
+    "secret OR " * 90,
+    '"',
+    '"secret',
+    "\\",
+    "\x00",
+    "secret\x00conv",
+    "x" * 10_240,
+    "secret " * 140,
+    '{"match_all": {}}',
+    "' OR 1=1 --",
+    "secret NEAR(body conv)",
+    "secret* ^secret se?ret~2",
+    "\ud800 secret",
+    "北京" * 499,
+]
+
+
+@pytest.fixture
+async def two_convs(backend: SearchBackend) -> SearchBackend:
+    words = "secret conv body exists match all or near a x 北京"
+    await backend.upsert([doc("A", 1, f"A says {words}"), doc("A", 2, "public note in A")])
+    await backend.upsert([doc("B", s, f"B says {words} number {s}") for s in range(1, 6)])
+    return backend
+
+
+async def test_membership_filter(two_convs: SearchBackend) -> None:
+    backend = two_convs
+    assert await found(backend, "secret", ["A"]) == {("A", 1)}
+    assert await found(backend, "secret", ["A", "B"]) == {("A", 1), *(("B", s) for s in range(1, 6))}
+    assert await found(backend, "secret", ["A", "B"], conv="B") == {("B", s) for s in range(1, 6)}
+    assert await found(backend, "secret", ["A"], conv="B") == set()  # conv must be a membership
+    assert await found(backend, "secret", [], conv="A") == set()
+    assert await found(backend, "secret", []) == set()
+
+
+@pytest.mark.parametrize("q", INJECTIONS, ids=lambda q: repr(q[:24]) + f"[{len(q)}]")
+async def test_hostile_queries_stay_in_their_conversations(two_convs: SearchBackend, q: str) -> None:
+    try:
+        page = await two_convs.search(q, ["A"], 100, None)
+    except QueryInvalid:
+        return
+    assert all(h.event["conv"] == "A" for h in page.hits), keys(page)
+    for hit in page.hits:
+        assert "<script" not in hit.highlight
+
+
+# -- languages and file names -------------------------------------------------------------
+async def test_unicode_accents_and_emoji(backend: SearchBackend) -> None:
+    await backend.upsert([doc("A", 1, "un café crème brûlée"), doc("A", 2, "party tonight 🎉"), doc("A", 3, "cafe")])
+    assert ("A", 1) in await found(backend, "café", ["A"])
+    assert ("A", 1) in await found(backend, "CRÈME", ["A"])
+    assert await found(backend, "brûlée", ["A"]) == {("A", 1)}
+    assert await found(backend, "🎉", ["A"]) == {("A", 2)}
+    assert await found(backend, "party", ["A"]) == {("A", 2)}
+    page = await backend.search("🎉", ["A"], 10, None)
+    assert "<mark>🎉</mark>" in page.hits[0].highlight
+
+
+async def test_cjk_words_inside_sentences(backend: SearchBackend) -> None:
+    await backend.upsert(
+        [
+            doc("A", 1, "我们明天去北京开会"),
+            doc("A", 2, "上海的天气很好"),
+            doc("A", 3, "東京タワーに行きました"),
+            doc("A", 4, "서울에서 만나요"),
+        ]
+    )
+    assert await found(backend, "北京", ["A"]) == {("A", 1)}
+    assert await found(backend, "明天去北京", ["A"]) == {("A", 1)}
+    assert await found(backend, "上海", ["A"]) == {("A", 2)}
+    assert await found(backend, "広州", ["A"]) == set()
+    assert await found(backend, "タワー", ["A"]) == {("A", 3)}
+    assert await found(backend, "東京", ["A"]) == {("A", 3)}
+    assert await found(backend, "서울", ["A"]) == {("A", 4)}
+    page = await backend.search("北京", ["A"], 10, None)
+    assert re.sub(r"</?mark>", "", page.hits[0].highlight) == "我们明天去北京开会"
+    assert "<mark>" in page.hits[0].highlight
+
+
+async def test_file_name_tokens(backend: SearchBackend) -> None:
+    await backend.upsert(
+        [
+            doc("A", 1, "", attachments=["report-2024.pdf"]),
+            doc("A", 2, "see attached", attachments=["foo.png", "notes.txt"]),
+            doc("A", 3, "lunch", attachments=["food.png"]),
+        ]
+    )
+    assert await found(backend, "report", ["A"]) == {("A", 1)}
+    assert await found(backend, "report-2024.pdf", ["A"]) == {("A", 1)}
+    assert await found(backend, "2024", ["A"]) == {("A", 1)}
+    assert await found(backend, "foo.png", ["A"]) == {("A", 2)}
+    assert await found(backend, "FOO", ["A"]) == {("A", 2)}
+    assert await found(backend, "notes.txt", ["A"]) == {("A", 2)}
+    assert await found(backend, "fo", ["A"]) == set()
+    assert await found(backend, "png", ["A"]) == {("A", 2), ("A", 3)}
+    page = await backend.search("report", ["A"], 10, None)
+    assert page.hits[0].event["attachments"] == ["report-2024.pdf"]
+
+
+# -- paging -------------------------------------------------------------------------------
+VARIANTS = ["paging alpha", "paging alpha alpha beta", "paging gamma", "paging alpha delta epsilon zeta"]
+
+
+async def test_cursor_paging_every_doc_once_in_a_stable_order(backend: SearchBackend) -> None:
+    docs = [doc("A" if i % 3 else "A2", i, VARIANTS[i % 4], at=(i // 5) * 1000) for i in range(250)]
+    await backend.upsert(docs)
+    await backend.upsert([doc("B", i, "paging alpha") for i in range(30)])
+
+    async def walk() -> list[tuple[str, int]]:
+        seen: list[tuple[str, int]] = []
+        cursor: str | None = None
+        for _ in range(20):
+            page = await backend.search("paging alpha", ["A", "A2"], 20, cursor)
+            assert page.hits and len(page.hits) <= 20
+            seen += keys(page)
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+            assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor)
+        raise AssertionError("more pages than documents")
+
+    first = await walk()
+    assert len(first) == 250 and set(first) == {(d.conv, d.seq) for d in docs}
+    assert await walk() == first
+    # same text = same score: within a variant the order is ts desc, conv, seq
+    by_key = {(d.conv, d.seq): d for d in docs}
+    for variant in VARIANTS:
+        run = [k for k in first if by_key[k].body == variant]
+        expected = sorted(sorted(run), key=lambda k: by_key[k].ts, reverse=True)  # stable: (conv, seq) in a ts
+        assert run == expected, variant
+    # the documents with one of the two words come last
+    assert {by_key[k].body for k in first[-62:]} == {"paging gamma"}
+
+
+async def test_bad_cursors_are_invalid(backend: SearchBackend) -> None:
+    await backend.upsert([doc("A", i, "cursor test") for i in range(5)])
+    page = await backend.search("cursor", ["A"], 2, None)
+    assert page.next_cursor is not None
+    assert len(keys(await backend.search("cursor", ["A"], 2, page.next_cursor))) == 2
+
+    def b64(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    raw = json.loads(base64.urlsafe_b64decode(page.next_cursor + "=" * (-len(page.next_cursor) % 4)))
+    garbage = [
+        "",
+        "garbage",
+        "!!!",
+        "x" * 5000,
+        page.next_cursor + "A",
+        b64([1, 2, 3]),
+        b64({"b": raw["b"], "q": raw["q"], "k": ["1", 2, "A", 3]}),
+        b64({"b": raw["b"], "q": raw["q"], "k": [1.0, 2, "A"]}),
+        b64({"b": raw["b"], "q": raw["q"], "k": [float("inf"), 2, "A", 3]}),
+        b64({"b": raw["b"], "q": raw["q"], "k": [1.0, True, "A", 3]}),
+        b64({"b": raw["b"], "q": raw["q"], "k": [1.0, 2, {"x": 1}, 3]}),
+        b64({"b": raw["b"], "q": raw["q"], "k": [1.0, 2, "A", 2**70]}),
+        b64({**raw, "extra": 1}),
+        b64({**raw, "b": "other"}),
+    ]
+    for cursor in garbage:
+        with pytest.raises(QueryInvalid):
+            await backend.search("cursor", ["A"], 2, cursor)
+    with pytest.raises(QueryInvalid):  # a cursor belongs to its query
+        await backend.search("test", ["A"], 2, page.next_cursor)
+    with pytest.raises(QueryInvalid):
+        await backend.search("cursor", ["A"], 2, page.next_cursor, conv="A")
+
+
+async def test_limit_is_clamped(backend: SearchBackend) -> None:
+    await backend.upsert([doc("A", i, "clamp me") for i in range(130)])
+    page = await backend.search("clamp", ["A"], 0, None)
+    assert len(page.hits) == 1 and page.next_cursor is not None
+    assert len((await backend.search("clamp", ["A"], -5, None)).hits) == 1
+    page = await backend.search("clamp", ["A"], 10**6, None)
+    assert len(page.hits) == 100 and page.next_cursor is not None
+    rest = await backend.search("clamp", ["A"], 10**6, page.next_cursor)
+    assert len(rest.hits) == 30 and rest.next_cursor is None
+
+
+# -- highlights ---------------------------------------------------------------------------
+async def test_highlights_are_escaped_and_marked(backend: SearchBackend) -> None:
+    long_body = " ".join(["filler"] * 150 + ["needle", "<b>bold</b>"] + ["filler"] * 150)
+    await backend.upsert(
+        [
+            doc("A", 1, "<script>alert('x')</script> hello & welcome"),
+            doc("A", 2, long_body),
+            doc("A", 3, "", attachments=["hello.txt"]),
+        ]
+    )
+    page = await backend.search("hello", ["A"], 10, None)
+    assert set(keys(page)) == {("A", 1), ("A", 3)}
+    for hit in page.hits:
+        assert "<script" not in hit.highlight.lower()
+        assert not re.search(r"<(?!/?mark>)", hit.highlight), hit.highlight
+    body_hit = next(h for h in page.hits if h.event["seq"] == 1)
+    assert "<mark>hello</mark>" in body_hit.highlight and "&lt;script&gt;" in body_hit.highlight
+    assert html.unescape(re.sub(r"</?mark>", "", body_hit.highlight)) == "<script>alert('x')</script> hello & welcome"
+
+    (hit,) = (await backend.search("needle", ["A"], 10, None)).hits
+    assert "<mark>needle</mark>" in hit.highlight
+    text = html.unescape(re.sub(r"</?mark>", "", hit.highlight))
+    assert len(text) <= 320 and text.strip(" …") in long_body
+    assert "<b>" not in hit.highlight
+
+
+# -- unavailable backends (not parametrized: one per backend) -------------------------------
+async def test_opensearch_down_is_unavailable() -> None:
+    b = OpenSearchBackend("http://127.0.0.1:9", index_prefix="nowhere")
+    with pytest.raises(BackendUnavailable):
+        await b.ping()
+    with pytest.raises(BackendUnavailable):
+        await b.search("hello", ["A"], 10, None)
+    with pytest.raises(BackendUnavailable):
+        await b.upsert([doc("A", 1, "x")])
+    await b.close()
+
+
+async def test_fts_not_started_is_unavailable(tmp_path: Path) -> None:
+    b = FtsBackend(tmp_path / "x.db")
+    with pytest.raises(BackendUnavailable):
+        await b.ping()
+    await b.start()
+    await b.ping()
+    await b.close()
+    with pytest.raises(BackendUnavailable):
+        await b.search("hello", ["A"], 10, None)
+
+
+async def test_backends_implement_the_interface_and_refuse_bad_docs(backend: SearchBackend) -> None:
+    assert isinstance(backend, SearchBackend)
+    bad = Doc("A", 1, "u1", "yesterday", "bad timestamp", [], {})
+    with pytest.raises(ValueError):
+        await backend.upsert([bad])
+    await backend.upsert([])
+    await backend.delete_conv("nobody")
+
+
+async def test_opensearch_layout(opensearch_server: OpenSearchServer) -> None:
+    """Template for ``{prefix}-*``, concrete index ``{prefix}-000001`` behind the alias."""
+    prefix = f"t{uuid.uuid4().hex[:12]}-layout"
+    b = OpenSearchBackend(opensearch_server.url, index_prefix=prefix, refresh=True)
+    await b.start()
+    await OpenSearchBackend(opensearch_server.url, index_prefix=prefix).start()  # a second process: fine
+    client = opensearch_server.client()
+    try:
+        assert set(client.indices.get_alias(name=prefix)) == {f"{prefix}-000001"}
+        (template,) = client.indices.get_index_template(name=f"{prefix}-template")["index_templates"]
+        assert template["index_template"]["index_patterns"] == [f"{prefix}-*"]
+        index = client.indices.get(index=prefix)[f"{prefix}-000001"]
+        assert index["settings"]["index"]["number_of_shards"] == "1"
+        assert index["settings"]["index"]["number_of_replicas"] == "0"
+        props = index["mappings"]["properties"]
+        assert props["event"] == {"type": "object", "enabled": False}
+        assert props["body"]["fields"]["cjk"]["analyzer"] == "cjk"
+        tokens = client.indices.analyze(index=prefix, body={"field": "attachments", "text": "IMG_2024-01.Final.PDF"})
+        assert [t["token"] for t in tokens["tokens"]] == ["img", "2024", "01", "final", "pdf"]
+    finally:
+        await b.close()
+        client.indices.delete(index=f"{prefix}-*")
+        client.indices.delete_index_template(name=f"{prefix}-template")
+        client.close()
