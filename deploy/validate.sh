@@ -20,7 +20,7 @@ echo "== hadolint Dockerfile"
 echo "== docker-compose config -q"
 # placeholder secrets (make compose-env writes real ones into .env)
 env CHAT_NATS_AUTH_PASSWORD=x CHAT_NATS_MESSAGES_PASSWORD=x CHAT_NATS_PRESENCE_PASSWORD=x \
-  CHAT_NATS_MEDIA_PASSWORD=x CHAT_NATS_GATEWAY_PASSWORD=x CHAT_NATS_OPS_PASSWORD=x \
+  CHAT_NATS_MEDIA_PASSWORD=x CHAT_NATS_SEARCH_PASSWORD=x CHAT_NATS_GATEWAY_PASSWORD=x CHAT_NATS_OPS_PASSWORD=x \
   MEDIA_DB_PASSWORD=x CHAT_MEDIA_INTERNAL_TOKEN=x CHAT_MEDIA_URL_KEY=x \
   MINIO_ROOT_USER=x MINIO_ROOT_PASSWORD=x \
   "$VENV/bin/docker-compose" -f docker-compose.yml config -q

@@ -23,9 +23,17 @@ MODULES = {
     "messages": "chat_messages",
     "presence": "chat_presence",
     "media": "chat_media",
+    "search": "chat_search",
     "gateway": "chat_gateway",
 }
-PREFIXES = {"auth": "AUTH_", "messages": "MESSAGES_", "presence": "PRESENCE_", "media": "MEDIA_", "gateway": "GATEWAY_"}
+PREFIXES = {
+    "auth": "AUTH_",
+    "messages": "MESSAGES_",
+    "presence": "PRESENCE_",
+    "media": "MEDIA_",
+    "search": "SEARCH_",
+    "gateway": "GATEWAY_",
+}
 DB_SERVICES = ("auth", "messages", "presence", "media")
 
 
@@ -68,6 +76,7 @@ class Cluster:
         nats: Any = None,
         account: ChatAccount | None = None,
         media: bool = True,
+        search: bool = True,
     ) -> None:
         if gateways < 0 or messages_replicas < 1 or presence_replicas < 1:
             raise ValueError("need messages_replicas >= 1, presence_replicas >= 1 and gateways >= 0")
@@ -107,6 +116,11 @@ class Cluster:
             media_dir = (self.data_dir or Path(".").resolve()) / "media"
             extra = {"MEDIA_INTERNAL_TOKEN": self.media_token, "MEDIA_LOCAL_DIR": str(media_dir)}
             self.media = self._make("media", "media", self._ports.get("media"), extra)
+        # Search: SQLite FTS5 in data_dir unless the caller's env says otherwise.
+        self.search: ServiceProcess | None = None
+        if search:
+            fts = (self.data_dir or Path(".").resolve()) / "search.db"
+            self.search = self._make("search", "search", self._ports.get("search"), {"SEARCH_FTS_PATH": str(fts)})
         self.gateways: list[ServiceProcess] = []
         for i in range(gateways):
             self.gateways.append(self._make_gateway(gateway_port if i == 0 else None))
@@ -168,8 +182,8 @@ class Cluster:
     @property
     def processes(self) -> list[ServiceProcess]:
         """In start order."""
-        media = [self.media] if self.media is not None else []
-        return [self.auth, *self.messages, *self.presence, *media, *self.gateways]
+        extra = [p for p in (self.media, self.search) if p is not None]
+        return [self.auth, *self.messages, *self.presence, *extra, *self.gateways]
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -195,8 +209,8 @@ class Cluster:
         try:
             first, *rest = self.messages
             first_presence, *more_presence = self.presence
-            media = [self.media] if self.media is not None else []
-            self._start_all([self.auth, first, first_presence, *media, *self.gateways])
+            extra = [p for p in (self.media, self.search) if p is not None]
+            self._start_all([self.auth, first, first_presence, *extra, *self.gateways])
             self._start_all([*rest, *more_presence])
         except BaseException:
             self.stop()
@@ -213,8 +227,8 @@ class Cluster:
     def stop(self, timeout: float = 15.0, parallel: bool = False) -> None:
         """Gateways first (they drain clients), then presence, messages, auth; with
         ``parallel`` every process at once (tests: nothing depends on the order)."""
-        media = [self.media] if self.media is not None else []
-        groups = [self.processes] if parallel else [self.gateways, [*self.presence, *media], self.messages, [self.auth]]
+        extra = [p for p in (self.media, self.search) if p is not None]
+        groups = [self.processes] if parallel else [self.gateways, [*self.presence, *extra], self.messages, [self.auth]]
         for group in groups:
             for p in group:  # SIGTERM the whole group at once, then wait for each
                 if p.running() and p.proc is not None:

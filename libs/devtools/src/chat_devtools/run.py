@@ -71,6 +71,7 @@ def _banner(nats_url: str, cluster: Cluster, data_dir: Path) -> None:
         *(f"  messages  {m.base_url}" for m in cluster.messages),
         *(f"  presence  {p.base_url}" for p in cluster.presence),
         *([f"  media     {cluster.media.base_url}  (files in {data_dir}/media)"] if cluster.media else []),
+        *([f"  search    {cluster.search.base_url}  (SQLite FTS5 in {data_dir}/search.db)"] if cluster.search else []),
         f"  nats      {nats_url}",
         f"  data      {data_dir}   logs: {cluster.log_dir}/*.log",
         "  Ctrl-C to stop",
@@ -132,12 +133,13 @@ def main() -> int:
                 "messages": _port("MESSAGES_PORT", 8082),
                 "presence": _port("PRESENCE_PORT", 8083),
                 "media": _port("MEDIA_PORT", 8084),
+                "search": _port("SEARCH_PORT", 8085),
                 "gateway_metrics": _port("GATEWAY_METRICS_PORT", 9464),
             },
             environment="development",
             log_level=os.environ.get("CHAT_LOG_LEVEL", "INFO"),
         )
-        log("starting auth, messages, presence, media, gateway")
+        log("starting auth, messages, presence, media, search, gateway")
         cluster.start()
         _banner(nats_url, cluster, data_dir)
         code = _supervise(nats, cluster)
@@ -172,7 +174,7 @@ def _supervise(nats: NatsServer | None, cluster: Cluster) -> int:
 
 def _stop_all(nats: NatsServer | None, cluster: Cluster | None) -> None:
     if cluster is not None:
-        log("stopping gateway(s), presence, media, messages, auth")
+        log("stopping gateway(s), presence, media, search, messages, auth")
         cluster.stop()
     if nats is not None:
         log("stopping NATS")

@@ -23,7 +23,7 @@ from typing import TypedDict
 
 from chat_proto import subjects as s
 
-SERVICES = ("auth", "messages", "presence", "media", "gateway")
+SERVICES = ("auth", "messages", "presence", "media", "search", "gateway")
 OPS = "ops"
 
 
@@ -49,7 +49,8 @@ PERMISSIONS: dict[str, Permissions] = {
             "svc.auth.>",
             "svc.messages.>",
             "svc.presence.>",
-            "svc.media.>",  # RPC on behalf of its users
+            "svc.media.>",
+            "svc.search.>",  # RPC on behalf of its users
             s.EPH_CONV_ALL,  # typing frames
             s.PRESENCE_HB_ALL,  # presence reports
             *_stream_admin(s.CMD_STREAM),  # declares CHAT_CMDS before messages starts
@@ -108,6 +109,21 @@ PERMISSIONS: dict[str, Permissions] = {
             f"$JS.ACK.{s.EVT_STREAM}.{s.MEDIA_EVENTS_CONSUMER}.>",
         ],
         "subscribe": ["svc.media.>", f"{inbox_prefix('media')}.>"],
+        "allow_responses": True,
+    },
+    "search": {
+        "publish": [
+            s.messages_rpc("internal.user_convs"),  # the caller's conversations (the filter)
+            s.messages_rpc("internal.events"),  # the message an edit changes
+            # its durable consumer of CHAT_EVENTS (what it indexes)
+            f"$JS.API.STREAM.INFO.{s.EVT_STREAM}",
+            f"$JS.API.CONSUMER.CREATE.{s.EVT_STREAM}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{s.EVT_STREAM}.>",
+            f"$JS.API.CONSUMER.INFO.{s.EVT_STREAM}.{s.SEARCH_EVENTS_CONSUMER}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{s.EVT_STREAM}.{s.SEARCH_EVENTS_CONSUMER}",
+            f"$JS.ACK.{s.EVT_STREAM}.{s.SEARCH_EVENTS_CONSUMER}.>",
+        ],
+        "subscribe": ["svc.search.>", f"{inbox_prefix('search')}.>"],
         "allow_responses": True,
     },
 }

@@ -20,10 +20,10 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from chat_proto import auth_api, media_api, messages_api, replies
+from chat_proto import auth_api, media_api, messages_api, replies, search_api
 from chat_proto import presence as presence_api
 from chat_proto.errors import ErrorCode
-from chat_proto.subjects import auth_rpc, media_rpc, messages_rpc, presence_rpc
+from chat_proto.subjects import auth_rpc, media_rpc, messages_rpc, presence_rpc, search_rpc
 
 # Covariant: an Op is read-only (a frozen dataclass), and an Op[X, Y] may stand for an
 # Op[X, BaseModel] where a caller only needs some model.
@@ -131,6 +131,12 @@ class media:
     RESOLVE = Op(media_rpc("resolve"), media_api.ResolveAttachments, media_api.Attachments, (E.NOT_FOUND, E.INVALID))
 
 
+class search:
+    """svc.search.*"""
+
+    QUERY = Op(search_rpc("query"), search_api.SearchQuery, search_api.SearchPage, (E.INVALID, E.UNAVAILABLE))
+
+
 ALL: list[Op[Any, Any]] = [
-    op for ns in (auth, messages, presence, media) for op in vars(ns).values() if isinstance(op, Op)
+    op for ns in (auth, messages, presence, media, search) for op in vars(ns).values() if isinstance(op, Op)
 ]

@@ -25,6 +25,7 @@ AUTH_QUEUE = "svc-auth"
 MESSAGES_QUEUE = "svc-messages"
 PRESENCE_QUEUE = "svc-presence"
 MEDIA_QUEUE = "svc-media"
+SEARCH_QUEUE = "svc-search"
 
 
 def check_id(value: str) -> str:
@@ -98,6 +99,10 @@ def media_rpc(op: str) -> str:
     return f"svc.media.{op}"
 
 
+def search_rpc(op: str) -> str:
+    return f"svc.search.{op}"
+
+
 # Wildcards of the per-id subjects above (subscriptions and NATS permissions).
 CMD_SEND_ALL = "chat.cmd.send.*"
 EVT_CONV_ALL = "chat.evt.conv.*"
@@ -111,3 +116,5 @@ PRESENCE_RPC_ALL = "svc.presence.*"
 MEDIA_RPC_ALL = "svc.media.*"
 # The media service's durable consumer of CHAT_EVENTS (which uploads messages reference).
 MEDIA_EVENTS_CONSUMER = "media-refs"
+# The search service's durable consumer of CHAT_EVENTS (what it indexes).
+SEARCH_EVENTS_CONSUMER = "search-index"

@@ -27,6 +27,7 @@ from chat_gateway.api.messages_ops import router as messages_ops_router
 from chat_gateway.api.presence import router as presence_router
 from chat_gateway.api.privacy import router as privacy_router
 from chat_gateway.api.routes import router
+from chat_gateway.api.search import router as search_router
 from chat_gateway.body_limit import BodyLimit
 from chat_gateway.client_address import parse_networks
 from chat_gateway.core import Core
@@ -134,6 +135,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(presence_router)
     app.include_router(privacy_router)
     app.include_router(media_router)
+    app.include_router(search_router)
 
     # Every route's body is bounded while it is read (chunked bodies included); inside the
     # middleware below, so refusals are logged and measured like any answer.

@@ -1,0 +1,36 @@
+"""Settings of the search service (env prefix ``SEARCH_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from chat_common.settings import ServiceSettings
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+
+class SearchSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SEARCH_")
+
+    host: str = "127.0.0.1"
+    port: int = 8085
+    rpc_timeout_s: float = Field(default=5.0, gt=0)
+    # fts: SQLite FTS5 in FTS_PATH (the embedded default); opensearch: OPENSEARCH_URL
+    backend: Literal["fts", "opensearch"] = "fts"
+    fts_path: str = "data/search.db"
+    opensearch_url: str = ""
+    opensearch_user: str = ""
+    opensearch_password: SecretStr = SecretStr("")
+    index_prefix: str = Field(default="chat-messages", pattern=r"^[a-z0-9][a-z0-9_-]{0,60}$")
+    # events indexed per bulk write, at most (and at most this long a wait for more)
+    batch: int = Field(default=500, ge=1, le=5000)
+    batch_window_s: float = Field(default=0.05, ge=0)
+    # a caller's conversations (the filter) are asked of messages at most this often; when
+    # messages is down, the last answer keeps being used (search stays up, read-only)
+    convs_cache_s: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _backend(self) -> SearchSettings:
+        if self.backend == "opensearch" and not self.opensearch_url:
+            raise ValueError("SEARCH_BACKEND=opensearch needs SEARCH_OPENSEARCH_URL")
+        return self
