@@ -6,13 +6,21 @@ suite runs on both FTS5 and a real OpenSearch: services/search/tests.)"""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
+from chat_sdk import ChatClient, SearchPage
 from helpers.chat_client import Api, User
 from helpers.peer import users
+
+PASSWORD = "search-tests-password-1"
 
 
 async def search(api: Api, user: User, **params: Any) -> Any:
@@ -110,3 +118,37 @@ async def test_paging_returns_every_hit_once(cluster: ClusterFactory) -> None:
             if not cursor:
                 break
         assert sorted(seen) == sorted(m["seq"] for m in sent) and len(seen) == len(set(seen))
+
+
+async def test_sdk_and_cli_search(cluster: ClusterFactory, tmp_path: Path) -> None:
+    c = cluster(env=NO_RATE_LIMITS)
+    tag = uuid.uuid4().hex[:8]
+    name = f"sdk{uuid.uuid4().hex[:8]}"
+    await ChatClient.register(c.gateway_urls, name, PASSWORD)
+    client = await ChatClient.connect(c.gateway_urls, username=name, password=PASSWORD)
+    try:
+        conv = await client.create_conversation("channel", name=f"s{tag}")
+        sent = await client.send(conv.id, f"launch{tag} checklist")
+        deadline = time.monotonic() + 10
+        page = await client.search(f"launch{tag}")
+        for _ in range(100):  # indexing is asynchronous
+            if page.hits or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+            page = await client.search(f"launch{tag}")
+        assert isinstance(page, SearchPage) and [h.event.seq for h in page.hits] == [sent.seq]
+        assert page.hits[0].event.body == f"launch{tag} checklist" and "<mark>" in page.hits[0].highlight
+    finally:
+        await client.close()
+    env = {**os.environ, "CHAT_CONFIG_DIR": str(tmp_path / "cfg"), "CHAT_PASSWORD": PASSWORD}
+    exe = str(Path(sys.executable).with_name("chat"))
+
+    def chat(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    p = await asyncio.to_thread(chat, "login", c.gateway_url, name)
+    assert p.returncode == 0, p.stderr
+    p = await asyncio.to_thread(chat, "search", f"launch{tag}", "--json")
+    assert p.returncode == 0, p.stderr
+    (hit,) = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+    assert hit["event"]["seq"] == sent.seq

@@ -153,6 +153,23 @@ async def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_search(args: argparse.Namespace) -> int:
+    client = await _client(realtime=False)
+    try:
+        page = await client.search(args.text, conv=args.conv, limit=args.limit, cursor=args.cursor)
+        for hit in page.hits:
+            _out(
+                args,
+                {"event": hit.event.model_dump(mode="json", exclude_none=True), "highlight": hit.highlight},
+                format_event(hit.event),
+            )
+        if page.next_cursor and not args.json:
+            print(f"(more: --cursor {page.next_cursor})", file=sys.stderr)
+    finally:
+        await client.close()
+    return 0
+
+
 async def cmd_upload(args: argparse.Namespace) -> int:
     data = await asyncio.to_thread(Path(args.file).read_bytes)
     client = await _client(realtime=False)
@@ -250,6 +267,13 @@ def _messages_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--reply-to", type=int, metavar="SEQ")
     s.add_argument("--attach", action="append", metavar="MEDIA_ID", help="an upload of yours (repeatable)")
     s.set_defaults(func=cmd_send)
+
+    s = sub.add_parser("search", parents=[common], help="search the messages of your conversations")
+    s.add_argument("text")
+    s.add_argument("--conv", help="only this conversation")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--cursor", help="next_cursor of the previous page")
+    s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("upload", parents=[common], help="upload a file; prints its media id")
     s.add_argument("file")

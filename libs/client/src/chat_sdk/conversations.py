@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chat_sdk.delivery import Delivery
-from chat_sdk.models import Attachment, Conversation, HistoryPage, Upload, User
+from chat_sdk.models import Attachment, Conversation, HistoryPage, SearchPage, Upload, User
 from chat_sdk.rest import Rest
 
 
@@ -57,6 +57,14 @@ class ConversationsMixin:
         body: dict[str, Any] = {"user_id": user_id} | ({"role": role} if role else {})
         out = await self._rest.call("POST", f"/v1/conversations/{conv}/members", json=body)
         return Conversation.model_validate(out)
+
+    async def search(
+        self, q: str, *, conv: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> SearchPage:
+        """``GET /v1/search``: messages of your conversations matching ``q`` (words and
+        ``"phrases"``), most relevant first; pass ``next_cursor`` back for the next page."""
+        params = {k: v for k, v in (("q", q), ("conv", conv), ("limit", limit), ("cursor", cursor)) if v is not None}
+        return SearchPage.parse(await self._rest.call("GET", "/v1/search", params=params))
 
     # -- media (PROTOCOL §5) ------------------------------------------------------------
     async def upload(self, data: bytes, name: str = "file") -> Upload:

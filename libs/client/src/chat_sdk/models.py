@@ -198,6 +198,23 @@ class SendResult(_Model):
     client_msg_id: str
 
 
+class SearchHit(_Model):
+    event: Event
+    highlight: str
+
+
+class SearchPage(_Model):
+    """``search()``'s answer: hits most relevant first; ``next_cursor`` for the next page."""
+
+    hits: list[SearchHit]
+    next_cursor: str | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> SearchPage:
+        hits = [SearchHit(event=parse_event(h["event"]), highlight=h.get("highlight", "")) for h in data["hits"]]
+        return cls(hits=hits, next_cursor=data.get("next_cursor"))
+
+
 class HistoryPage(_Model):
     events: list[Event]
     has_more: bool = False
