@@ -1,7 +1,7 @@
-"""Search through real processes (PROTOCOL §5 search) on the embedded backend (SQLite FTS5):
+"""Search through real processes (PROTOCOL §5 search), on SQLite FTS5 and on a real OpenSearch:
 indexed from the event stream, only the caller's conversations, edits and deletes reflected,
-bad text refused with 422 (never 500), cursor paging without duplicates. (The storage layer's
-suite runs on both FTS5 and a real OpenSearch: services/search/tests.)"""
+bad text refused with 422 (never 500), cursor paging without duplicates; the SDK and the CLI.
+(The storage layer's own suite runs on both too: services/search/tests.)"""
 
 from __future__ import annotations
 
@@ -15,12 +15,27 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
 from chat_sdk import ChatClient, SearchPage
 from helpers.chat_client import Api, User
 from helpers.peer import users
 
 PASSWORD = "search-tests-password-1"
+INDEX = f"chat-it-{uuid.uuid4().hex[:8]}"  # this module's own index on the shared node
+
+
+@pytest.fixture(params=["fts", "opensearch"])
+def search_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "fts":
+        return dict(NO_RATE_LIMITS)
+    server = request.getfixturevalue("opensearch_server")
+    return {
+        **NO_RATE_LIMITS,
+        "SEARCH_BACKEND": "opensearch",
+        "SEARCH_OPENSEARCH_URL": server.url,
+        "SEARCH_INDEX_PREFIX": INDEX,
+    }
 
 
 async def search(api: Api, user: User, **params: Any) -> Any:
@@ -49,8 +64,10 @@ async def post(api: Api, user: User, conv: str, body: str) -> dict[str, Any]:
     return dict(r.json())
 
 
-async def test_search_finds_only_the_callers_conversations_and_follows_edits(cluster: ClusterFactory) -> None:
-    c = cluster(env=NO_RATE_LIMITS)
+async def test_search_finds_only_the_callers_conversations_and_follows_edits(
+    cluster: ClusterFactory, search_env: dict[str, str]
+) -> None:
+    c = cluster(env=search_env)
     tag = uuid.uuid4().hex[:8]  # words unique to this test (the cluster is shared)
     async with Api(c.gateway_url) as api:
         alice, bob, eve = await users(api, "alice", "bob", "eve")
@@ -96,15 +113,14 @@ async def test_search_finds_only_the_callers_conversations_and_follows_edits(clu
         assert await found(api, bob, f"agenda{tag}", 0) == []
 
 
-async def test_paging_returns_every_hit_once(cluster: ClusterFactory) -> None:
-    c = cluster(env=NO_RATE_LIMITS)
+async def test_paging_returns_every_hit_once(cluster: ClusterFactory, search_env: dict[str, str]) -> None:
+    c = cluster(env=search_env)
     tag = uuid.uuid4().hex[:8]
     async with Api(c.gateway_url) as api:
         alice, bob = await users(api, "alice", "bob")
         conv = (await api.create(alice, "group", [bob]))["id"]
         sent = [await post(api, alice, conv, f"report{tag} number {i}") for i in range(45)]
-        await found(api, bob, f"report{tag}", 20, limit=20)
-        await asyncio.sleep(0.5)
+        assert len(await found(api, bob, f"report{tag}", 45, limit=100)) == 45  # all indexed
         seen: list[int] = []
         cursor = None
         for _ in range(10):
