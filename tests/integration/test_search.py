@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chat_devtools.tcp_proxy import TcpProxy
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
 from chat_sdk import ChatClient, SearchPage
 from helpers.chat_client import Api, User
@@ -168,3 +169,32 @@ async def test_sdk_and_cli_search(cluster: ClusterFactory, tmp_path: Path) -> No
     assert p.returncode == 0, p.stderr
     (hit,) = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
     assert hit["event"]["seq"] == sent.seq
+
+
+async def test_opensearch_down_and_back(cluster: ClusterFactory, opensearch_server: Any) -> None:
+    """OpenSearch cut off (a TCP proxy between search and it): chat is unaffected, search
+    answers 503, and what was sent meanwhile is searchable once it is back."""
+    proxy = TcpProxy("127.0.0.1", opensearch_server.port).start()
+    try:
+        env = {
+            **NO_RATE_LIMITS,
+            "SEARCH_BACKEND": "opensearch",
+            "SEARCH_OPENSEARCH_URL": proxy.url,
+            "SEARCH_INDEX_PREFIX": f"{INDEX}-cut",
+        }
+        c = cluster(env=env, fresh=True)  # its own proxy
+        tag = uuid.uuid4().hex[:8]
+        async with Api(c.gateway_url) as api:
+            alice, bob = await users(api, "alice", "bob")
+            conv = (await api.create(alice, "dm", [bob]))["id"]
+            await post(api, alice, conv, f"before{tag}")
+            assert len(await found(api, bob, f"before{tag}", 1)) == 1
+            proxy.cut()
+            sent = [await post(api, alice, conv, f"during{tag} {i}") for i in range(5)]  # chat goes on
+            assert [m["seq"] for m in sent] == list(range(sent[0]["seq"], sent[0]["seq"] + 5))
+            r = await search(api, bob, q=f"before{tag}")
+            assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+            proxy.restore()
+            assert len(await found(api, bob, f"during{tag}", 5, within=30)) == 5  # the backlog drained
+    finally:
+        proxy.stop()
