@@ -180,7 +180,7 @@ async def test_opensearch_down_and_back(cluster: ClusterFactory, opensearch_serv
             **NO_RATE_LIMITS,
             "SEARCH_BACKEND": "opensearch",
             "SEARCH_OPENSEARCH_URL": proxy.url,
-            "SEARCH_INDEX_PREFIX": f"{INDEX}-cut",
+            "SEARCH_INDEX_PREFIX": f"chat-cut-{uuid.uuid4().hex[:8]}",  # no pattern overlap with INDEX
         }
         c = cluster(env=env, fresh=True)  # its own proxy
         tag = uuid.uuid4().hex[:8]
