@@ -43,6 +43,8 @@ class TcpProxy:
         self.cut()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()  # its self-pipe sockets too (else ResourceWarnings in a later test)
 
     async def _listen(self) -> None:
         if self._server is None:
