@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from chat_devtools.tcp_proxy import TcpProxy
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
+from chat_proto.subjects import EVT_STREAM
 from chat_sdk import ChatClient, SearchPage
 from helpers.chat_client import Api, User
 from helpers.peer import users
@@ -198,3 +200,127 @@ async def test_opensearch_down_and_back(cluster: ClusterFactory, opensearch_serv
             assert len(await found(api, bob, f"during{tag}", 5, within=30)) == 5  # the backlog drained
     finally:
         proxy.stop()
+
+
+# -- rebuild ------------------------------------------------------------------------------
+async def _damage_index(env: dict[str, str], conv: str, lost: str, ghost: str) -> None:
+    """Behind the service's back: drop the documents containing ``lost`` and add a message
+    that the store never had (``ghost``), as a restored snapshot or lost events would."""
+    from chat_search.backends import Doc
+    from chat_search.main import backend_from
+    from chat_search.settings import SearchSettings
+
+    settings = SearchSettings(**{k[len("SEARCH_") :].lower(): v for k, v in env.items() if k.startswith("SEARCH_")})
+    if settings.backend == "fts":
+        db = sqlite3.connect(settings.fts_path, timeout=10)
+        with db:
+            db.execute("DELETE FROM search_docs WHERE body LIKE ?", (f"%{lost}%",))
+        db.close()
+    else:
+        from opensearchpy import OpenSearch
+
+        client = OpenSearch([settings.opensearch_url])
+        body = {"query": {"match": {"body": lost}}}
+        await asyncio.to_thread(client.delete_by_query, index=settings.index_prefix, body=body, refresh=True)
+        client.close()
+    backend = backend_from(settings)
+    await backend.start()
+    event = {"kind": "message", "conv": conv, "seq": 900_000, "body": ghost, "ts": "2025-01-01T00:00:00.000Z"}
+    await backend.upsert([Doc(conv, 900_000, "nobody", event["ts"], ghost, [], event)])
+    await backend.close()
+
+
+async def test_reindex_while_writing(cluster: ClusterFactory, search_env: dict[str, str]) -> None:
+    """``chat-admin search reindex`` while messages keep coming: afterwards the index is the
+    store's — lost documents back, a document the store never had gone, deletes and edits
+    as they are — and nothing sent during the rebuild is missing."""
+    c = cluster(env=search_env)
+    assert c.search is not None
+    tag = uuid.uuid4().hex[:8]
+    async with Api(c.gateway_url) as api:
+        alice, bob = await users(api, "alice", "bob")
+        conv = (await api.create(alice, "group", [bob]))["id"]
+        sent = [await post(api, alice, conv, f"old{tag} lost{tag} {i}") for i in range(20)]
+        for m in sent[:2]:
+            r = await api.http.delete(f"/v1/conversations/{conv}/messages/{m['seq']}", headers=alice.headers)
+            assert r.status_code == 200, r.text
+        r = await api.http.patch(
+            f"/v1/conversations/{conv}/messages/{sent[2]['seq']}", headers=alice.headers, json={"body": f"new{tag}"}
+        )
+        assert r.status_code == 200, r.text
+        assert len(await found(api, bob, f"old{tag}", 17, limit=100)) == 17
+        assert len(await found(api, bob, f"new{tag}", 1)) == 1
+        await _damage_index(c.search.env, conv, f"lost{tag}", f"ghost{tag}")
+        assert len(await found(api, bob, f"ghost{tag}", 1)) == 1
+        assert await found(api, bob, f"old{tag}", 0) == []
+
+        live: list[dict[str, Any]] = []
+        stop = asyncio.Event()
+
+        async def keep_writing() -> None:
+            for i in range(90):  # bounded: at most 90 messages, fewer when the reindex ends first
+                if stop.is_set():
+                    return
+                live.append(await post(api, bob, conv, f"live{tag} {i}"))
+                await asyncio.sleep(0.03)
+
+        writer = asyncio.create_task(keep_writing())
+        exe = str(Path(sys.executable).with_name("chat-admin"))
+        env = {**os.environ, **c.search.env}
+        try:
+            p = await asyncio.to_thread(
+                subprocess.run,
+                [exe, "search", "reindex", "--no-progress"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            stop.set()
+            await writer
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "reindexed" in p.stdout
+        assert len(live) >= 3  # messages went on during the rebuild
+        assert len(await found(api, bob, f"old{tag}", 17, limit=100)) == 17  # lost ones back
+        assert await found(api, bob, f"ghost{tag}", 0) == []
+        hits = await found(api, bob, f"new{tag}", 1)
+        assert [h["event"]["seq"] for h in hits] == [sent[2]["seq"]]
+        got = {h["event"]["seq"] for h in await found(api, bob, f"live{tag}", len(live), limit=100)}
+        assert got == {m["seq"] for m in live}
+        # a second run at once is fine (the first released its lock); status says nothing runs
+        p = await asyncio.to_thread(
+            subprocess.run, [exe, "search", "status"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert p.returncode == 0 and "no rebuild is running" in p.stdout, p.stdout + p.stderr
+
+
+async def test_events_lost_to_the_stream_trigger_a_rebuild(cluster: ClusterFactory) -> None:
+    """Search is down while the stream drops events (retention): when it comes back it
+    counts them in chat_search_events_lost_total and rebuilds from the messages store."""
+    c = cluster(env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1"}, fresh=True)
+    assert c.search is not None and c.account is not None
+    tag = uuid.uuid4().hex[:8]
+    async with Api(c.gateway_url) as api:
+        alice, bob = await users(api, "alice", "bob")
+        conv = (await api.create(alice, "dm", [bob]))["id"]
+        await post(api, alice, conv, f"early{tag}")
+        assert len(await found(api, bob, f"early{tag}", 1)) == 1
+        c.search.kill()
+        missed = [await post(api, alice, conv, f"missed{tag} {i}") for i in range(5)]
+        nc = await c.account.connect(c.nats_url)
+        try:
+            js = nc.jetstream()
+            last = (await js.stream_info(EVT_STREAM)).state.last_seq
+            await js.purge_stream(EVT_STREAM, seq=last + 1)  # retention took everything so far
+        finally:
+            await nc.close()
+        c.search.start()
+        hits = await found(api, bob, f"missed{tag}", 5, within=30)
+        assert sorted(h["event"]["seq"] for h in hits) == [m["seq"] for m in missed]
+        metrics = (await api.http.get(f"{c.search.metrics_url}/metrics")).text
+        (line,) = [x for x in metrics.splitlines() if x.startswith("chat_search_events_lost_total ")]
+        assert float(line.split()[1]) >= 5, line
+        await post(api, alice, conv, f"after{tag}")  # and live indexing goes on
+        assert len(await found(api, bob, f"after{tag}", 1)) == 1

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 from chat_devtools.opensearch import OpenSearchServer, default_home, is_installed
-from chat_search.backends import BackendUnavailable, Doc, Page, QueryInvalid, SearchBackend
+from chat_search.backends import (
+    BackendUnavailable,
+    Doc,
+    Page,
+    Position,
+    QueryInvalid,
+    RebuildBusy,
+    Removal,
+    SearchBackend,
+)
 from chat_search.backends.fts import FtsBackend
 from chat_search.backends.opensearch import OpenSearchBackend
 
@@ -33,9 +42,11 @@ def ts(offset_ms: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def doc(conv: str, seq: int, body: str, *, attachments: list[str] | None = None, at: int | None = None) -> Doc:
+def doc(
+    conv: str, seq: int, body: str, *, attachments: list[str] | None = None, at: int | None = None, version: int = 0
+) -> Doc:
     event = {"type": "message", "conv": conv, "seq": seq, "body": body, "attachments": attachments or []}
-    return Doc(conv, seq, "u1", ts(seq * 1000 if at is None else at), body, attachments or [], event)
+    return Doc(conv, seq, "u1", ts(seq * 1000 if at is None else at), body, attachments or [], event, version)
 
 
 def keys(page: Page) -> list[tuple[str, int]]:
@@ -76,7 +87,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     yield os_backend
     await os_backend.close()
     client = server.client()
-    await asyncio.to_thread(client.indices.delete, index=f"{prefix}-*")
+    await asyncio.to_thread(client.indices.delete, index=f"{prefix}-*,{prefix}.meta")
     await asyncio.to_thread(client.indices.delete_index_template, name=f"{prefix}-template")
     client.close()
 
@@ -134,6 +145,80 @@ async def test_deletes(backend: SearchBackend) -> None:
     assert await found(backend, "ephemeral", ["A", "B"]) == {("A", 2), ("B", 1)}
     await backend.delete_conv("A")
     assert await found(backend, "ephemeral", ["A", "B"]) == {("B", 1)}
+
+
+# -- versions, positions, rebuilds --------------------------------------------------------
+async def test_the_newest_version_wins_in_any_order(backend: SearchBackend) -> None:
+    """An edit (version 5) indexed before its message (version 1) stays; a delete (version 9)
+    is not undone by an older write arriving after it; a newer write after a delete is."""
+    await backend.write([doc("A", 1, "edited text", version=5)], [])
+    await backend.write([doc("A", 1, "original text")], [])  # the message, redelivered late
+    assert await found(backend, "edited", ["A"]) == {("A", 1)}
+    assert await found(backend, "original", ["A"]) == set()
+    await backend.write([doc("A", 1, "edited again", version=7)], [])
+    assert await found(backend, "again", ["A"]) == {("A", 1)}
+    await backend.write([], [Removal("A", 1, 9)])
+    await backend.write([doc("A", 1, "edited again", version=7)], [])  # an older edit, late
+    assert await found(backend, "edited", ["A"]) == set()
+    # a removal older than the document does not remove it
+    await backend.write([doc("A", 2, "survivor text", version=6)], [])
+    await backend.write([], [Removal("A", 2, 4)])
+    assert await found(backend, "survivor", ["A"]) == {("A", 2)}
+
+
+async def test_position_is_the_highest_written_per_stream(backend: SearchBackend) -> None:
+    assert await backend.position("s1") is None
+    await backend.write([doc("A", 1, "positioned")], [], Position("s1", 40))
+    await backend.write([], [], Position("s1", 25))  # a slower replica's older batch
+    await backend.write([], [], Position("s2", 3))
+    assert await backend.position("s1") == 40
+    assert await backend.position("s2") == 3
+    assert await found(backend, "positioned", ["A"]) == {("A", 1)}
+
+
+async def test_rebuild_replaces_the_index_while_live_writes_go_on(backend: SearchBackend) -> None:
+    """Docs the rebuild does not write (stale: deleted while events were lost) disappear at
+    the finish; live writes during the rebuild land in the new copy; searching works all along."""
+    await backend.write([doc("A", 1, "alpha kept"), doc("A", 2, "alpha stale"), doc("A", 3, "alpha edited")], [])
+    target = await backend.begin_rebuild("test")
+    state = await backend.rebuild_state()
+    assert state is not None and state["owner"] == "test"
+    with pytest.raises(RebuildBusy):
+        await backend.begin_rebuild("someone else")
+    # live indexing meanwhile: a new message, an edit newer than what the rebuild reads, a delete
+    await backend.write([doc("A", 4, "alpha live"), doc("A", 3, "alpha edited live", version=6)], [], Position("s", 9))
+    await backend.write([], [Removal("A", 5, 8)])
+    assert await found(backend, "alpha", ["A"]) == {("A", 1), ("A", 2), ("A", 3), ("A", 4)}
+    # the rebuild's reads of the store, older than some live writes
+    await target.write(
+        [doc("A", 1, "alpha kept"), doc("A", 3, "alpha edited", version=3), doc("A", 5, "alpha deleted")], []
+    )
+    await target.progress(3, 3)
+    await target.finish(Position("s", 7))
+    assert await backend.rebuild_state() is None
+    assert await found(backend, "alpha", ["A"]) == {("A", 1), ("A", 3), ("A", 4)}  # A:2 was stale, A:5 deleted
+    (hit,) = (await backend.search("edited", ["A"], 10, None)).hits
+    assert hit.event["body"] == "alpha edited live"
+    assert await backend.position("s") == 9
+    # and the next rebuild can start
+    again = await backend.begin_rebuild("test")
+    await again.abort()
+    assert await found(backend, "alpha", ["A"]) == {("A", 1), ("A", 3), ("A", 4)}  # abort: unchanged
+    await backend.write([doc("B", 1, "after the abort")], [])
+    assert await found(backend, "abort", ["B"]) == {("B", 1)}
+
+
+async def test_a_stale_rebuild_is_taken_over(backend: SearchBackend) -> None:
+    await backend.write([doc("A", 1, "beta one")], [])
+    first = await backend.begin_rebuild("first")
+    await asyncio.sleep(0.2)
+    second = await backend.begin_rebuild("second", stale_after_s=0.1)  # first's heartbeat is older
+    with pytest.raises(RebuildBusy):
+        await first.progress(1, 1)
+    await second.write([doc("A", 1, "beta one"), doc("A", 2, "beta two")], [])
+    await second.finish(None)
+    assert await found(backend, "beta", ["A"]) == {("A", 1), ("A", 2)}
+    assert await backend.rebuild_state() is None
 
 
 # -- membership and hostile input ---------------------------------------------------------

@@ -169,6 +169,14 @@ class EventsRange(_Req):
     limit: int = Field(default=200, ge=1, le=500)
 
 
+class ConvScan(_Req):
+    """Every conversation, by id, a page at a time (``after`` the last id of the previous page):
+    the search service's rebuild reads the whole store this way."""
+
+    after: str | None = Field(default=None, pattern=ID)
+    limit: int = Field(default=500, ge=1, le=1000)
+
+
 class SharedWith(_Req):
     user_id: str = Field(max_length=64)
     user_ids: list[str] = Field(max_length=100)

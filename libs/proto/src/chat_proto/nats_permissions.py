@@ -114,7 +114,8 @@ PERMISSIONS: dict[str, Permissions] = {
     "search": {
         "publish": [
             s.messages_rpc("internal.user_convs"),  # the caller's conversations (the filter)
-            s.messages_rpc("internal.events"),  # the message an edit changes
+            s.messages_rpc("internal.events"),  # the message an edit changes; a rebuild's reads
+            s.messages_rpc("internal.all_convs"),  # a rebuild: every conversation
             # its durable consumer of CHAT_EVENTS (what it indexes)
             f"$JS.API.STREAM.INFO.{s.EVT_STREAM}",
             f"$JS.API.CONSUMER.CREATE.{s.EVT_STREAM}.>",

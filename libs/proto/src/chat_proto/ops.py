@@ -106,6 +106,7 @@ class messages:
     SHARED_WITH = _messages("internal.shared_with", m.SharedWith, r.UserIds)
     PRESENCE_CONVS = _messages("internal.presence_convs", m.PresenceConvs, r.PresenceConvsReply)
     EVENTS = _messages("internal.events", m.EventsRange, r.Events)
+    ALL_CONVS = _messages("internal.all_convs", m.ConvScan, r.ConvPositions)
     READABLE = _messages("internal.readable", m.Readable, r.ConvIds)
     RECEIPTS_APPLY = _messages("internal.receipts", m.ReceiptBatch, r.ChangedCount)
     RECEIPTS_LIST = _messages("receipts.list", m.ConvRef, r.Receipts, E.NOT_FOUND, E.FORBIDDEN)

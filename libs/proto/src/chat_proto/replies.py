@@ -134,6 +134,17 @@ class UserConvs(Reply):
     convs: list[UserConv]
 
 
+class ConvPosition(Reply):
+    id: str
+    last_seq: int
+
+
+class ConvPositions(Reply):
+    convs: list[ConvPosition]
+    next: str | None
+    """The ``after`` of the next page; None on the last."""
+
+
 class ConvIds(Reply):
     convs: list[str]
 

@@ -5,6 +5,7 @@
     chat-admin deactivate USERNAME
     chat-admin reactivate USERNAME
     chat-admin list-admins
+    chat-admin search reindex | status   (the search index: chat_search.admin, when installed)
 
 Uses the auth settings (``AUTH_DATABASE_URL``, ``AUTH_NATS_URL``) and the service's own
 store/service code. ``deactivate`` publishes the revocation on NATS; when NATS cannot be
@@ -69,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("deactivate", help="deactivate a user and revoke their sessions").add_argument("username")
     sub.add_parser("reactivate", help="allow a deactivated user to log in again").add_argument("username")
     sub.add_parser("list-admins", help="list users with the admin flag")
+    sub.add_parser("search", help="the search index: `chat-admin search reindex|status` (see its --help)")
     return p
 
 
@@ -148,6 +150,14 @@ async def amain(args: argparse.Namespace, settings: AuthSettings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["search"]:  # the search service's own commands
+        try:
+            from chat_search.admin import main as search_main
+        except ImportError:
+            print("chat-admin: the search service (chat_search) is not installed here", file=sys.stderr)
+            return EXIT_USAGE
+        return search_main(argv[1:])
     args = parser().parse_args(argv)  # exits 2 on bad usage
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)  # the warnings below say it
     return asyncio.run(amain(args, AuthSettings()))

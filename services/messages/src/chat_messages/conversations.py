@@ -15,6 +15,7 @@ from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Event
 from chat_proto.messages_api import (
     AddMember,
+    ConvScan,
     CreateConversation,
     EventsRange,
     HistoryQuery,
@@ -234,6 +235,12 @@ class Conversations:
         async with self.store.tx() as conn:
             evs, _ = await self.store.history(conn, q.conv, q.before, q.after, q.limit)
         return {"events": [e.to_wire() for e in evs]}
+
+    async def all_convs(self, q: ConvScan) -> dict[str, Any]:
+        async with self.store.tx() as conn:
+            rows = await self.store.conv_positions_page(conn, q.after, q.limit)
+        convs = [{"id": r.id, "last_seq": int(r.last_seq)} for r in rows]
+        return {"convs": convs, "next": convs[-1]["id"] if len(convs) == q.limit else None}
 
     async def user_convs(self, user: str) -> dict[str, Any]:
         async with self.store.tx() as conn:

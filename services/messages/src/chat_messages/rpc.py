@@ -62,6 +62,9 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     async def events(req: api.EventsRange, ctx: RpcContext) -> Any:
         return await convs.events_range(req)
 
+    async def all_convs(req: api.ConvScan, ctx: RpcContext) -> Any:
+        return await convs.all_convs(req)
+
     server.route(ops.messages.CONV_CREATE, create)
     server.route(ops.messages.CONV_LIST, list_)
     server.route(ops.messages.CONV_GET, get)
@@ -77,6 +80,7 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
     server.route(ops.messages.LOOKUP_SEND, lookup_send)
     server.route(ops.messages.USER_CONVS, user_convs)
     server.route(ops.messages.EVENTS, events)
+    server.route(ops.messages.ALL_CONVS, all_convs)
 
 
 def register_privacy(server: RpcServer, privacy: Privacy) -> None:

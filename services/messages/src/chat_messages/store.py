@@ -159,6 +159,15 @@ class Store:
         )
         return (await conn.execute(q)).all()
 
+    async def conv_positions_page(
+        self, conn: AsyncConnection, after: str | None, limit: int
+    ) -> Sequence[Row[Any, Any]]:
+        """Conversations by id after ``after`` (keyset paging over the primary key)."""
+        q = select(C.c.id, C.c.last_seq).order_by(C.c.id).limit(limit)
+        if after is not None:
+            q = q.where(C.c.id > after)
+        return (await conn.execute(q)).all()
+
     async def conv_positions_of(self, conn: AsyncConnection, user: str) -> Sequence[Row[Any, Any, Any]]:
         q = select(C.c.id, C.c.last_seq, M.c.role).join(M, M.c.conv_id == C.c.id).where(M.c.user_id == user)
         return (await conn.execute(q)).all()

@@ -9,9 +9,17 @@
 - membership events change nothing here: who may find what is decided at query time from the
   caller's conversations.
 
-A batch is written with one bulk call and acked after it; a failure (index down) naks it for
-later: the backlog drains when the index is back. Indexing lag (event time → indexed) is a
-histogram.
+A batch is written with one bulk call (documents with versions, and the stream position it
+covers) and acked after it; a failure (index down) naks it for later: the backlog drains when
+the index is back. Indexing lag (event time → indexed) is a histogram.
+
+**Gaps.** At start and every ``gap_check_s`` the indexer compares the stored position with
+the stream: events below the stream's first sequence that were never indexed (the stream's
+retention dropped them while search was down or behind; search deployed on a system with
+older history), or acked by the consumer but missing from the index (an index restored from
+an older snapshot, or wiped), are lost to the stream. It counts them in
+``chat_search_events_lost_total`` and rebuilds the index from the messages store
+(:mod:`chat_search.rebuild`), unless a rebuild is already running.
 """
 
 from __future__ import annotations
@@ -31,10 +39,14 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Histogram
 
-from chat_search.backends import Doc, SearchBackend
+from chat_search.backends import Doc, Position, RebuildBusy, Removal, SearchBackend
 
 log = logging.getLogger("chat.search.indexer")
 INDEXED = Counter("chat_search_events_total", "Conversation events read for the index", ["kind", "outcome"])
+LOST = Counter(
+    "chat_search_events_lost_total",
+    "Conversation events the stream no longer held when search looked for them (a rebuild follows)",
+)
 LAG = Histogram(
     "chat_search_index_lag_seconds",
     "Event time to indexed",
@@ -43,6 +55,8 @@ LAG = Histogram(
 
 # (conv, seq) -> the message event as stored (for an edit whose message is not in the batch)
 FetchMessage = Callable[[str, int], Awaitable[dict[str, Any] | None]]
+# rebuild the index from the messages store (raises RebuildBusy when one is running)
+Rebuild = Callable[[], Awaitable[object]]
 
 
 def consumer_config() -> ConsumerConfig:
@@ -57,7 +71,7 @@ def consumer_config() -> ConsumerConfig:
     )
 
 
-def doc_of(ev: dict[str, Any], body: str | None = None) -> Doc:
+def doc_of(ev: dict[str, Any], body: str | None = None, version: int = 0) -> Doc:
     event = dict(ev)
     if body is not None:
         event["body"] = body
@@ -70,18 +84,54 @@ def doc_of(ev: dict[str, Any], body: str | None = None) -> Doc:
         body=str(event.get("body") or ""),
         attachments=[n for n in names if n],
         event=event,
+        version=version,
     )
+
+
+async def fold(events: list[dict[str, Any]], fetch: FetchMessage) -> tuple[list[Doc], list[Removal]]:
+    """What ``events`` (in log order) change in the index: the documents to write (each
+    with the version of the newest event it reflects) and the removals."""
+    docs: dict[tuple[str, int], Doc] = {}
+    gone: dict[tuple[str, int], int] = {}
+    for ev in events:
+        kind, seq = ev.get("kind"), int(ev["seq"])
+        if kind == "message" and not ev.get("deleted"):
+            key = (ev["conv"], seq)
+            if key not in gone:
+                docs[key] = doc_of(ev, version=seq)
+        elif kind == "edit" and isinstance(ev.get("target"), int):
+            target = (ev["conv"], ev["target"])
+            if target in gone:
+                continue
+            base = docs[target].event if target in docs else await fetch(*target)
+            if base is not None and not base.get("deleted"):
+                docs[target] = doc_of(base, body=str(ev.get("body") or ""), version=seq)
+        elif kind == "delete" and isinstance(ev.get("target"), int):
+            target = (ev["conv"], ev["target"])
+            docs.pop(target, None)
+            gone[target] = seq
+    return list(docs.values()), [Removal(c, s, v) for (c, s), v in gone.items()]
 
 
 class Indexer:
     def __init__(
-        self, backend: SearchBackend, fetch: FetchMessage, *, batch: int = 500, window_s: float = 0.05
+        self,
+        backend: SearchBackend,
+        fetch: FetchMessage,
+        *,
+        batch: int = 500,
+        window_s: float = 0.05,
+        rebuild: Rebuild | None = None,
+        gap_check_s: float = 60.0,
     ) -> None:
         self.backend = backend
         self.fetch = fetch
         self.batch = batch
         self.window_s = window_s
+        self.rebuild = rebuild
+        self.gap_check_s = gap_check_s
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._stream = ""  # the event stream's identity (its creation time)
         self.ready = False
 
     async def run(self, nc: NATS) -> None:
@@ -93,9 +143,11 @@ class Indexer:
             except Exception as exc:
                 log.info("event stream not ready yet", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
+        self._stream = (await stream_position(js)).stream
         pull = PullStream(nc, subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER, self._queue.put_nowait, batch=1024)
         await pull.start()
         self.ready = True
+        gaps = asyncio.create_task(self._watch_gaps(js))
         try:
             while True:
                 msgs = [await self._queue.get()]
@@ -113,7 +165,44 @@ class Indexer:
                         break
                 await self._apply(msgs)
         finally:
+            gaps.cancel()
             await pull.stop()
+
+    async def _watch_gaps(self, js: Any) -> None:
+        while True:
+            try:
+                await self.check_gap(js)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS or the index unreachable: next time
+                log.warning("gap check failed", extra={"error": repr(exc)})
+            await asyncio.sleep(self.gap_check_s)
+
+    async def check_gap(self, js: Any) -> int:
+        """Events lost to the stream (see the module doc); rebuild when there are. Returns the
+        number counted (0: none, or a rebuild is already running elsewhere)."""
+        consumer = await js.consumer_info(subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER)
+        info = await js.stream_info(subjects.EVT_STREAM)
+        stored = await self.backend.position(_stream_of(info))  # read after the consumer's floor: never older
+        floor = consumer.ack_floor.stream_seq if consumer.ack_floor and consumer.ack_floor.stream_seq else 0
+        first = int(info.state.first_seq or 1)
+        lost = max(first - 1 - (stored or 0), floor - (stored or 0), 0)
+        if lost == 0 or self.rebuild is None:
+            return 0
+        log.warning(
+            "events were lost to the stream before they were indexed; rebuilding from the messages store",
+            extra={"lost": lost, "stream_first_seq": first, "indexed_up_to": stored, "consumer_ack_floor": floor},
+        )
+        try:
+            await self.rebuild()
+        except RebuildBusy:
+            log.info("a rebuild is already running")
+            return 0
+        except Exception:
+            LOST.inc(lost)  # counted even when the rebuild failed (it is tried again next time)
+            raise
+        LOST.inc(lost)
+        return lost
 
     async def _apply(self, msgs: list[Msg]) -> None:
         events: list[tuple[Msg, dict[str, Any]]] = []
@@ -127,8 +216,10 @@ class Indexer:
                 await m.term()
                 continue
             events.append((m, ev))
+        seqs = [m.metadata.sequence.stream for m, _ in events if m.metadata.sequence is not None]
+        position = Position(self._stream, max(seqs)) if seqs and self._stream else None
         try:
-            await self.index([ev for _, ev in events])
+            await self.index([ev for _, ev in events], position)
         except Exception as exc:  # the index is down: everything comes again later
             log.warning("index write failed; retrying later", extra={"error": repr(exc), "events": len(events)})
             for m, _ in events:
@@ -143,30 +234,20 @@ class Indexer:
                 pass
             await m.ack()
 
-    async def index(self, events: list[dict[str, Any]]) -> None:
-        """Apply ``events`` (in log order) to the index: documents written in one bulk."""
-        docs: dict[tuple[str, int], Doc] = {}
-        gone: set[tuple[str, int]] = set()
-        for ev in events:
-            kind, key = ev.get("kind"), (ev["conv"], int(ev["seq"]))
-            if kind == "message" and not ev.get("deleted"):
-                docs[key] = doc_of(ev)
-                gone.discard(key)
-            elif kind == "edit" and isinstance(ev.get("target"), int):
-                target = (ev["conv"], ev["target"])
-                if target in gone:
-                    continue
-                base = docs[target].event if target in docs else await self.fetch(*target)
-                if base is not None and not base.get("deleted"):
-                    docs[target] = doc_of(base, body=str(ev.get("body") or ""))
-            elif kind == "delete" and isinstance(ev.get("target"), int):
-                target = (ev["conv"], ev["target"])
-                docs.pop(target, None)
-                gone.add(target)
-        if docs:
-            await self.backend.upsert(list(docs.values()))
-        if gone:
-            await self.backend.delete(sorted(gone))
+    async def index(self, events: list[dict[str, Any]], position: Position | None = None) -> None:
+        """Apply ``events`` (in log order) to the index in one write, with ``position``."""
+        docs, removals = await fold(events, self.fetch)
+        await self.backend.write(docs, removals, position)
+
+
+async def stream_position(js: Any) -> Position:
+    """The event stream's identity (its creation time) and last sequence, now."""
+    info = await js.stream_info(subjects.EVT_STREAM)
+    return Position(_stream_of(info), int(info.state.last_seq or 0))
+
+
+def _stream_of(info: Any) -> str:
+    return info.created.isoformat() if info.created is not None else "unknown"
 
 
 def _epoch(ts: str) -> float:

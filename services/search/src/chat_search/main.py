@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,8 +15,9 @@ from chat_proto import subjects
 from fastapi import FastAPI
 
 from chat_search import rpc
-from chat_search.backends import SearchBackend
-from chat_search.indexer import Indexer
+from chat_search.backends import Position, SearchBackend
+from chat_search.indexer import Indexer, stream_position
+from chat_search.rebuild import RebuildResult, rebuild
 from chat_search.service import SearchService
 from chat_search.settings import SearchSettings
 
@@ -39,7 +42,29 @@ async def setup(ctx: ServiceContext[SearchSettings]) -> AsyncIterator[None]:
     ctx.database_check = backend.ping
     service = SearchService(backend, ctx.client, s.convs_cache_s)
     rpc.register(ctx.rpc, service)
-    indexer = Indexer(backend, service.message, batch=s.batch, window_s=s.batch_window_s)
+    js = ctx.nc.jetstream()
+
+    async def position() -> Position | None:
+        return await stream_position(js)
+
+    async def rebuild_now() -> RebuildResult:
+        return await rebuild(
+            backend,
+            ctx.client,
+            service.message,
+            position,
+            owner=f"search@{socket.gethostname()}:{os.getpid()}",
+            stale_after_s=s.rebuild_stale_s,
+        )
+
+    indexer = Indexer(
+        backend,
+        service.message,
+        batch=s.batch,
+        window_s=s.batch_window_s,
+        rebuild=rebuild_now,
+        gap_check_s=s.gap_check_s,
+    )
     task = asyncio.create_task(indexer.run(ctx.nc))
     ctx.checks["events"] = lambda: indexer.ready
     try:

@@ -28,6 +28,11 @@ class SearchSettings(ServiceSettings):
     # a caller's conversations (the filter) are asked of messages at most this often; when
     # messages is down, the last answer keeps being used (search stays up, read-only)
     convs_cache_s: float = Field(default=5.0, ge=0)
+    # how often the indexer compares its position with the event stream for lost events
+    # (a rebuild from the messages store follows a loss); also checked at start
+    gap_check_s: float = Field(default=60.0, gt=0)
+    # a rebuild whose heartbeat is older than this is taken over by the next one
+    rebuild_stale_s: float = Field(default=60.0, ge=5)
 
     @model_validator(mode="after")
     def _backend(self) -> SearchSettings:

@@ -31,6 +31,27 @@ once while the index does not change. A cursor is base64url JSON holding the las
 sort key, the backend's name and a fingerprint of the query (paging by score only makes
 sense for the same query).
 
+**Versions: the newest wins, in any order.** A document carries the seq of the newest event
+it reflects (:attr:`Doc.version`: the message's own seq, or its latest edit's); a removal
+carries the delete's seq. A write never replaces a newer version and never brings back a
+document removed by a newer delete (a tombstone remembers it: on OpenSearch for
+``index.gc_deletes``, 10 minutes; on FTS5 until the next rebuild). So redeliveries, an edit
+indexed before its message, and a rebuild racing live indexing all converge on the store's
+state.
+
+**Position.** Each write may carry the event-stream position it covers (:class:`Position`),
+stored with the documents in the same request (so it is never ahead of what was written)
+and kept as a maximum per stream: the indexer compares it with the stream to detect events
+that expired before they were indexed.
+
+**Rebuild** (:meth:`SearchBackend.begin_rebuild`): a fresh copy filled from the messages
+store while live indexing goes on. One at a time (a lock with a heartbeat; a rebuild whose
+heartbeat stopped for ``stale_after_s`` is taken over). While it runs, live writes go to
+both the current copy and the new one; :meth:`RebuildTarget.finish` makes the new copy the
+one searched (OpenSearch: a new index, then one atomic alias swap and the old index
+deleted; FTS5: a generation mark on every row, then everything older swept in one
+transaction).
+
 **Highlights** are the message body, HTML-escaped, with the matches wrapped in
 ``<mark>…</mark>``: a fragment of at most ~300 characters.
 """
@@ -44,11 +65,16 @@ __all__ = [
     "MAX_LIMIT",
     "MAX_QUERY_CHARS",
     "MAX_TERMS",
+    "UNVERSIONED_DELETE",
     "BackendUnavailable",
     "Doc",
     "Hit",
     "Page",
+    "Position",
     "QueryInvalid",
+    "RebuildBusy",
+    "RebuildTarget",
+    "Removal",
     "SearchBackend",
     "clamp_limit",
 ]
@@ -59,6 +85,10 @@ MAX_TERMS = 32
 """Terms beyond the first 32 distinct ones are ignored (a pasted paragraph still searches)."""
 MAX_LIMIT = 100
 """``limit`` is clamped to ``1..MAX_LIMIT``."""
+
+
+UNVERSIONED_DELETE = 2**62
+"""The version of a removal that says "gone for good" (:meth:`SearchBackend.delete`)."""
 
 
 class QueryInvalid(Exception):
@@ -84,6 +114,55 @@ class Doc:
     """Attachment display names: file-name-like tokens are searchable (``foo.png``, ``foo``)."""
     event: dict[str, Any]
     """The message event as clients get it (returned in hits); its body is the current text."""
+
+    version: int = 0
+    """The seq of the newest event this document reflects (the message's own, or its latest
+    edit's); 0 means ``seq``. See "Versions" above."""
+
+    @property
+    def ver(self) -> int:
+        return self.version or self.seq
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A message removed from the index by the event ``version`` (its delete's seq)."""
+
+    conv: str
+    seq: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far into the event stream the index is: every stream sequence up to ``seq`` of the
+    stream ``stream`` (its identity: its creation time) that was written, at most."""
+
+    stream: str
+    seq: int
+
+
+class RebuildBusy(Exception):
+    """Another rebuild holds the lock (its heartbeat is fresh), or took this one over."""
+
+
+@runtime_checkable
+class RebuildTarget(Protocol):
+    """The new copy a rebuild fills (from :meth:`SearchBackend.begin_rebuild`)."""
+
+    async def write(self, docs: list[Doc], removals: list[Removal]) -> None:
+        """Index into the new copy (versions apply, as everywhere)."""
+
+    async def progress(self, done: int, total: int) -> None:
+        """Record progress; also the lock's heartbeat. Raises :class:`RebuildBusy` when
+        another rebuild took over (this one went stale)."""
+
+    async def finish(self, position: Position | None) -> None:
+        """Make the new copy the one searched and written, drop the old, record ``position``
+        (the stream position the rebuild started from) and release the lock."""
+
+    async def abort(self) -> None:
+        """Drop the new copy and release the lock; the current copy stays as it was."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +190,28 @@ class SearchBackend(Protocol):
     async def close(self) -> None:
         """Release connections. The backend is unusable afterwards."""
 
+    async def write(self, docs: list[Doc], removals: list[Removal], position: Position | None = None) -> None:
+        """Index ``docs`` and apply ``removals`` (each only where no newer version is known),
+        and raise the stored ``position`` of its stream, in one request or transaction. While a
+        rebuild runs, also into its new copy. Raises :class:`BackendUnavailable` when the
+        backend cannot take it (retry later), ``ValueError`` for a malformed document."""
+
     async def upsert(self, docs: list[Doc]) -> None:
-        """Index or replace each doc by its key ``(conv, seq)``; idempotent."""
+        """``write(docs, [])``: index or replace each doc by its key ``(conv, seq)``; idempotent."""
 
     async def delete(self, keys: list[tuple[str, int]]) -> None:
-        """Remove these ``(conv, seq)``; missing keys are fine (idempotent)."""
+        """Remove these ``(conv, seq)`` for good (:data:`UNVERSIONED_DELETE`); missing keys
+        are fine (idempotent)."""
+
+    async def position(self, stream: str) -> int | None:
+        """The stored position in ``stream`` (None: nothing was written from it)."""
+
+    async def begin_rebuild(self, owner: str, stale_after_s: float = 60.0) -> RebuildTarget:
+        """Take the rebuild lock and create the new copy; from the return on, every live
+        write (of any process) also goes into it. Raises :class:`RebuildBusy`."""
+
+    async def rebuild_state(self) -> dict[str, Any] | None:
+        """The running rebuild (``owner``, ``started``, ``heartbeat``, ``done``, ``total``), or None."""
 
     async def delete_conv(self, conv: str) -> None:
         """Remove every message of a conversation."""

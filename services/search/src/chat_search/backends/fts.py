@@ -18,6 +18,17 @@ Both FTS tables are external-content tables over ``search_docs``, kept in step b
 (an upsert is ``INSERT ... ON CONFLICT DO UPDATE``: the update trigger removes the old text
 from the indexes and adds the new).
 
+Versions, positions, rebuilds (see the package docs): ``search_docs.version`` and the
+tombstones ``search_gone(conv, seq, version)`` make every write "newest wins" in SQL (an
+upsert applies only ``WHERE excluded.version >= version`` and when no newer tombstone
+exists). ``search_meta`` holds the stream positions (``position:<stream>``), the current
+generation (``gen``) and the running rebuild (``gen_next``, ``rebuild``): a rebuild in
+place marks every row it writes with the next generation, live writes during it mark theirs
+too (read from ``search_meta`` in the same statement, so no write can miss the mark), and
+its finish deletes every row and tombstone of an older generation in one transaction.
+The rebuild may run in another process (``chat-admin search reindex``) on the same file:
+SQLite serializes the writers (WAL, ``busy_timeout``).
+
 Injection: the SQL text is assembled from constant fragments only; every user-derived value
 is a bound parameter. Each term becomes an FTS5 *string* (``"..."`` with ``"`` doubled),
 where FTS5 syntax (``*``, ``:``, ``NEAR``, ``OR``, ``^``, column filters) has no meaning;
@@ -34,12 +45,25 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from chat_search.backends import BackendUnavailable, Doc, Hit, Page, QueryInvalid, clamp_limit
+from chat_search.backends import (
+    UNVERSIONED_DELETE,
+    BackendUnavailable,
+    Doc,
+    Hit,
+    Page,
+    Position,
+    QueryInvalid,
+    RebuildBusy,
+    RebuildTarget,
+    Removal,
+    clamp_limit,
+)
 from chat_search.backends._highlight import highlight
 from chat_search.backends._query import ParsedQuery, decode_cursor, encode_cursor, parse_query, ts_millis
 
@@ -56,8 +80,18 @@ CREATE TABLE IF NOT EXISTS search_docs (
     body TEXT NOT NULL,
     attachments TEXT NOT NULL,
     event TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    gen INTEGER NOT NULL DEFAULT 0,
     UNIQUE (conv, seq)
 );
+CREATE TABLE IF NOT EXISTS search_gone (
+    conv TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    gen INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (conv, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(
     body, attachments, content='search_docs', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
@@ -85,12 +119,29 @@ CREATE TRIGGER IF NOT EXISTS search_docs_au AFTER UPDATE ON search_docs BEGIN
 END;
 """
 
+# A live write (:gen NULL) marks its rows with the running rebuild's generation when there is
+# one (the COALESCE subquery on search_meta); a rebuild's own writes pass theirs.
 _UPSERT = """
-INSERT INTO search_docs (conv, seq, sender, ts, ts_ms, body, attachments, event)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO search_docs (conv, seq, sender, ts, ts_ms, body, attachments, event, version, gen)
+SELECT :conv, :seq, :sender, :ts, :ts_ms, :body, :attachments, :event, :version, COALESCE(:gen, (
+    SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM search_meta WHERE key IN ('gen', 'gen_next')))
+WHERE NOT EXISTS (SELECT 1 FROM search_gone WHERE conv = :conv AND seq = :seq AND version > :version)
 ON CONFLICT (conv, seq) DO UPDATE SET
     sender = excluded.sender, ts = excluded.ts, ts_ms = excluded.ts_ms, body = excluded.body,
-    attachments = excluded.attachments, event = excluded.event
+    attachments = excluded.attachments, event = excluded.event, version = excluded.version,
+    gen = MAX(search_docs.gen, excluded.gen)
+WHERE excluded.version >= search_docs.version
+"""
+_REMOVE = "DELETE FROM search_docs WHERE conv = :conv AND seq = :seq AND version <= :version"
+_TOMBSTONE = """
+INSERT INTO search_gone (conv, seq, version, gen) VALUES (:conv, :seq, :version, COALESCE(:gen, (
+    SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM search_meta WHERE key IN ('gen', 'gen_next'))))
+ON CONFLICT (conv, seq) DO UPDATE SET
+    version = MAX(search_gone.version, excluded.version), gen = MAX(search_gone.gen, excluded.gen)
+"""
+_POSITION = """
+INSERT INTO search_meta (key, value) VALUES (:key, :seq)
+ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(search_meta.value AS INTEGER), CAST(excluded.value AS INTEGER))
 """
 
 # The fragments a search is assembled from (constants: no user text is ever formatted in).
@@ -143,6 +194,10 @@ class FtsBackend:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")  # an index: rebuildable from the messages store
             await db.executescript(_SCHEMA)
+            columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(search_docs)")}
+            for column in ("version", "gen"):  # a file made before versions: add them (0 = seq)
+                if column not in columns:
+                    await db.execute(f"ALTER TABLE search_docs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
             await db.commit()
         except sqlite3.Error as e:
             await db.close()
@@ -166,38 +221,118 @@ class FtsBackend:
             raise BackendUnavailable(str(e)) from e
 
     # -- writes ---------------------------------------------------------------------------
+    async def write(self, docs: list[Doc], removals: list[Removal], position: Position | None = None) -> None:
+        await self._write_batch(docs, removals, position, gen=None)
+
     async def upsert(self, docs: list[Doc]) -> None:
-        rows = [
-            (
-                d.conv,
-                d.seq,
-                d.sender,
-                d.ts,
-                ts_millis(d.ts),
-                d.body,
-                "\n".join(d.attachments),
-                json.dumps(d.event, ensure_ascii=False, separators=(",", ":")),
-            )
-            for d in docs
-        ]
-        await self._write(_UPSERT, rows)
+        await self.write(docs, [])
 
     async def delete(self, keys: list[tuple[str, int]]) -> None:
-        await self._write("DELETE FROM search_docs WHERE conv = ? AND seq = ?", [(c, s) for c, s in keys])
+        await self.write([], [Removal(c, s, UNVERSIONED_DELETE) for c, s in keys])
 
     async def delete_conv(self, conv: str) -> None:
-        await self._write("DELETE FROM search_docs WHERE conv = ?", [(conv,)])
-
-    async def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
         db = self._conn()
         try:
-            await db.executemany(sql, rows)
+            await db.execute("DELETE FROM search_docs WHERE conv = ?", (conv,))
             await db.commit()
         except sqlite3.Error as e:
             await db.rollback()
             raise BackendUnavailable(f"search index write failed: {e}") from e
+
+    async def _write_batch(
+        self, docs: list[Doc], removals: list[Removal], position: Position | None, gen: int | None
+    ) -> None:
+        """One transaction: the docs, the removals (tombstones), the position."""
+        rows = [
+            {
+                "conv": d.conv,
+                "seq": d.seq,
+                "sender": d.sender,
+                "ts": d.ts,
+                "ts_ms": ts_millis(d.ts),
+                "body": d.body,
+                "attachments": "\n".join(d.attachments),
+                "event": json.dumps(d.event, ensure_ascii=False, separators=(",", ":")),
+                "version": d.ver,
+                "gen": gen,
+            }
+            for d in docs
+        ]
+        gone = [{"conv": r.conv, "seq": r.seq, "version": r.version, "gen": gen} for r in removals]
+        if not rows and not gone and position is None:
+            return
+        db = self._conn()
+        try:
+            if rows:
+                await db.executemany(_UPSERT, rows)
+            if gone:
+                await db.executemany(_REMOVE, gone)
+                await db.executemany(_TOMBSTONE, gone)
+            if position is not None:
+                await db.execute(_POSITION, {"key": f"position:{position.stream}", "seq": position.seq})
+            await db.commit()
+        except sqlite3.Error as e:
+            await db.rollback()
+            raise BackendUnavailable(f"search index write failed: {e}") from e
+
+    async def position(self, stream: str) -> int | None:
+        rows = await self._read("SELECT value FROM search_meta WHERE key = ?", (f"position:{stream}",))
+        return int(rows[0][0]) if rows else None
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return list(await self._conn().execute_fetchall(sql, params))
+        except sqlite3.Error as e:
+            raise BackendUnavailable(f"search index read failed: {e}") from e
+
+    # -- rebuild --------------------------------------------------------------------------
+    async def rebuild_state(self) -> dict[str, Any] | None:
+        rows = await self._read("SELECT value FROM search_meta WHERE key = 'rebuild'")
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def begin_rebuild(self, owner: str, stale_after_s: float = 60.0) -> RebuildTarget:
+        db = self._conn()
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = await db.execute_fetchall("SELECT key, value FROM search_meta")
+                meta: dict[str, str] = {str(k): str(v) for k, v in rows}
+                running = json.loads(meta["rebuild"]) if "rebuild" in meta else None
+                if running is not None and time.time() - float(running["heartbeat"]) < stale_after_s:
+                    raise RebuildBusy(f"a rebuild by {running['owner']} is running (since {running['started']})")
+                gen = max(int(meta.get("gen", 0)), int(meta.get("gen_next", 0))) + 1
+                now = time.time()
+                state = {"owner": owner, "gen": gen, "started": now, "heartbeat": now, "done": 0, "total": 0}
+                await db.executemany(
+                    "INSERT OR REPLACE INTO search_meta (key, value) VALUES (?, ?)",
+                    [("gen_next", str(gen)), ("rebuild", json.dumps(state))],
+                )
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+        except sqlite3.Error as e:
+            raise BackendUnavailable(f"cannot start a rebuild: {e}") from e
+        return _FtsRebuild(self, owner, gen)
+
+    async def _rebuild_step(self, owner: str, gen: int, sql: list[tuple[str, Any]]) -> None:
+        """Run ``sql`` in one transaction if this rebuild still holds the lock, else RebuildBusy."""
+        db = self._conn()
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = list(await db.execute_fetchall("SELECT value FROM search_meta WHERE key = 'rebuild'"))
+                running = json.loads(rows[0][0]) if rows else None
+                if running is None or running["owner"] != owner or int(running["gen"]) != gen:
+                    raise RebuildBusy("this rebuild was taken over (its heartbeat went stale)")
+                for statement, params in sql:
+                    await db.execute(statement, params)
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+        except sqlite3.Error as e:
+            raise BackendUnavailable(f"rebuild step failed: {e}") from e
 
     # -- search ---------------------------------------------------------------------------
     async def search(self, q: str, convs: list[str], limit: int, cursor: str | None, conv: str | None = None) -> Page:
@@ -223,6 +358,46 @@ class FtsBackend:
             c, s, ts_ms, _, _, r = rows[limit - 1]
             next_cursor = encode_cursor(NAME, parsed.fingerprint, [r, ts_ms, c, s])
         return Page(hits, next_cursor)
+
+
+class _FtsRebuild:
+    """A rebuild in place: rows of generation ``gen`` are the new copy."""
+
+    def __init__(self, backend: FtsBackend, owner: str, gen: int) -> None:
+        self.backend, self.owner, self.gen = backend, owner, gen
+
+    async def write(self, docs: list[Doc], removals: list[Removal]) -> None:
+        await self.backend._write_batch(docs, removals, None, gen=self.gen)
+
+    async def progress(self, done: int, total: int) -> None:
+        state = {"owner": self.owner, "gen": self.gen, "heartbeat": time.time(), "done": done, "total": total}
+        await self.backend._rebuild_step(
+            self.owner,
+            self.gen,
+            [
+                (
+                    "UPDATE search_meta SET value = json_patch(value, ?) WHERE key = 'rebuild'",
+                    (json.dumps(state),),
+                )
+            ],
+        )
+
+    async def finish(self, position: Position | None) -> None:
+        steps: list[tuple[str, Any]] = [
+            ("DELETE FROM search_docs WHERE gen < ?", (self.gen,)),
+            ("DELETE FROM search_gone WHERE gen < ?", (self.gen,)),
+            ("INSERT OR REPLACE INTO search_meta (key, value) VALUES ('gen', ?)", (str(self.gen),)),
+            ("DELETE FROM search_meta WHERE key IN ('gen_next', 'rebuild')", ()),
+        ]
+        if position is not None:
+            steps.append((_POSITION, {"key": f"position:{position.stream}", "seq": position.seq}))
+        await self.backend._rebuild_step(self.owner, self.gen, steps)
+
+    async def abort(self) -> None:
+        # rows already written with this generation are current data: they stay
+        await self.backend._rebuild_step(
+            self.owner, self.gen, [("DELETE FROM search_meta WHERE key IN ('gen_next', 'rebuild')", ())]
+        )
 
 
 def _build_search(
