@@ -7,12 +7,13 @@ from chat_messages.settings import MessagesSettings
 from chat_gateway.settings import GatewaySettings
 from chat_presence.settings import PresenceSettings
 from chat_media.settings import MediaSettings
+from chat_search.settings import SearchSettings
 classes = {"AUTH_": AuthSettings, "MESSAGES_": MessagesSettings, "GATEWAY_": GatewaySettings,
-           "PRESENCE_": PresenceSettings, "MEDIA_": MediaSettings}
+           "PRESENCE_": PresenceSettings, "MEDIA_": MediaSettings, "SEARCH_": SearchSettings}
 bad = 0
 for path in sys.argv[1:]:
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
-    # what the Deployments read from Secrets (chat-nats, chat-database, chat-media, ...)
+    # what the Deployments read from Secrets (chat-nats, chat-database, chat-media, chat-search)
     from_secrets = {e["name"] for d in docs if d.get("kind") == "Deployment"
                     for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
                     if "secretKeyRef" in e.get("valueFrom", {})}

@@ -36,9 +36,10 @@ for overlay in deploy/k8s/overlays/*/; do
   "$VENV/bin/kubernetes-validate" --strict --quiet "$out/$name.yaml"
 done
 "$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/chat-database.secret.example.yaml \
-  deploy/k8s/chat-nats.secret.example.yaml deploy/k8s/chat-media.secret.example.yaml
+  deploy/k8s/chat-nats.secret.example.yaml deploy/k8s/chat-media.secret.example.yaml \
+  deploy/k8s/chat-search.secret.example.yaml
 
-if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, chat_presence, chat_media, yaml" 2>/dev/null; then
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import chat_auth, chat_messages, chat_gateway, chat_presence, chat_media, chat_search, yaml" 2>/dev/null; then
   echo "== ConfigMap keys vs settings classes"
   .venv/bin/python deploy/check_settings.py "$out"/dev.yaml "$out"/prod.yaml
 else
