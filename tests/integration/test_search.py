@@ -196,6 +196,7 @@ async def test_opensearch_down_and_back(cluster: ClusterFactory, opensearch_serv
             assert [m["seq"] for m in sent] == list(range(sent[0]["seq"], sent[0]["seq"] + 5))
             r = await search(api, bob, q=f"before{tag}")
             assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+            assert int(r.headers["retry-after"]) >= 1
             proxy.restore()
             assert len(await found(api, bob, f"during{tag}", 5, within=30)) == 5  # the backlog drained
     finally:

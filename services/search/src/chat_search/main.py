@@ -27,7 +27,13 @@ def backend_from(s: SearchSettings) -> SearchBackend:
         from chat_search.backends.opensearch import OpenSearchBackend
 
         auth = (s.opensearch_user, s.opensearch_password.get_secret_value()) if s.opensearch_user else None
-        return OpenSearchBackend(s.opensearch_url, index_prefix=s.index_prefix, http_auth=auth)
+        return OpenSearchBackend(
+            s.opensearch_url,
+            index_prefix=s.index_prefix,
+            shards=s.index_shards,
+            replicas=s.index_replicas,
+            http_auth=auth,
+        )
     from chat_search.backends.fts import FtsBackend
 
     Path(s.fts_path).parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,9 @@ class SearchSettings(ServiceSettings):
     opensearch_user: str = ""
     opensearch_password: SecretStr = SecretStr("")
     index_prefix: str = Field(default="chat-messages", pattern=r"^[a-z0-9][a-z0-9_-]{0,60}$")
+    # of indices created from now on (the template): raise replicas on a multi-node cluster
+    index_shards: int = Field(default=1, ge=1, le=64)
+    index_replicas: int = Field(default=0, ge=0, le=8)
     # events indexed per bulk write, at most (and at most this long a wait for more)
     batch: int = Field(default=500, ge=1, le=5000)
     batch_window_s: float = Field(default=0.05, ge=0)
