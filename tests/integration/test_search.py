@@ -299,8 +299,9 @@ async def test_reindex_while_writing(cluster: ClusterFactory, search_env: dict[s
 
 async def test_events_lost_to_the_stream_trigger_a_rebuild(cluster: ClusterFactory) -> None:
     """Search is down while the stream drops events (retention): when it comes back it
-    counts them in chat_search_events_lost_total and rebuilds from the messages store."""
-    c = cluster(env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1"}, fresh=True)
+    counts them in chat_search_events_lost_total and rebuilds from the messages store. Then
+    messages goes down: search keeps answering from the index (read-only)."""
+    c = cluster(env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1", "SEARCH_CONVS_CACHE_S": "0.2"}, fresh=True)
     assert c.search is not None and c.account is not None
     tag = uuid.uuid4().hex[:8]
     async with Api(c.gateway_url) as api:
@@ -325,3 +326,8 @@ async def test_events_lost_to_the_stream_trigger_a_rebuild(cluster: ClusterFacto
         assert float(line.split()[1]) >= 5, line
         await post(api, alice, conv, f"after{tag}")  # and live indexing goes on
         assert len(await found(api, bob, f"after{tag}", 1)) == 1
+        for p in c.messages:  # messages down: search still answers (read-only, last known conversations)
+            p.kill()
+        await asyncio.sleep(0.5)
+        r = await search(api, bob, q=f"after{tag}")
+        assert r.status_code == 200 and len(r.json()["hits"]) == 1, r.text
