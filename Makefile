@@ -48,7 +48,7 @@ lint: install
 	@rc=0; \
 	$(BIN)/ruff check libs services tests bench || rc=1; \
 	$(BIN)/ruff format --check libs services tests bench || rc=1; \
-	$(BIN)/mypy $(wildcard libs/*/src services/*/src) || rc=1; \
+	$(BIN)/mypy $(filter-out libs/client-ts/src,$(wildcard libs/*/src services/*/src)) || rc=1; \
 	exit $$rc
 
 format: install

@@ -16,7 +16,8 @@ from chat_common.logging import setup_logging
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.logctx import bind
 from fastapi import FastAPI, Request, Response, WebSocket
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
+from starlette.middleware.cors import CORSMiddleware
 
 from chat_gateway.admission import Admission
 from chat_gateway.api.accounts import router as accounts_router
@@ -45,9 +46,13 @@ from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import TokenVerifier
 from chat_gateway.typing_relay import TypingRelay
+from chat_gateway.web import install_web, origin_allowed
 from chat_gateway.ws import Session
 
 log = logging.getLogger("chat.gateway")
+WS_ORIGIN_REFUSED = Counter(
+    "chat_gateway_ws_origin_refused_total", "WebSocket upgrades refused: Origin not allowed (GATEWAY_ALLOWED_ORIGINS)"
+)
 HTTP_LATENCY = Histogram(
     "chat_gateway_http_seconds",
     "REST request handling time",
@@ -168,6 +173,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws_endpoint(websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+            WS_ORIGIN_REFUSED.inc()
+            await websocket.close(code=1008)  # before accept: the handshake is answered 403
+            return
         await drain.serve(websocket, Session(websocket, websocket.app.state.core))
 
     async def ready(request: Request) -> dict[str, bool]:
@@ -175,6 +185,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return {"nats": bool(nc and nc.is_connected), "accepting": not drain.draining}
 
     install_ops_routes(app, ready, metrics=False)  # /metrics: the operations port only
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "X-Request-Id"],
+            max_age=600,
+        )
+    install_web(app, settings.web_dir)  # last: its catch-all never shadows a route above
     return app
 
 

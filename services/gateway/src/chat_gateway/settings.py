@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from chat_common.settings import ServiceSettings
 from chat_proto.auth_api import AUDIENCE
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
+
+from chat_gateway.web import parse_origins
 
 
 class GatewaySettings(ServiceSettings):
@@ -113,6 +115,24 @@ class GatewaySettings(ServiceSettings):
     media_url_key: SecretStr = SecretStr("")
     media_url_ttl_s: int = Field(default=300, ge=10, le=300)
     media_timeout_s: float = Field(default=60.0, gt=0)
+
+    # The browser (chat_gateway.web): the web app's static export served at / ("" = none);
+    # origins (comma-separated scheme://host[:port], or *) allowed to open /ws and to use the
+    # refresh cookie, beside the gateway's own; origins that get CORS headers on /v1 (none:
+    # same origin only); the refresh cookie's lifetime (keep it AUTH_REFRESH_TTL_S) and its
+    # Secure flag (auto: when the request came over TLS, as seen through trusted proxies).
+    web_dir: str = ""
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    refresh_cookie_max_age_s: int = Field(default=30 * 24 * 3600, ge=60)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+
+    @field_validator("allowed_origins", "cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str | list):
+            return parse_origins(value)
+        return value
 
     @model_validator(mode="after")
     def _media_in_production(self) -> GatewaySettings:

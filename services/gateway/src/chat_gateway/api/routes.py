@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -11,11 +12,12 @@ from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.media_api import AttachmentIds
 from chat_proto.ops import wire
 from chat_proto.subjects import ID_PATTERN
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from chat_gateway.api.deps import Caller, LoginBudget, RefreshBudget, RegisterBudget, Res
+from chat_gateway.api.deps import Caller, LoginBudget, RefreshBudget, RegisterBudget, Res, Resources
+from chat_gateway.web import require_origin
 
 router = APIRouter(prefix="/v1")
 
@@ -42,23 +44,90 @@ class LoginBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
+    session: Literal["body", "cookie"] = Field(
+        default="body",
+        description="cookie: the refresh token goes into the HttpOnly cookie chat_refresh (Path=/v1/auth) "
+        "instead of the answer (browsers; needs an allowed Origin)",
+    )
+
+
+class RefreshBody(BaseModel):
+    """``refresh_token`` in the body, or none: the ``chat_refresh`` cookie is used."""
+
+    model_config = ConfigDict(extra="ignore")
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=512)
+
+
+REFRESH_COOKIE = "chat_refresh"
+COOKIE_PATH = "/v1/auth"
+
+
+def _secure(request: Request, res: Resources) -> bool:
+    mode = res.settings.cookie_secure
+    if mode != "auto":
+        return mode == "always"
+    if request.url.scheme == "https":
+        return True
+    try:  # X-Forwarded-Proto only from a trusted proxy
+        peer = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    if not any(peer in n for n in res.trusted_proxies):
+        return False
+    return request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+
+
+def _with_cookie(answer: dict[str, Any], request: Request, res: Resources) -> JSONResponse:
+    """The token pair with its refresh token moved into the cookie."""
+    token = answer.pop("refresh_token")
+    response = JSONResponse(answer)
+    response.set_cookie(
+        REFRESH_COOKIE,
+        token,
+        max_age=res.settings.refresh_cookie_max_age_s,
+        path=COOKIE_PATH,
+        secure=_secure(request, res),
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _refresh_token(body: RefreshBody | None, request: Request, res: Resources) -> tuple[str, bool]:
+    """The token to use and whether it came from the cookie (which needs an allowed Origin)."""
+    if body is not None and body.refresh_token is not None:
+        return body.refresh_token, False
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if not cookie or len(cookie) > 512:
+        raise ChatError(ErrorCode.UNAUTHORIZED, "no refresh token (body field refresh_token or the session cookie)")
+    require_origin(request, res.settings.allowed_origins)
+    return cookie, True
 
 
 @router.post("/auth/login")
-async def login(body: LoginBody, res: Res, address: LoginBudget) -> Any:
+async def login(body: LoginBody, request: Request, res: Res, address: LoginBudget) -> Any:
+    if body.session == "cookie":
+        require_origin(request, res.settings.allowed_origins)
     req = auth_api.LoginRequest(username=body.username, password=body.password, client_ip=address)
-    return wire(await res.rpc.request(ops.auth.LOGIN, req))
+    answer = wire(await res.rpc.request(ops.auth.LOGIN, req))
+    return _with_cookie(answer, request, res) if body.session == "cookie" else answer
 
 
 @router.post("/auth/refresh")
-async def refresh(body: auth_api.RefreshRequest, res: Res, _: RefreshBudget) -> Any:
-    return wire(await res.rpc.request(ops.auth.REFRESH, body))
+async def refresh(request: Request, res: Res, _: RefreshBudget, body: RefreshBody | None = None) -> Any:
+    token, from_cookie = _refresh_token(body, request, res)
+    answer = wire(await res.rpc.request(ops.auth.REFRESH, auth_api.RefreshRequest(refresh_token=token)))
+    return _with_cookie(answer, request, res) if from_cookie else answer
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(body: auth_api.RefreshRequest, res: Res) -> Response:
-    await res.rpc.request(ops.auth.LOGOUT, body)
-    return Response(status_code=204)
+async def logout(request: Request, res: Res, body: RefreshBody | None = None) -> Response:
+    token, from_cookie = _refresh_token(body, request, res)
+    await res.rpc.request(ops.auth.LOGOUT, auth_api.RefreshRequest(refresh_token=token))
+    response = Response(status_code=204)
+    if from_cookie:
+        response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH, secure=_secure(request, res), httponly=True)
+    return response
 
 
 @router.get("/auth/jwks")
