@@ -14,6 +14,8 @@ Environment (all optional):
                              credentials: AUTH_NATS_USER/AUTH_NATS_PASSWORD, MESSAGES_…, …)
   AUTH_DATABASE_URL, MESSAGES_DATABASE_URL, PRESENCE_DATABASE_URL   instead of the SQLite files
   CHAT_GATEWAYS (1), CHAT_MESSAGES_REPLICAS (1), CHAT_PRESENCE_REPLICAS (1), CHAT_LOG_LEVEL (INFO)
+  GATEWAY_WEB_DIR            serve this static export at / instead of building ./web (see
+                             chat_devtools.webapp: ./web is built with npm when its sources changed)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.ports import LOOPBACK, port_is_free, preferred_port
 from chat_devtools.services import ServiceFailed
+from chat_devtools.webapp import BuildFailed, ensure_built
 
 
 class _Shutdown(Exception):
@@ -65,6 +68,11 @@ def _banner(nats_url: str, cluster: Cluster, data_dir: Path) -> None:
         "chat backend is up",
         f"  gateway   {gw.base_url if gw else '-'}  (REST /v1/*, WebSocket "
         f"ws://{LOOPBACK}:{gw.port if gw else '-'}/ws)",
+        *(
+            [f"  web app   {gw.base_url}/   API docs {gw.base_url}/docs"]
+            if gw and gw.env.get("GATEWAY_WEB_DIR")
+            else ([f"  API docs  {gw.base_url}/docs  (no web app built)"] if gw else [])
+        ),
         *(f"  gateway   {g.base_url}" for g in cluster.gateways[1:]),
         *(f"  metrics   {g.metrics_url}/metrics" for g in cluster.gateways),
         f"  auth      {cluster.auth.base_url}",
@@ -110,6 +118,14 @@ def main() -> int:
             log(f"starting NATS on {nats.url}")
             nats.start()
             nats_url = nats.url
+        web_dir = os.environ.get("GATEWAY_WEB_DIR")
+        if web_dir is None:
+            try:
+                built = ensure_built(Path.cwd(), log)
+            except BuildFailed as e:
+                log(f"the web app did not build; serving the API only:\n{e}")
+                built = None
+            web_dir = str(built) if built else ""
         urls = sqlite_urls(data_dir)
         for svc, var in (
             ("auth", "AUTH_DATABASE_URL"),
@@ -138,6 +154,7 @@ def main() -> int:
             },
             environment="development",
             log_level=os.environ.get("CHAT_LOG_LEVEL", "INFO"),
+            service_env={"gateway": {"GATEWAY_WEB_DIR": web_dir}},
         )
         log("starting auth, messages, presence, media, search, gateway")
         cluster.start()

@@ -1,0 +1,96 @@
+"""Build the web app (``web/``) when its sources changed, for ``make run`` and the browser tests.
+
+``ensure_built(repo)`` returns the static export (``web/out``) to give the gateway as
+``GATEWAY_WEB_DIR``: it hashes the sources (``web/`` without ``node_modules``, ``.next`` and
+``out``, plus the client library ``libs/client-ts/src`` and both lockfiles) and rebuilds only
+when the hash differs from the one stored with the last build: ``npm ci`` when the
+dependencies changed, ``npm run build``, then ``python -m chat_gateway.web prepare`` (CSP
+hashes, precompressed assets). Without npm it serves the last build, or nothing (with a
+warning): the API works either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+SKIP = {"node_modules", ".next", "out", ".turbo", "test-results", "playwright-report"}
+STAMP = ".source-hash"
+
+
+class BuildFailed(RuntimeError):
+    pass
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.startswith("."))
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def source_hash(repo: Path) -> str:
+    h = hashlib.sha256()
+    roots = [repo / "web", repo / "libs" / "client-ts"]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for f in _files(root):
+            h.update(f.relative_to(repo).as_posix().encode() + b"\0")
+            h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _deps_hash(web: Path) -> str:
+    lock = web / "package-lock.json"
+    return hashlib.sha256(lock.read_bytes() if lock.is_file() else b"").hexdigest()
+
+
+def ensure_built(repo: Path, log: Callable[[str], None] = print, *, required: bool = False) -> Path | None:
+    """The up-to-date export directory, or None when there is no web app to serve. With
+    ``required`` (tests under CI) a missing npm or a failed build raises BuildFailed."""
+    web = repo / "web"
+    out = web / "out"
+    if not (web / "package.json").is_file():
+        return None
+    wanted = source_hash(repo)
+    stamp = out / STAMP
+    if stamp.is_file() and stamp.read_text().strip() == wanted and (out / "index.html").is_file():
+        return out
+    npm = shutil.which("npm")
+    if npm is None:
+        msg = "npm not found: cannot build the web app (install Node.js 20)"
+        if required:
+            raise BuildFailed(msg)
+        log(f"{msg}; serving {'the last build' if (out / 'index.html').is_file() else 'the API only'}")
+        return out if (out / "index.html").is_file() else None
+    deps_stamp = web / "node_modules" / ".deps-hash"
+    deps = _deps_hash(web)
+    try:
+        if not deps_stamp.is_file() or deps_stamp.read_text().strip() != deps:
+            log("installing the web app's dependencies (npm ci)")
+            _run([npm, "ci", "--no-audit", "--no-fund"], web)
+            deps_stamp.write_text(deps)
+        log("building the web app (npm run build)")
+        _run([npm, "run", "build"], web)
+        _run([sys.executable, "-m", "chat_gateway.web", "prepare", str(out)], repo)
+    except BuildFailed:
+        if required or not (out / "index.html").is_file():
+            raise
+        log("the web app failed to build; serving the last build")
+        return out
+    stamp.write_text(wanted)
+    return out
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    env = {**os.environ, "NEXT_TELEMETRY_DISABLED": "1"}
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    if p.returncode != 0:
+        tail = "\n".join((p.stdout + p.stderr).splitlines()[-30:])
+        raise BuildFailed(f"{' '.join(cmd[:3])} failed ({p.returncode}):\n{tail}")
