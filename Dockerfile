@@ -1,8 +1,19 @@
 # syntax=docker/dockerfile:1
 # One image for every service; the command selects which one runs:
-#   python -m chat_auth | chat_messages | chat_presence | chat_media | chat_gateway (default)
+#   python -m chat_auth | chat_messages | chat_presence | chat_media | chat_search | chat_gateway (default)
+# The gateway serves the web app (built in the first stage) at / (GATEWAY_WEB_DIR).
 # Build:  docker build -t chat-backend:dev .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- web: the Next.js static export (web/ with the TypeScript client libs/client-ts) ----------
+FROM ${NODE_IMAGE} AS web
+ENV NEXT_TELEMETRY_DISABLED=1
+WORKDIR /src
+COPY libs/client-ts/ libs/client-ts/
+COPY web/ web/
+WORKDIR /src/web
+RUN npm ci --no-audit --no-fund && npm run build
 
 # --- build: wheels of the workspace packages, installed (non-editable) into a venv -----------
 FROM ${PYTHON_IMAGE} AS build
@@ -27,18 +38,22 @@ RUN set -eux; \
     done; \
     /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels $dirs; \
     /opt/venv/bin/pip install /wheels/*.whl; \
-    /opt/venv/bin/python -c "import chat_auth.main, chat_messages.main, chat_presence.main, chat_media.main, chat_gateway.main"
+    /opt/venv/bin/python -c "import chat_auth.main, chat_messages.main, chat_presence.main, chat_media.main, chat_search.main, chat_gateway.main"
+# The export with its CSP hashes and precompressed assets (chat_gateway.web prepare).
+COPY --from=web /src/web/out /web
+RUN /opt/venv/bin/python -m chat_gateway.web prepare /web
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="chat-backend" \
-      org.opencontainers.image.description="Realtime chat backend services (auth, messages, presence, media, gateway)"
+      org.opencontainers.image.description="Realtime chat backend services (auth, messages, presence, media, search, gateway) and the web app"
 RUN groupadd --system --gid 10001 chat \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin chat \
  && mkdir -p /app/data \
  && chown 10001:10001 /app/data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /web /app/web
 # Inside a container the services must listen on all interfaces (defaults are 127.0.0.1).
 # Bytecode was compiled at install time, so a read-only root filesystem is fine.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -48,11 +63,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     MESSAGES_HOST=0.0.0.0 \
     PRESENCE_HOST=0.0.0.0 \
     MEDIA_HOST=0.0.0.0 \
-    GATEWAY_HOST=0.0.0.0
+    SEARCH_HOST=0.0.0.0 \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_WEB_DIR=/app/web
 # Relative SQLite defaults (data/*.db) land in /app/data; production uses PostgreSQL.
 WORKDIR /app
 USER 10001:10001
-# gateway 8080, auth 8081, messages 8082, presence 8083, media 8084 (each <P>_PORT)
-EXPOSE 8080 8081 8082 8083 8084
+# gateway 8080, auth 8081, messages 8082, presence 8083, media 8084, search 8085 (each <P>_PORT)
+EXPOSE 8080 8081 8082 8083 8084 8085
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "chat_gateway"]
