@@ -116,6 +116,49 @@ install_opensearch() {
 
 install_opensearch || unset CHAT_TEST_OPENSEARCH_HOME
 
+# --- the browser side: Chromium (Debian's; never a downloaded one), Node packages ------------
+# The web app (web/), its TypeScript client (libs/client-ts/) and the AsyncAPI validator
+# (tools/asyncapi/) install from their lockfiles (npm ci), each only when its lockfile changed.
+# The web app itself is built by the browser tests' fixture (chat_devtools.webapp).
+web_fail() {
+  if [[ "$CI" == "true" ]]; then say "ERROR (CI): $*"; exit 1; fi
+  warn_loud "$*" "browser, TypeScript and AsyncAPI tests"
+  return 1
+}
+apt_install() {  # apt_install PACKAGE...
+  command -v apt-get >/dev/null || return 1
+  local sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || return 1
+    sudo="sudo"
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || return 1
+}
+install_browser_side() {
+  if [[ ! -x /usr/bin/chromium ]]; then
+    say "Chromium missing: apt-get install chromium fonts-noto-cjk"
+    apt_install chromium fonts-noto-cjk || { web_fail "could not install Chromium (apt-get)"; return 1; }
+  fi
+  if ! command -v npm >/dev/null; then
+    say "npm missing: apt-get install nodejs npm"
+    apt_install nodejs npm || { web_fail "could not install Node.js and npm (apt-get)"; return 1; }
+  fi
+  local dir stamp
+  for dir in tools/asyncapi libs/client-ts web; do
+    [[ -f "$dir/package-lock.json" ]] || continue
+    stamp="$dir/node_modules/.lock-hash"
+    if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]]; then
+      continue
+    fi
+    say "npm ci in $dir"
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) \
+      || { web_fail "npm ci failed in $dir"; return 1; }
+    sha256sum "$dir/package-lock.json" | cut -d' ' -f1 > "$stamp"
+  done
+}
+install_browser_side || true
+
 set +e
 "$PY" -m pytest "$@"
 rc=$?

@@ -69,12 +69,12 @@ def ensure_built(repo: Path, log: Callable[[str], None] = print, *, required: bo
             raise BuildFailed(msg)
         log(f"{msg}; serving {'the last build' if (out / 'index.html').is_file() else 'the API only'}")
         return out if (out / "index.html").is_file() else None
-    deps_stamp = web / "node_modules" / ".deps-hash"
+    deps_stamp = web / "node_modules" / ".lock-hash"  # the same stamp as scripts/test.sh's
     deps = _deps_hash(web)
     try:
         if not deps_stamp.is_file() or deps_stamp.read_text().strip() != deps:
             log("installing the web app's dependencies (npm ci)")
-            _run([npm, "ci", "--no-audit", "--no-fund"], web)
+            _run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], web)
             deps_stamp.write_text(deps)
         log("building the web app (npm run build)")
         _run([npm, "run", "build"], web)
