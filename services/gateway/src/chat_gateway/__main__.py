@@ -17,6 +17,7 @@ import uvicorn
 from chat_gateway.drain import Drain
 from chat_gateway.main import create_app
 from chat_gateway.settings import GatewaySettings
+from chat_gateway.ws_protocol import LivelyWebSocketProtocol
 
 
 class DrainingServer(uvicorn.Server):
@@ -47,7 +48,7 @@ def main() -> None:
         host=s.host,
         port=s.port,
         log_config=None,
-        ws="websockets-sansio",
+        ws=LivelyWebSocketProtocol,  # websockets-sansio; any frame received counts as life
         ws_max_size=s.ws_max_message_bytes,
         ws_ping_interval=s.heartbeat_s,
         # Silent for 3 x heartbeat_s (one interval plus this timeout) -> dropped.
