@@ -123,6 +123,7 @@ class Indexer:
         window_s: float = 0.05,
         rebuild: Rebuild | None = None,
         gap_check_s: float = 60.0,
+        inflight: int = 2,
     ) -> None:
         self.backend = backend
         self.fetch = fetch
@@ -130,6 +131,10 @@ class Indexer:
         self.window_s = window_s
         self.rebuild = rebuild
         self.gap_check_s = gap_check_s
+        # batches written at once: versions make their order irrelevant, and a second bulk
+        # in flight keeps the index busy while the first one's answer travels back
+        self._slots = asyncio.Semaphore(max(1, inflight))
+        self._writes: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._stream = ""  # the event stream's identity (its creation time)
         self.ready = False
@@ -163,10 +168,23 @@ class Indexer:
                             msgs.append(self._queue.get_nowait())
                     except TimeoutError:
                         break
-                await self._apply(msgs)
+                await self._slots.acquire()
+                task = asyncio.create_task(self._apply_then_release(msgs))
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
         finally:
             gaps.cancel()
+            for task in list(self._writes):
+                task.cancel()
             await pull.stop()
+
+    async def _apply_then_release(self, msgs: list[Msg]) -> None:
+        try:
+            await self._apply(msgs)
+        except Exception as exc:  # never silently: the messages come again after ack_wait
+            log.warning("index batch failed", extra={"error": repr(exc), "events": len(msgs)})
+        finally:
+            self._slots.release()
 
     async def _watch_gaps(self, js: Any) -> None:
         while True:

@@ -70,6 +70,7 @@ async def setup(ctx: ServiceContext[SearchSettings]) -> AsyncIterator[None]:
         window_s=s.batch_window_s,
         rebuild=rebuild_now,
         gap_check_s=s.gap_check_s,
+        inflight=s.inflight,
     )
     task = asyncio.create_task(indexer.run(ctx.nc))
     ctx.checks["events"] = lambda: indexer.ready

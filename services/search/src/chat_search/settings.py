@@ -28,6 +28,8 @@ class SearchSettings(ServiceSettings):
     # events indexed per bulk write, at most (and at most this long a wait for more)
     batch: int = Field(default=500, ge=1, le=5000)
     batch_window_s: float = Field(default=0.05, ge=0)
+    # bulk writes in flight at once (their order does not matter: documents carry versions)
+    inflight: int = Field(default=2, ge=1, le=8)
     # a caller's conversations (the filter) are asked of messages at most this often; when
     # messages is down, the last answer keeps being used (search stays up, read-only)
     convs_cache_s: float = Field(default=5.0, ge=0)

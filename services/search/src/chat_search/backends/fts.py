@@ -43,6 +43,7 @@ order is ``(rank, ts_ms desc, conv, seq)`` and the cursor that key (keyset pagin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -180,6 +181,9 @@ class FtsBackend:
     def __init__(self, path: str | Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        # One connection: its transactions must not interleave (a live batch, a rebuild in
+        # this process, a conversation's removal), so every write holds this lock.
+        self._write_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -231,13 +235,14 @@ class FtsBackend:
         await self.write([], [Removal(c, s, UNVERSIONED_DELETE) for c, s in keys])
 
     async def delete_conv(self, conv: str) -> None:
-        db = self._conn()
-        try:
-            await db.execute("DELETE FROM search_docs WHERE conv = ?", (conv,))
-            await db.commit()
-        except sqlite3.Error as e:
-            await db.rollback()
-            raise BackendUnavailable(f"search index write failed: {e}") from e
+        async with self._write_lock:
+            db = self._conn()
+            try:
+                await db.execute("DELETE FROM search_docs WHERE conv = ?", (conv,))
+                await db.commit()
+            except sqlite3.Error as e:
+                await db.rollback()
+                raise BackendUnavailable(f"search index write failed: {e}") from e
 
     async def _write_batch(
         self, docs: list[Doc], removals: list[Removal], position: Position | None, gen: int | None
@@ -261,19 +266,20 @@ class FtsBackend:
         gone = [{"conv": r.conv, "seq": r.seq, "version": r.version, "gen": gen} for r in removals]
         if not rows and not gone and position is None:
             return
-        db = self._conn()
-        try:
-            if rows:
-                await db.executemany(_UPSERT, rows)
-            if gone:
-                await db.executemany(_REMOVE, gone)
-                await db.executemany(_TOMBSTONE, gone)
-            if position is not None:
-                await db.execute(_POSITION, {"key": f"position:{position.stream}", "seq": position.seq})
-            await db.commit()
-        except sqlite3.Error as e:
-            await db.rollback()
-            raise BackendUnavailable(f"search index write failed: {e}") from e
+        async with self._write_lock:
+            db = self._conn()
+            try:
+                if rows:
+                    await db.executemany(_UPSERT, rows)
+                if gone:
+                    await db.executemany(_REMOVE, gone)
+                    await db.executemany(_TOMBSTONE, gone)
+                if position is not None:
+                    await db.execute(_POSITION, {"key": f"position:{position.stream}", "seq": position.seq})
+                await db.commit()
+            except sqlite3.Error as e:
+                await db.rollback()
+                raise BackendUnavailable(f"search index write failed: {e}") from e
 
     async def position(self, stream: str) -> int | None:
         rows = await self._read("SELECT value FROM search_meta WHERE key = ?", (f"position:{stream}",))
@@ -291,48 +297,50 @@ class FtsBackend:
         return dict(json.loads(rows[0][0])) if rows else None
 
     async def begin_rebuild(self, owner: str, stale_after_s: float = 60.0) -> RebuildTarget:
-        db = self._conn()
-        try:
-            await db.execute("BEGIN IMMEDIATE")
+        async with self._write_lock:
+            db = self._conn()
             try:
-                rows = await db.execute_fetchall("SELECT key, value FROM search_meta")
-                meta: dict[str, str] = {str(k): str(v) for k, v in rows}
-                running = json.loads(meta["rebuild"]) if "rebuild" in meta else None
-                if running is not None and time.time() - float(running["heartbeat"]) < stale_after_s:
-                    raise RebuildBusy(f"a rebuild by {running['owner']} is running (since {running['started']})")
-                gen = max(int(meta.get("gen", 0)), int(meta.get("gen_next", 0))) + 1
-                now = time.time()
-                state = {"owner": owner, "gen": gen, "started": now, "heartbeat": now, "done": 0, "total": 0}
-                await db.executemany(
-                    "INSERT OR REPLACE INTO search_meta (key, value) VALUES (?, ?)",
-                    [("gen_next", str(gen)), ("rebuild", json.dumps(state))],
-                )
-                await db.commit()
-            except BaseException:
-                await db.rollback()
-                raise
-        except sqlite3.Error as e:
-            raise BackendUnavailable(f"cannot start a rebuild: {e}") from e
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = await db.execute_fetchall("SELECT key, value FROM search_meta")
+                    meta: dict[str, str] = {str(k): str(v) for k, v in rows}
+                    running = json.loads(meta["rebuild"]) if "rebuild" in meta else None
+                    if running is not None and time.time() - float(running["heartbeat"]) < stale_after_s:
+                        raise RebuildBusy(f"a rebuild by {running['owner']} is running (since {running['started']})")
+                    gen = max(int(meta.get("gen", 0)), int(meta.get("gen_next", 0))) + 1
+                    now = time.time()
+                    state = {"owner": owner, "gen": gen, "started": now, "heartbeat": now, "done": 0, "total": 0}
+                    await db.executemany(
+                        "INSERT OR REPLACE INTO search_meta (key, value) VALUES (?, ?)",
+                        [("gen_next", str(gen)), ("rebuild", json.dumps(state))],
+                    )
+                    await db.commit()
+                except BaseException:
+                    await db.rollback()
+                    raise
+            except sqlite3.Error as e:
+                raise BackendUnavailable(f"cannot start a rebuild: {e}") from e
         return _FtsRebuild(self, owner, gen)
 
     async def _rebuild_step(self, owner: str, gen: int, sql: list[tuple[str, Any]]) -> None:
         """Run ``sql`` in one transaction if this rebuild still holds the lock, else RebuildBusy."""
-        db = self._conn()
-        try:
-            await db.execute("BEGIN IMMEDIATE")
+        async with self._write_lock:
+            db = self._conn()
             try:
-                rows = list(await db.execute_fetchall("SELECT value FROM search_meta WHERE key = 'rebuild'"))
-                running = json.loads(rows[0][0]) if rows else None
-                if running is None or running["owner"] != owner or int(running["gen"]) != gen:
-                    raise RebuildBusy("this rebuild was taken over (its heartbeat went stale)")
-                for statement, params in sql:
-                    await db.execute(statement, params)
-                await db.commit()
-            except BaseException:
-                await db.rollback()
-                raise
-        except sqlite3.Error as e:
-            raise BackendUnavailable(f"rebuild step failed: {e}") from e
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = list(await db.execute_fetchall("SELECT value FROM search_meta WHERE key = 'rebuild'"))
+                    running = json.loads(rows[0][0]) if rows else None
+                    if running is None or running["owner"] != owner or int(running["gen"]) != gen:
+                        raise RebuildBusy("this rebuild was taken over (its heartbeat went stale)")
+                    for statement, params in sql:
+                        await db.execute(statement, params)
+                    await db.commit()
+                except BaseException:
+                    await db.rollback()
+                    raise
+            except sqlite3.Error as e:
+                raise BackendUnavailable(f"rebuild step failed: {e}") from e
 
     # -- search ---------------------------------------------------------------------------
     async def search(self, q: str, convs: list[str], limit: int, cursor: str | None, conv: str | None = None) -> Page:

@@ -515,6 +515,9 @@ def search_body(
             "number_of_fragments": 1,
             "fragment_size": 200,
             "fields": {"body": {}, "body.cjk": {}},
+            # only the text terms: highlighting with the whole query also walks the
+            # membership filter (bench: about half the server time of a search)
+            "highlight_query": {"bool": {"should": should, "minimum_should_match": 1}},
         },
     }
     if after is not None:
