@@ -1,0 +1,67 @@
+"use client";
+import { ChatClient, type ClientOptions } from "@chat/client";
+
+/** Options for every ChatClient: the defaults — same origin (REST /v1, WebSocket /ws on the
+ * page's host) and the cookie session. `next dev` proxies both to a local backend. */
+export function clientOptions(): ClientOptions {
+  return {};
+}
+
+let current: ChatClient | null = null;
+
+/** Whether this browser may hold a session cookie (the cookie is HttpOnly, so it cannot be
+ * seen): set at login, cleared at logout or when a resume finds no session. Without it no
+ * refresh is tried, so a signed-out visit makes no failing request. */
+const HINT = "chat-session";
+function hasHint(): boolean {
+  try {
+    return localStorage.getItem(HINT) === "1";
+  } catch {
+    return true;
+  }
+}
+function setHint(on: boolean): void {
+  try {
+    if (on) localStorage.setItem(HINT, "1");
+    else localStorage.removeItem(HINT);
+  } catch {
+    /* storage unavailable: resume is always tried */
+  }
+}
+let resuming: Promise<ChatClient | null> | null = null;
+
+/** The signed-in client of this tab (kept across client-side navigation). */
+export function currentClient(): ChatClient | null {
+  return current;
+}
+
+export function setCurrentClient(c: ChatClient | null): void {
+  current = c;
+  if (!c) setHint(false);
+}
+
+/** The session: the current client, or one resumed from the refresh cookie; null when signed out.
+ * Network and server errors are thrown (the caller shows them and offers a retry). */
+export async function getSession(): Promise<ChatClient | null> {
+  if (current) return current;
+  if (!hasHint()) return null;
+  resuming ??= ChatClient.resume(clientOptions()).finally(() => {
+    resuming = null;
+  });
+  const c = await resuming;
+  current = c ?? current;
+  if (!current) setHint(false);
+  return current;
+}
+
+export async function logIn(username: string, password: string): Promise<ChatClient> {
+  const c = await ChatClient.login(username, password, clientOptions());
+  current = c;
+  setHint(true);
+  return c;
+}
+
+export async function signUp(username: string, password: string, displayName?: string): Promise<ChatClient> {
+  await ChatClient.register(username, password, displayName, clientOptions());
+  return logIn(username, password);
+}
