@@ -43,6 +43,23 @@ def problem_response(err: ChatError, request: Request | None = None) -> JSONResp
     return JSONResponse(err.problem(instance), status_code=err.status, media_type=PROBLEM, headers=headers)
 
 
+def status_problem(
+    status: int, detail: str, instance: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A problem body for a status outside the error catalogue (405 and the like): its
+    title the status' reason phrase, code ``invalid`` (4xx) or ``internal``."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": "invalid" if 400 <= status < 500 else "internal",
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def chat_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChatError)
@@ -76,15 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if code is not None:
             return problem_response(ChatError(code, str(exc.detail)), request)
         # 405 and the like: no code of the catalogue, the status as it is (with Allow)
-        body = {
-            "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
-            "status": status,
-            "code": "invalid" if 400 <= status < 500 else "internal",
-            "detail": str(exc.detail),
-            "instance": request.url.path,
-        }
-        return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=dict(exc.headers or {}))
+        return status_problem(status, str(exc.detail), request.url.path, dict(exc.headers or {}))
 
     async def unhandled(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})

@@ -27,7 +27,11 @@ def _unique(ids: list[str]) -> list[str]:
 
 MediaId = Annotated[str, Field(pattern=MEDIA_ID)]
 # What ``send`` and ``POST …/messages`` take: 1..10 unique ids of the sender's uploads.
-AttachmentIds = Annotated[list[MediaId], Field(min_length=1, max_length=MAX_ATTACHMENTS), AfterValidator(_unique)]
+AttachmentIds = Annotated[
+    list[MediaId],
+    Field(min_length=1, max_length=MAX_ATTACHMENTS, json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_unique),
+]
 
 
 class _Req(BaseModel):

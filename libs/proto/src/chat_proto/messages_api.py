@@ -71,6 +71,24 @@ class _Req(BaseModel):
 
 
 class CreateConversation(_Req):
+    """A channel has a ``name`` (1..80 characters once cleaned); a dm one other user in
+    ``members`` (or only the caller), a group other users; unknown users are refused."""
+
+    # What the messages service requires of every request (the rest depends on who asks).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"kind": {"const": "channel"}}},
+                    "then": {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                },
+                {
+                    "if": {"properties": {"kind": {"enum": ["dm", "group"]}}},
+                    "then": {"required": ["members"], "properties": {"members": {"minItems": 1}}},
+                },
+            ]
+        }
+    )
     kind: Literal["channel", "dm", "group"]
     name: str | None = Field(default=None, max_length=400)
     private: bool | None = None

@@ -38,6 +38,7 @@ from chat_gateway.limits import Limits, rules_from
 from chat_gateway.media_client import MediaClient
 from chat_gateway.media_urls import UrlSigner
 from chat_gateway.nats_bus import NatsBus, RpcMediaApi, RpcMessagesApi
+from chat_gateway.openapi import install_openapi
 from chat_gateway.ops_port import OpsPort
 from chat_gateway.presence_reporter import PresenceReporter
 from chat_gateway.receipts import ReceiptCoalescer
@@ -141,6 +142,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(media_router)
     app.include_router(search_router)
+    install_openapi(app)  # the complete /openapi.json; 405 with Allow for a known path's other methods
 
     # Every route's body is bounded while it is read (chunked bodies included); inside the
     # middleware below, so refusals are logged and measured like any answer.

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from chat_gateway.api.deps import Caller, Res
+from chat_gateway.openapi import problems
 
 router = APIRouter(prefix="/v1")
 
@@ -49,13 +50,20 @@ async def directory(
     return wire(await res.rpc.request(ops.auth.USERS_SEARCH, req, user=caller.user_id))
 
 
-@router.post("/admin/users/{user_id}/deactivate")
+ADMIN_ONLY = "the caller is not an admin"
+ADMIN_ANSWER: dict[int | str, dict[str, Any]] = {200: {"model": auth_api.AccountOut}}
+
+
+@router.post(
+    "/admin/users/{user_id}/deactivate",
+    responses={**ADMIN_ANSWER, **problems(403, 404, 409, d403=ADMIN_ONLY, d409="the caller or the last admin")},
+)
 async def deactivate(user_id: UserId, caller: Caller, res: Res) -> Any:
     req = auth_api.AdminUserRequest(user_id=_user(user_id))
     return wire(await res.rpc.request(ops.auth.ADMIN_DEACTIVATE, req, user=caller.user_id))
 
 
-@router.post("/admin/users/{user_id}/reactivate")
+@router.post("/admin/users/{user_id}/reactivate", responses={**ADMIN_ANSWER, **problems(403, 404, d403=ADMIN_ONLY)})
 async def reactivate(user_id: UserId, caller: Caller, res: Res) -> Any:
     req = auth_api.AdminUserRequest(user_id=_user(user_id))
     return wire(await res.rpc.request(ops.auth.ADMIN_REACTIVATE, req, user=caller.user_id))
@@ -66,7 +74,10 @@ class AdminFlagBody(BaseModel):
     admin: StrictBool
 
 
-@router.put("/admin/users/{user_id}/admin")
+@router.put(
+    "/admin/users/{user_id}/admin",
+    responses={**ADMIN_ANSWER, **problems(403, 404, 409, d403=ADMIN_ONLY, d409="the last active admin")},
+)
 async def set_admin(user_id: UserId, body: AdminFlagBody, caller: Caller, res: Res) -> Any:
     req = auth_api.SetAdminRequest(user_id=_user(user_id), admin=body.admin)
     return wire(await res.rpc.request(ops.auth.ADMIN_SET_ADMIN, req, user=caller.user_id))

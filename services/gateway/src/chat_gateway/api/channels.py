@@ -12,9 +12,10 @@ from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.ops import wire
 from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from chat_gateway.api.deps import Caller, Res
+from chat_gateway.openapi import problems
 
 router = APIRouter(prefix="/v1")
 
@@ -29,15 +30,23 @@ def _conv(conv: str) -> str:
 
 
 class PatchBody(BaseModel):
-    """Absent: unchanged. ``topic``/``description`` null or "" clear; ``name`` null → 422."""
+    """Absent: unchanged. ``topic``/``description`` null or "" clear; ``name`` null → 422.
+    At least one of them. Cleaned (control and invisible characters removed, whitespace
+    folded) a name has 1..80 characters and only channels have one, a topic at most 250, a
+    description at most 1000 (422 otherwise)."""
 
-    model_config = ConfigDict(extra="ignore")
-    name: str | None = Field(default=None, max_length=400)
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"anyOf": [{"required": ["name"]}, {"required": ["topic"]}, {"required": ["description"]}]},
+    )
+    name: Annotated[str | None, WithJsonSchema({"type": "string", "maxLength": 400})] = Field(
+        default=None, max_length=400
+    )
     topic: str | None = Field(default=None, max_length=1000)
     description: str | None = Field(default=None, max_length=4000)
 
 
-@router.patch("/conversations/{conv}")
+@router.patch("/conversations/{conv}", responses=problems(403, 404, 409, d409="a channel with this name exists"))
 async def update_conversation(conv: ConvId, body: PatchBody, caller: Caller, res: Res) -> Any:
     given = body.model_fields_set
     if "name" in given and body.name is None:
@@ -58,12 +67,12 @@ async def _set_archived(conv: str, archived: bool, caller: Caller, res: Res) -> 
     return wire(out.conversation)
 
 
-@router.post("/conversations/{conv}/archive")
+@router.post("/conversations/{conv}/archive", responses=problems(403, 404))
 async def archive(conv: ConvId, caller: Caller, res: Res) -> Any:
     return await _set_archived(conv, True, caller, res)
 
 
-@router.post("/conversations/{conv}/unarchive")
+@router.post("/conversations/{conv}/unarchive", responses=problems(403, 404))
 async def unarchive(conv: ConvId, caller: Caller, res: Res) -> Any:
     return await _set_archived(conv, False, caller, res)
 
@@ -74,7 +83,8 @@ async def directory(
     res: Res,
     q: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..200")] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page")] = None,
 ) -> Any:
+    """Public channels whose name contains ``q``, by name. A cursor the server did not make: 422."""
     req = messages_api.ChannelQuery(q=q, limit=clamp(limit, 1, 200), cursor=cursor or None)
     return wire(await res.rpc.request(ops.messages.CHANNELS_LIST, req, user=caller.user_id))

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from chat_bus.rpc import RpcClient
 from chat_proto.errors import ChatError, ErrorCode
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chat_gateway.client_address import Network, client_address
 from chat_gateway.limits import (
@@ -24,6 +25,7 @@ from chat_gateway.limits import (
 )
 from chat_gateway.media_client import MediaClient
 from chat_gateway.media_urls import UrlSigner
+from chat_gateway.openapi import BEARER
 from chat_gateway.sends import Sender
 from chat_gateway.settings import GatewaySettings
 from chat_gateway.tokens import Principal, TokenVerifier
@@ -64,7 +66,23 @@ async def principal(request: Request, res: Res) -> Principal:
     return p
 
 
-Caller = Annotated[Principal, Depends(principal)]
+# Declares the bearer security of the routes that take a Caller (in /openapi.json); the
+# header is read by ``principal`` itself (auto_error off: this never refuses anything).
+_bearer = HTTPBearer(
+    scheme_name=BEARER,
+    bearerFormat="JWT",
+    description="The access token of POST /v1/auth/login or /v1/auth/refresh.",
+    auto_error=False,
+)
+
+
+async def caller(
+    request: Request, res: Res, _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> Principal:
+    return await principal(request, res)
+
+
+Caller = Annotated[Principal, Depends(caller)]
 
 
 def peer_address(request: Request, res: Res) -> str:

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.media_api import MEDIA_ID
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from chat_gateway.api.deps import Caller, Res, principal
 from chat_gateway.media_client import NAME_HEADER, MediaClient
+from chat_gateway.openapi import SECURITY_OR_SIGNED, problems
 
 router = APIRouter(prefix="/v1")
 MediaIdPath = Annotated[str, Path(pattern=MEDIA_ID)]
@@ -32,11 +33,46 @@ def _media(res: Res) -> MediaClient:
     return res.media
 
 
-@router.post("/media", status_code=201)
+# What the media service stores (its sanitizer's types) and serves back.
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+STORED_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain")
+THUMBNAIL_TYPES = ("image/jpeg", "image/png")
+
+
+def _download_doc(types: tuple[str, ...], what: str) -> dict[str, Any]:
+    return {
+        "response_class": Response,
+        "openapi_extra": {"security": SECURITY_OR_SIGNED},
+        "responses": {
+            200: {"description": what, "content": dict.fromkeys(types, _BYTES)},
+            **problems(401, 404, d401="no bearer token and no valid signed link (u, exp, sig)"),
+        },
+    }
+
+
+@router.post(
+    "/media",
+    status_code=201,
+    responses={
+        201: {"description": "Stored: the media object with its signed url (and thumbnail_url)"},
+        **problems(
+            413,
+            415,
+            d413="the file is larger than the server's limit, or the upload quota is used up",
+            d415="the file's type (decided by its bytes) is not accepted",
+        ),
+    },
+)
 async def upload(
     caller: Caller,
     res: Res,
-    file: Annotated[UploadFile, File(description="the file; its type is decided by its bytes")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="the file (not empty); its type is decided by its bytes",
+            json_schema_extra={"format": "binary", "minLength": 1},
+        ),
+    ],
 ) -> JSONResponse:
     media = _media(res)
     if (file.size or 0) > res.settings.media_max_bytes:
@@ -103,7 +139,7 @@ def _filename(name: str) -> str:
     return f"filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
-@router.get("/media/{media_id}")
+@router.get("/media/{media_id}", **_download_doc(STORED_TYPES, "The file, with its sanitized type"))
 async def download(
     request: Request,
     res: Res,
@@ -115,7 +151,7 @@ async def download(
     return await _download(request, res, media_id, thumbnail=False)
 
 
-@router.get("/media/{media_id}/thumbnail")
+@router.get("/media/{media_id}/thumbnail", **_download_doc(THUMBNAIL_TYPES, "The thumbnail"))
 async def thumbnail(
     request: Request,
     res: Res,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat_gateway.api.deps import Caller, Res
+from chat_gateway.openapi import NONBLANK_TEXT, problems
 
 router = APIRouter(prefix="/v1")
 
@@ -31,23 +32,29 @@ def _conv(conv: str) -> str:
 
 
 class EditBody(BaseModel):
+    """The new text: not blank once control characters are removed and it is trimmed; longer
+    than the server's limit (4000 characters by default) then: 413."""
+
     model_config = ConfigDict(extra="ignore")
-    body: str = Field(max_length=64 * 1024)
+    body: str = Field(max_length=64 * 1024, json_schema_extra={"pattern": NONBLANK_TEXT})
 
 
-@router.patch("/conversations/{conv}/messages/{seq}")
+@router.patch(
+    "/conversations/{conv}/messages/{seq}",
+    responses=problems(403, 404, 413, d403="only the sender may edit a message", d413="the text is too long"),
+)
 async def edit_message(conv: ConvId, seq: Seq, body: EditBody, caller: Caller, res: Res) -> Any:
     req = messages_api.EditMessage(conv=_conv(conv), seq=seq, body=body.body)
     return wire(await res.rpc.request(ops.messages.MSG_EDIT, req, user=caller.user_id))
 
 
-@router.delete("/conversations/{conv}/messages/{seq}")
+@router.delete("/conversations/{conv}/messages/{seq}", responses=problems(403, 404))
 async def delete_message(conv: ConvId, seq: Seq, caller: Caller, res: Res) -> Any:
     req = messages_api.MessageRef(conv=_conv(conv), seq=seq)
     return wire(await res.rpc.request(ops.messages.MSG_DELETE, req, user=caller.user_id))
 
 
-@router.get("/conversations/{conv}/receipts")
+@router.get("/conversations/{conv}/receipts", responses=problems(403, 404))
 async def list_receipts(conv: ConvId, caller: Caller, res: Res) -> Any:
     return wire(
         await res.rpc.request(ops.messages.RECEIPTS_LIST, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
@@ -55,12 +62,22 @@ async def list_receipts(conv: ConvId, caller: Caller, res: Res) -> Any:
 
 
 class ReceiptBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """At least one of the two."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["delivered_seq"], "properties": {"delivered_seq": {"type": "integer"}}},
+                {"required": ["read_seq"], "properties": {"read_seq": {"type": "integer"}}},
+            ]
+        },
+    )
     delivered_seq: bounds.Seq | None = None
     read_seq: bounds.Seq | None = None
 
 
-@router.post("/conversations/{conv}/receipts", status_code=204)
+@router.post("/conversations/{conv}/receipts", status_code=204, responses=problems(403, 404))
 async def set_receipts(conv: ConvId, body: ReceiptBody, caller: Caller, res: Res) -> Response:
     if body.delivered_seq is None and body.read_seq is None:
         raise ChatError(ErrorCode.INVALID, "give delivered_seq and/or read_seq")

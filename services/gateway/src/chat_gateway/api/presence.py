@@ -18,13 +18,25 @@ from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Query
 
 from chat_gateway.api.deps import Caller, Res
+from chat_gateway.openapi import NONBLANK_LIST
 
 router = APIRouter(prefix="/v1")
 _ID = re.compile(ID_PATTERN)
 
 
 @router.get("/presence")
-async def presence(caller: Caller, res: Res, user_ids: Annotated[str, Query(max_length=MAX_QUERY_IDS * 66)]) -> Any:
+async def presence(
+    caller: Caller,
+    res: Res,
+    user_ids: Annotated[
+        str,
+        Query(
+            max_length=MAX_QUERY_IDS * 66,
+            description=f"comma-separated: at least one and at most {MAX_QUERY_IDS} distinct ids",
+            json_schema_extra={"pattern": NONBLANK_LIST},
+        ),
+    ],
+) -> Any:
     ids = list(dict.fromkeys(p.strip() for p in user_ids.split(",") if p.strip()))
     if not ids:
         raise ChatError(ErrorCode.INVALID, "user_ids: give at least one id")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chat_gateway.api.deps import Caller, Res
 from chat_gateway.api.messages_ops import ConvId, _conv
+from chat_gateway.openapi import problems
 
 router = APIRouter(prefix="/v1")
 
@@ -24,7 +25,7 @@ class BlockBody(BaseModel):
     user_id: str = Field(pattern=messages_api.ID)
 
 
-@router.post("/me/blocks", status_code=204)
+@router.post("/me/blocks", status_code=204, responses=problems(404, d404="no such user"))
 async def block(body: BlockBody, caller: Caller, res: Res) -> Response:
     await res.rpc.request(ops.messages.BLOCKS_ADD, messages_api.BlockRef(user_id=body.user_id), user=caller.user_id)
     return Response(status_code=204)
@@ -51,7 +52,7 @@ async def set_settings(body: messages_api.PrivacySettings, caller: Caller, res: 
     return wire(await res.rpc.request(ops.messages.SETTINGS_SET, body, user=caller.user_id))
 
 
-@router.post("/conversations/{conv}/hide", status_code=204)
+@router.post("/conversations/{conv}/hide", status_code=204, responses=problems(404))
 async def hide(conv: ConvId, caller: Caller, res: Res) -> Response:
     await res.rpc.request(ops.messages.CONV_HIDE, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
     return Response(status_code=204)

@@ -14,9 +14,11 @@ from chat_proto.ops import wire
 from chat_proto.subjects import ID_PATTERN
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from chat_gateway.api.deps import Caller, LoginBudget, RefreshBudget, RegisterBudget, Res, Resources
+from chat_gateway.openapi import NONBLANK_TEXT, problems
 from chat_gateway.web import require_origin
 
 router = APIRouter(prefix="/v1")
@@ -35,7 +37,33 @@ def _conv(conv: str) -> str:
 
 
 # --- auth ----------------------------------------------------------------------------------
-@router.post("/auth/register", status_code=201)
+class RegisterAnswer(BaseModel):
+    user: auth_api.UserOut
+
+
+class SessionAnswer(BaseModel):
+    """The token pair of login and refresh (``auth_api.TokenPair``)."""
+
+    access_token: str = Field(description="for `Authorization: Bearer`; valid for `expires_in` seconds")
+    refresh_token: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="absent with the cookie session: it is in the HttpOnly cookie chat_refresh instead",
+    )
+    token_type: str = Field(description="Bearer")
+    expires_in: int
+    user: auth_api.UserOut
+
+
+@router.post(
+    "/auth/register",
+    status_code=201,
+    responses={
+        201: {"model": RegisterAnswer},
+        **problems(
+            403, 409, 429, d403="wrong bootstrap_token", d409="the username is taken, or the first admin exists"
+        ),
+    },
+)
 async def register(body: auth_api.RegisterRequest, res: Res, _: RegisterBudget) -> Any:
     return wire(await res.rpc.request(ops.auth.REGISTER, body))
 
@@ -59,6 +87,8 @@ class RefreshBody(BaseModel):
 
 
 REFRESH_COOKIE = "chat_refresh"
+ORIGIN_REFUSED = "the session cookie was used from an Origin that is not allowed"
+BAD_REFRESH = "no refresh token, or an invalid, expired or revoked one"
 COOKIE_PATH = "/v1/auth"
 
 
@@ -104,7 +134,15 @@ def _refresh_token(body: RefreshBody | None, request: Request, res: Resources) -
     return cookie, True
 
 
-@router.post("/auth/login")
+@router.post(
+    "/auth/login",
+    responses={
+        200: {"model": SessionAnswer, "description": "Signed in (session=cookie: the refresh token is in the cookie)"},
+        **problems(
+            401, 403, 429, d401="wrong username or password, or the account is deactivated", d403=ORIGIN_REFUSED
+        ),
+    },
+)
 async def login(body: LoginBody, request: Request, res: Res, address: LoginBudget) -> Any:
     if body.session == "cookie":
         require_origin(request, res.settings.allowed_origins)
@@ -113,14 +151,20 @@ async def login(body: LoginBody, request: Request, res: Res, address: LoginBudge
     return _with_cookie(answer, request, res) if body.session == "cookie" else answer
 
 
-@router.post("/auth/refresh")
+@router.post(
+    "/auth/refresh",
+    responses={
+        200: {"model": SessionAnswer, "description": "A new token pair (the refresh token is rotated)"},
+        **problems(401, 403, 429, d401=BAD_REFRESH, d403=ORIGIN_REFUSED),
+    },
+)
 async def refresh(request: Request, res: Res, _: RefreshBudget, body: RefreshBody | None = None) -> Any:
     token, from_cookie = _refresh_token(body, request, res)
     answer = wire(await res.rpc.request(ops.auth.REFRESH, auth_api.RefreshRequest(refresh_token=token)))
     return _with_cookie(answer, request, res) if from_cookie else answer
 
 
-@router.post("/auth/logout", status_code=204)
+@router.post("/auth/logout", status_code=204, responses=problems(401, 403, d401=BAD_REFRESH, d403=ORIGIN_REFUSED))
 async def logout(request: Request, res: Res, body: RefreshBody | None = None) -> Response:
     token, from_cookie = _refresh_token(body, request, res)
     await res.rpc.request(ops.auth.LOGOUT, auth_api.RefreshRequest(refresh_token=token))
@@ -135,13 +179,23 @@ async def jwks(res: Res) -> Any:
     return wire(await res.rpc.request(ops.auth.JWKS))
 
 
-@router.get("/me")
+@router.get("/me", responses={200: {"model": auth_api.MeOut}, **problems(404)})
 async def me(caller: Caller, res: Res) -> Any:
     return wire(await res.rpc.request(ops.auth.ME, user=caller.user_id))
 
 
 # --- conversations -------------------------------------------------------------------------
-@router.post("/conversations")
+@router.post(
+    "/conversations",
+    status_code=201,
+    responses={
+        200: {
+            "description": "The dm with this user exists already: it is returned",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problems(403, 409, d403="a member does not accept this", d409="a channel with this name exists"),
+    },
+)
 async def create_conversation(body: messages_api.CreateConversation, caller: Caller, res: Res) -> Any:
     out = await res.rpc.request(ops.messages.CONV_CREATE, body, user=caller.user_id)
     return JSONResponse(wire(out.conversation), status_code=201 if out.created else 200)
@@ -152,14 +206,14 @@ async def list_conversations(caller: Caller, res: Res) -> Any:
     return wire(await res.rpc.request(ops.messages.CONV_LIST, user=caller.user_id))
 
 
-@router.get("/conversations/{conv}")
+@router.get("/conversations/{conv}", responses=problems(403, 404))
 async def get_conversation(conv: ConvId, caller: Caller, res: Res) -> Any:
     return wire(
         await res.rpc.request(ops.messages.CONV_GET, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
     )
 
 
-@router.post("/conversations/{conv}/join")
+@router.post("/conversations/{conv}/join", responses=problems(403, 404))
 async def join(conv: ConvId, caller: Caller, res: Res) -> Any:
     out = await res.rpc.request(ops.messages.CONV_JOIN, messages_api.ConvRef(conv=_conv(conv)), user=caller.user_id)
     return wire(out.conversation)
@@ -168,17 +222,25 @@ async def join(conv: ConvId, caller: Caller, res: Res) -> Any:
 class AddMemberBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     user_id: str = Field(max_length=64)
-    role: Literal["owner", "admin", "member", "guest"] | None = None
+    # An owner is never added (422: ownership is given with PUT …/role).
+    role: Annotated[
+        Literal["owner", "admin", "member", "guest"] | None,
+        WithJsonSchema({"anyOf": [{"type": "string", "enum": ["admin", "member", "guest"]}, {"type": "null"}]}),
+    ] = None
 
 
-@router.post("/conversations/{conv}/members")
+@router.post("/conversations/{conv}/members", responses=problems(403, 404, 409))
 async def add_member(conv: ConvId, body: AddMemberBody, caller: Caller, res: Res) -> Any:
     req = messages_api.AddMember(conv=_conv(conv), user_id=body.user_id, role=body.role)
     out = await res.rpc.request(ops.messages.CONV_ADD_MEMBER, req, user=caller.user_id)
     return wire(out.conversation)
 
 
-@router.delete("/conversations/{conv}/members/{user_id}", status_code=204)
+@router.delete(
+    "/conversations/{conv}/members/{user_id}",
+    status_code=204,
+    responses=problems(403, 404, 409, d409="the last owner must name a new owner first"),
+)
 async def remove_member(conv: ConvId, user_id: UserId, caller: Caller, res: Res) -> Response:
     req = messages_api.MemberRef(conv=_conv(conv), user_id=user_id)
     await res.rpc.request(ops.messages.CONV_REMOVE_MEMBER, req, user=caller.user_id)
@@ -190,7 +252,7 @@ class RoleBody(BaseModel):
     role: Literal["owner", "admin", "member", "guest"]
 
 
-@router.put("/conversations/{conv}/members/{user_id}/role")
+@router.put("/conversations/{conv}/members/{user_id}/role", responses=problems(403, 404, 409))
 async def set_role(conv: ConvId, user_id: UserId, body: RoleBody, caller: Caller, res: Res) -> Any:
     req = messages_api.SetRole(conv=_conv(conv), user_id=user_id, role=body.role)
     out = await res.rpc.request(ops.messages.CONV_SET_ROLE, req, user=caller.user_id)
@@ -198,7 +260,7 @@ async def set_role(conv: ConvId, user_id: UserId, body: RoleBody, caller: Caller
 
 
 # --- messages ------------------------------------------------------------------------------
-@router.get("/conversations/{conv}/messages")
+@router.get("/conversations/{conv}/messages", responses=problems(403, 404))
 async def history(
     conv: ConvId,
     caller: Caller,
@@ -214,14 +276,35 @@ async def history(
 
 
 class SendBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A text (not blank once control characters are removed and it is trimmed; at most
+    4000 characters then, else 413), attachments, or both."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"body": {"pattern": NONBLANK_TEXT}}},
+                {"required": ["attachments"], "properties": {"attachments": {"type": "array"}}},
+            ]
+        },
+    )
     client_msg_id: ClientMsgId
     body: str
     attachments: AttachmentIds | None = None  # the sender's uploads; the body may then be empty
     reply_to: SeqRef | None = None
 
 
-@router.post("/conversations/{conv}/messages")
+@router.post(
+    "/conversations/{conv}/messages",
+    status_code=201,
+    responses={
+        200: {
+            "description": "Sent before with this client_msg_id: the stored message",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problems(403, 404, 413, d413="the text is longer than 4000 characters, or the request too large"),
+    },
+)
 async def send(conv: ConvId, body: SendBody, caller: Caller, res: Res) -> Any:
     out = await res.sender.send(
         caller.user_id, _conv(conv), body.client_msg_id, body.body, body.attachments, body.reply_to

@@ -14,6 +14,9 @@ from fastapi import APIRouter, Query
 
 from chat_gateway.api.deps import Caller, Res
 
+# chat_search.backends.MAX_QUERY_CHARS: longer queries are refused (422) by the search service.
+MAX_QUERY_CHARS = 1000
+
 router = APIRouter(prefix="/v1")
 
 
@@ -21,11 +24,22 @@ router = APIRouter(prefix="/v1")
 async def search(
     caller: Caller,
     res: Res,
-    q: Annotated[str, Query(max_length=4096)],
+    q: Annotated[
+        str,
+        Query(
+            max_length=4096,
+            json_schema_extra={"maxLength": MAX_QUERY_CHARS},
+            description='words and "quoted phrases"; with no word to search for: 422',
+        ),
+    ],
     conv: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
     limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..100")] = 20,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="next_cursor of the previous page of the same query")
+    ] = None,
 ) -> Any:
+    """The caller's messages matching ``q``, most relevant first. A cursor the server did
+    not make for this query: 422."""
     req = SearchQuery(q=q, conv=conv, limit=limit, cursor=cursor)
     page = wire(await res.rpc.request(ops.search.QUERY, req, user=caller.user_id, timeout=3.0))
     for hit in page.get("hits", []):
