@@ -137,3 +137,15 @@ async def test_web_app_and_docs_are_served(gateway: str, web_out: Path) -> None:
         assert (await http.get("/docs/assets/swagger-ui.css")).status_code == 200
         assert (await http.get("/openapi.json")).json()["paths"]["/v1/auth/login"]
         assert (await http.get("/metrics")).status_code == 404  # the public port has none
+
+
+async def test_users_by_id(gateway: str) -> None:
+    """Clients name members and senders they know by id: GET /v1/users/{id}."""
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        name = await register(http)
+        r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
+        me, headers = r.json()["user"], {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = await http.get(f"/v1/users/{me['id']}", headers=headers)
+        assert r.status_code == 200 and r.json() == {"id": me["id"], "username": name, "display_name": name}
+        assert (await http.get("/v1/users/nobody-like-this", headers=headers)).status_code == 404
+        assert (await http.get(f"/v1/users/{me['id']}")).status_code == 401

@@ -634,24 +634,34 @@ export class ChatClient {
     return { channels: data.channels ?? [], next_cursor: data.next_cursor ?? null };
   }
 
-  /** GET /v1/users?q= (username prefix; first page). The gateway has no lookup by id:
-   * `ids` is answered from the users this client has seen (me, earlier `q` results), and
-   * unknown ids are omitted (as GET /v1/presence omits them). With both, `q`'s results
-   * filtered to `ids`. */
+  /** GET /v1/users?q= (username prefix; first page) and, for `ids`, GET /v1/users/{id}
+   * (cached; at most 8 at a time; unknown ids are omitted, as GET /v1/presence omits them).
+   * With both, `q`'s results filtered to `ids`. */
   async users(opts: { q?: string; ids?: string[]; limit?: number; cursor?: string }): Promise<User[]> {
-    let list: User[];
     if (opts.q) {
       const data = await this.call<{ users?: User[] }>("GET", "/v1/users", { query: { q: opts.q, limit: opts.limit, cursor: opts.cursor } });
-      list = data.users ?? [];
+      let list = data.users ?? [];
       for (const u of list) this.userCache.set(u.id, u);
       if (opts.ids) {
         const want = new Set(opts.ids);
         list = list.filter((u) => want.has(u.id));
       }
-    } else {
-      list = (opts.ids ?? []).map((id) => this.userCache.get(id)).filter((u): u is User => u !== undefined);
+      return list;
     }
-    return list;
+    const ids = [...new Set(opts.ids ?? [])];
+    const missing = ids.filter((id) => !this.userCache.has(id));
+    for (let i = 0; i < missing.length; i += 8) {
+      await Promise.all(
+        missing.slice(i, i + 8).map(async (id) => {
+          try {
+            this.userCache.set(id, await this.call<User>("GET", `/v1/users/${enc(id)}`));
+          } catch (e) {
+            if (!(e instanceof ChatError && e.code === "not_found")) throw e;
+          }
+        }),
+      );
+    }
+    return ids.map((id) => this.userCache.get(id)).filter((u): u is User => u !== undefined);
   }
 
   async history(conv: string, opts: { before?: number; after?: number; limit?: number } = {}): Promise<{ events: ChatEvent[]; has_more: boolean }> {

@@ -209,7 +209,7 @@ describe("sending", () => {
 });
 
 describe("REST helpers", () => {
-  it("users: q asks the directory; ids are answered from the users seen", async () => {
+  it("users: q asks the directory; ids are looked up once each (cached), unknown ones omitted", async () => {
     const server = world();
     const { client } = await connected(server);
     const q = client.users({ q: "b" });
@@ -218,7 +218,19 @@ describe("REST helpers", () => {
     const ids = client.users({ ids: ["u_bob", "u_ann", "u_nobody"] });
     await tick(1);
     expect((await ids).map((u) => u.id)).toEqual(["u_bob", "u_ann"]);
-    expect(server.rest.filter((r) => r.path.startsWith("/v1/users"))).toHaveLength(1);
+    // bob was seen in the directory and ann is the caller: only the unknown id was asked for
+    expect(server.rest.filter((r) => r.path.startsWith("/v1/users")).map((r) => r.path)).toEqual([
+      "/v1/users?q=b",
+      "/v1/users/u_nobody",
+    ]);
+    server.addUser("cy");
+    const again = client.users({ ids: ["u_cy", "u_cy", "u_bob"] });
+    await tick(1);
+    expect((await again).map((u) => u.display_name)).toEqual(["CY", "BOB"]);
+    const cached = client.users({ ids: ["u_cy"] });
+    await tick(1);
+    expect((await cached).map((u) => u.id)).toEqual(["u_cy"]);
+    expect(server.rest.filter((r) => r.path.startsWith("/v1/users/u_cy"))).toHaveLength(1);
     const h = client.history("c1", { before: 3, limit: 1 });
     await tick(1);
     expect(await h).toMatchObject({ events: [{ seq: 2 }], has_more: true });

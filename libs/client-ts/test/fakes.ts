@@ -394,6 +394,11 @@ export class FakeServer {
       const list = [...this.users.values()].filter((x) => x.username.startsWith(q)).map(pub);
       return json(200, { users: list, next_cursor: null });
     }
+    const byId = /^\/v1\/users\/([^/]+)$/.exec(p);
+    if (method === "GET" && byId) {
+      const found = [...this.users.values()].find((x) => x.id === decodeURIComponent(byId[1] ?? ""));
+      return found ? json(200, pub(found)) : problem(404, "not_found");
+    }
     return problem(404, "not_found");
   }
 

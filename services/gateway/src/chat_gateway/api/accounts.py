@@ -50,6 +50,14 @@ async def directory(
     return wire(await res.rpc.request(ops.auth.USERS_SEARCH, req, user=caller.user_id))
 
 
+@router.get("/users/{user_id}", responses={200: {"model": auth_api.UserOut}, **problems(404)})
+async def user_by_id(user_id: UserId, caller: Caller, res: Res) -> Any:
+    """One user's public profile (``id``, ``username``, ``display_name``): how clients name
+    the members and senders they know by id."""
+    req = auth_api.UserIdRequest(user_id=_user(user_id))
+    return wire(await res.rpc.request(ops.auth.GET_USER, req, user=caller.user_id))
+
+
 ADMIN_ONLY = "the caller is not an admin"
 ADMIN_ANSWER: dict[int | str, dict[str, Any]] = {200: {"model": auth_api.AccountOut}}
 
