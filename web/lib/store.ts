@@ -758,9 +758,11 @@ export class ChatStore {
   private onState(st: ConnectionState): void {
     this.set({ connection: st });
     if (st.status === "open") {
+      // Live events flow from now on; a conversation created or joined between the list
+      // fetched at start (or before a break) and this moment is only in a fresh list.
+      void this.loadConversations();
       if (this.wasOpen) {
         // Back after a break: what the socket's sync cannot know about.
-        void this.loadConversations();
         for (const [id, t] of Object.entries(this.state.timelines)) {
           if (t.loaded && !t.hasMoreAfter) void this.catchUp(id);
         }
