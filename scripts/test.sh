@@ -136,9 +136,11 @@ apt_install() {  # apt_install PACKAGE...
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || return 1
 }
 install_browser_side() {
-  if [[ ! -x /usr/bin/chromium ]]; then
-    say "Chromium missing: apt-get install chromium fonts-noto-cjk"
-    apt_install chromium fonts-noto-cjk || { web_fail "could not install Chromium (apt-get)"; return 1; }
+  if [[ ! -x /usr/bin/chromium ]] || ! compgen -G '/usr/share/fonts/*/noto/NotoColorEmoji*' >/dev/null \
+     || ! compgen -G '/usr/share/fonts/*/noto/NotoSansCJK*' >/dev/null; then
+    say "Chromium or its fonts missing: apt-get install chromium fonts-noto-cjk fonts-noto-color-emoji"
+    apt_install chromium fonts-noto-cjk fonts-noto-color-emoji \
+      || { web_fail "could not install Chromium and its fonts (apt-get)"; return 1; }
   fi
   if ! command -v npm >/dev/null; then
     say "npm missing: apt-get install nodejs npm"

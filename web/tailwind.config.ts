@@ -20,6 +20,7 @@ export default {
         muted: { DEFAULT: v("muted"), foreground: v("muted-foreground") },
         accent: { DEFAULT: v("accent"), foreground: v("accent-foreground") },
         destructive: { DEFAULT: v("destructive"), foreground: v("destructive-foreground") },
+        marker: v("marker"),
         popover: { DEFAULT: v("popover"), foreground: v("popover-foreground") },
         card: { DEFAULT: v("card"), foreground: v("card-foreground") },
         sidebar: { DEFAULT: v("sidebar"), foreground: v("sidebar-foreground") },

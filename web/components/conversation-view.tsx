@@ -83,11 +83,11 @@ export function ConversationView({ convId }: { convId: string }) {
     <RowActionsContext.Provider value={actions}>
       <section className="flex min-h-0 min-w-0 flex-1 flex-col" aria-label="Conversation">
         <Header convId={convId} />
-        <MessageList key={convId} convId={convId} />
+        <MessageList key={`list-${convId}`} convId={convId} />
         <TypingIndicator convId={convId} />
         <Announcer convId={convId} />
         <Composer
-          key={convId}
+          key={`composer-${convId}`}
           convId={convId}
           mode={mode}
           setMode={setMode}
@@ -171,8 +171,9 @@ function Header({ convId }: { convId: string }) {
         </Button>
       </Tip>
       <Tip label="Members">
-        <Button variant="ghost" size={memberCount ? "default" : "icon"} className="px-2" aria-label={`Members${memberCount ? ` (${memberCount})` : ""}`} onClick={() => openPanel("members")}>
+        <Button variant="ghost" size={memberCount ? "default" : "icon"} className="px-2" onClick={() => openPanel("members")}>
           <Users aria-hidden="true" />
+          <span className="sr-only">Members</span>
           {memberCount ? <span className="text-xs">{memberCount}</span> : null}
         </Button>
       </Tip>

@@ -59,7 +59,7 @@ export function NewDivider() {
   return (
     <div className="relative my-2 flex items-center" role="separator" aria-label="New messages">
       <div className="h-px flex-1 bg-destructive/60" />
-      <span className="px-2 text-xs font-semibold text-destructive">New</span>
+      <span className="px-2 text-xs font-semibold text-marker">New</span>
     </div>
   );
 }

@@ -214,12 +214,13 @@ function SidebarHeader({ inSheet }: { inSheet?: boolean }) {
           <button
             type="button"
             className="flex min-w-0 flex-1 items-center gap-2 rounded-md p-1 text-left hover:bg-accent"
-            aria-label={`Account menu for ${name}`}
           >
             {me && <UserAvatar userId={me.id} name={name} />}
             <span className="min-w-0">
               <span className="block truncate text-sm font-semibold">{name}</span>
               {me && <span className="block truncate text-xs text-muted-foreground">@{me.username}</span>}
+              {/* the accessible name starts with the visible text (WCAG 2.5.3) */}
+              <span className="sr-only">, account menu</span>
             </span>
           </button>
         </DropdownMenuTrigger>

@@ -40,7 +40,7 @@ export function UserAvatar({
       <Avatar className={dim}>
         <AvatarFallback
           className="text-white"
-          style={{ backgroundColor: `hsl(${hue} 55% 42%)` }}
+          style={{ backgroundColor: `hsl(${hue} 55% 28%)` }}
           aria-hidden="true"
         >
           {initials(name)}

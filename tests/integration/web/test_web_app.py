@@ -64,7 +64,9 @@ def log_in(page: Page, name: str) -> None:
     page.get_by_label("Username").first.fill(name)
     page.get_by_label("Password").first.fill(PASSWORD)
     page.get_by_role("button", name="Log in", exact=True).click()
-    expect(page.get_by_role("navigation", name="Conversations")).to_be_visible(timeout=WAIT_MS)
+    # the sidebar, or on a phone the button that opens it
+    sidebar = page.get_by_role("navigation", name="Conversations")
+    expect(sidebar.or_(page.get_by_role("button", name="Open conversations")).first).to_be_visible(timeout=WAIT_MS)
 
 
 def open_conv(page: Page, title: str) -> None:
@@ -156,7 +158,9 @@ def test_image_upload_shows_its_thumbnail_to_the_other_side(
     open_conv(alice_page, "Bob Pics")
     open_conv(bob_page, "Alice Pics")
     alice_page.locator("input[type=file]").set_input_files(str(image))
-    expect(alice_page.get_by_role("button", name="Send")).to_be_enabled(timeout=WAIT_MS)
+    attachments = alice_page.get_by_role("list", name="Attachments")
+    expect(attachments.get_by_text("tiny-photo.png")).to_be_visible(timeout=WAIT_MS)
+    expect(attachments.get_by_label(re.compile("^Uploading"))).to_have_count(0, timeout=WAIT_MS)  # uploaded
     alice_page.get_by_role("button", name="Send").click()
     thumb = conversation(bob_page).get_by_role("button", name=re.compile("Open image tiny-photo"))
     expect(thumb).to_be_visible(timeout=WAIT_MS)
@@ -246,3 +250,22 @@ def test_a_long_history_scrolls_back(stack: Cluster, rest: Rest, new_page: Any) 
     # nothing doubled on the way: each of a sample of lines is there once
     for i in (0, 1, 2):
         expect(conversation(page).get_by_text(f"history line {i:04d}", exact=True)).to_have_count(1)
+
+
+def test_switching_conversations_shows_only_the_selected_one(stack: Cluster, rest: Rest, new_page: Any) -> None:
+    alice, bob = rest.user("alice", "Alice Switch"), rest.user("bob", "Bob Switch")
+    group = rest.conv(alice, "group", [bob])
+    channel = rest.conv(alice, "channel", [bob], name=f"chan-{uuid.uuid4().hex[:4]}")
+    rest.send(alice, group, "only in the group")
+    rest.send(bob, channel, "only in the channel")
+    page = new_page(stack.gateway_url)
+    log_in(page, alice["name"])
+    for title, here, elsewhere in (
+        ("chan-", "only in the channel", "only in the group"),
+        ("Bob Switch", "only in the group", "only in the channel"),
+        ("chan-", "only in the channel", "only in the group"),
+    ):
+        open_conv(page, title)
+        expect(conversation(page).get_by_text(here)).to_have_count(1, timeout=WAIT_MS)
+        expect(conversation(page).get_by_text(elsewhere)).to_have_count(0)
+        expect(conversation(page).get_by_role("region", name="Messages")).to_have_count(1)
