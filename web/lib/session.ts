@@ -1,5 +1,6 @@
 "use client";
 import { ChatClient, type ClientOptions } from "@chat/client";
+import { hasSessionHint as hasHint, setSessionHint as setHint } from "@/lib/session-hint";
 
 /** Options for every ChatClient: the defaults — same origin (REST /v1, WebSocket /ws on the
  * page's host) and the cookie session. `next dev` proxies both to a local backend. */
@@ -9,25 +10,6 @@ export function clientOptions(): ClientOptions {
 
 let current: ChatClient | null = null;
 
-/** Whether this browser may hold a session cookie (the cookie is HttpOnly, so it cannot be
- * seen): set at login, cleared at logout or when a resume finds no session. Without it no
- * refresh is tried, so a signed-out visit makes no failing request. */
-const HINT = "chat-session";
-function hasHint(): boolean {
-  try {
-    return localStorage.getItem(HINT) === "1";
-  } catch {
-    return true;
-  }
-}
-function setHint(on: boolean): void {
-  try {
-    if (on) localStorage.setItem(HINT, "1");
-    else localStorage.removeItem(HINT);
-  } catch {
-    /* storage unavailable: resume is always tried */
-  }
-}
 let resuming: Promise<ChatClient | null> | null = null;
 
 /** The signed-in client of this tab (kept across client-side navigation). */
