@@ -54,6 +54,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+# The clusters a test used, so that a failure report carries their services' logs.
+CLUSTERS_USED = pytest.StashKey[list[Cluster]]()
+_NOTEWORTHY = ('"level": "warning"', '"level": "error"', '"level": "critical"', "Traceback", "Error")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test's report gets a "service logs" section: per process of each cluster it
+    used, its warnings and errors and its last lines (the logs stay in tmp_path too)."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        parts = []
+        for c in item.stash.get(CLUSTERS_USED, []):
+            for p in c.processes:
+                lines = p.log_tail(400).splitlines()
+                picked = [ln for ln in lines if any(k in ln for k in _NOTEWORTHY)][-15:]
+                last = [ln for ln in lines[-8:] if ln not in picked]
+                parts.append(f"--- {p.name} ({p.log_file}) ---\n" + "\n".join([*picked, *last]))
+        if parts:
+            report.sections.append(("service logs", "\n".join(parts)))
+    return report
+
+
 # -- NATS ---------------------------------------------------------------------------------
 @pytest.fixture
 def nats_factory(tmp_path: Path) -> Iterator[NatsFactory]:
@@ -170,7 +193,10 @@ def cluster(
     service_env: dict[str, str],
 ) -> Iterator[ClusterFactory]:
     """``cluster(gateways=1, messages_replicas=1, backend=None, nats=None, env=None,
-    start=True, fresh=False, **Cluster kwargs) -> Cluster``.
+    start=True, fresh=False, media=False, search=False, **Cluster kwargs) -> Cluster``.
+
+    The media and search services start only when asked for (``media=True``,
+    ``search=True``): most tests need neither, and each is a process to start and stop.
 
     By default a cluster is shared by the tests of a module that ask for the same shape
     (gateways, replicas, backend, environment): it runs on the session's NATS in its own
@@ -194,9 +220,13 @@ def cluster(
     ) -> Cluster:
         backend = backend or Backend("sqlite", tmp_path)
         full_env = {**service_env, **(env or {})}
+        # media and search start only for the tests that use them (two processes fewer)
+        kwargs.setdefault("media", False)
+        kwargs.setdefault("search", False)
         shared = start and nats is None and not fresh and request.node.get_closest_marker("fault") is None
         key = (gateways, messages_replicas, backend.name, tuple(sorted(full_env.items())), repr(sorted(kwargs.items())))
         if shared and key in _module_clusters:
+            request.node.stash.setdefault(CLUSTERS_USED, []).append(_module_clusters[key])
             return _module_clusters[key]
         base = tmp_path / f"cluster-{uuid.uuid4().hex[:8]}"
         base.mkdir()
@@ -220,6 +250,7 @@ def cluster(
             env=full_env,
             **kwargs,
         )
+        request.node.stash.setdefault(CLUSTERS_USED, []).append(c)
         if shared:
             _module_clusters[key] = c
         else:
@@ -250,6 +281,8 @@ def module_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         gateways=1,
         environment="test",
         env=dict(SERVICE_TEST_ENV),
+        media=False,
+        search=False,
     )
     try:
         yield c.start()

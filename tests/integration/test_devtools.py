@@ -96,7 +96,7 @@ async def test_postgres_databases_accept_connections(pg_server: PgTarget) -> Non
 
 
 def test_cluster_starts_serves_health_and_stops(cluster: ClusterFactory, backend: Backend) -> None:
-    c = cluster(gateways=2, messages_replicas=2, backend=backend, fresh=True)  # stops it
+    c = cluster(gateways=2, messages_replicas=2, backend=backend, fresh=True, media=True, search=True)  # stops it
     assert len(c.gateway_urls) == 2 and len(set(c.gateway_urls)) == 2
     ids = {g.env["GATEWAY_GATEWAY_ID"] for g in c.gateways}
     assert len(ids) == 2

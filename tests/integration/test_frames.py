@@ -41,6 +41,8 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         gateways=1,
         environment="test",
         env={**service_env, "GATEWAY_AUTH_TIMEOUT_S": str(AUTH_TIMEOUT_S)},
+        media=False,
+        search=False,
     )
     try:
         c.start()

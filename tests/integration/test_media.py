@@ -89,7 +89,7 @@ def media(request: pytest.FixtureRequest, cluster: ClusterFactory) -> Media:
     if request.param == "s3":
         s3 = request.getfixturevalue("s3_server")
         env |= s3_media_env(s3, BUCKET)
-    return Media(cluster(env=env), request.param, s3)
+    return Media(cluster(media=True, env=env), request.param, s3)
 
 
 async def upload(api: Api, user: User, data: bytes, name: str = "f.bin", ctype: str = "image/png") -> httpx.Response:
@@ -305,7 +305,7 @@ async def test_deleting_the_message_makes_its_media_unreachable_then_collected(m
 
 
 async def test_upload_rate_and_quota(cluster: ClusterFactory) -> None:
-    c = cluster(env={**ENV, "MEDIA_RATE_BURST": "3", "MEDIA_RATE_PER_S": "0.01", "MEDIA_QUOTA_BYTES": str(CAP)})
+    c = cluster(media=True, env={**ENV, "MEDIA_RATE_BURST": "3", "MEDIA_RATE_PER_S": "0.01", "MEDIA_QUOTA_BYTES": str(CAP)})
     async with Api(c.gateway_url) as api:
         alice, bob = await users(api, "alice", "bob")
         for _ in range(3):
@@ -321,7 +321,7 @@ async def test_upload_rate_and_quota(cluster: ClusterFactory) -> None:
 
 
 async def test_sdk_uploads_sends_attachments_and_downloads(cluster: ClusterFactory) -> None:
-    c = cluster(env=ENV)
+    c = cluster(media=True, env=ENV)
     urls = c.gateway_urls
     names = [f"sdk{uuid.uuid4().hex[:10]}" for _ in range(2)]
     for n in names:
@@ -360,7 +360,7 @@ async def test_sdk_uploads_sends_attachments_and_downloads(cluster: ClusterFacto
 
 
 def test_cli_upload_send_download(cluster: ClusterFactory, tmp_path: Path) -> None:
-    c = cluster(env={**ENV, "MEDIA_GC_AFTER_S": "600"})  # a CLI run takes about a second
+    c = cluster(media=True, env={**ENV, "MEDIA_GC_AFTER_S": "600"})  # a CLI run takes about a second
     env = {**os.environ, "CHAT_CONFIG_DIR": str(tmp_path / "cfg"), "CHAT_PASSWORD": PASSWORD}
     exe = str(Path(sys.executable).with_name("chat"))
 

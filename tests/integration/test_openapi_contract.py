@@ -46,7 +46,7 @@ async def test_schemathesis_finds_nothing(cluster: ClusterFactory, tmp_path: Pat
         if os.environ.get("CI") == "true":
             pytest.fail(msg)
         pytest.skip(msg)
-    c = cluster(env=ENV)
+    c = cluster(media=True, search=True, env=ENV)
     async with Api(c.gateway_url) as api:
         me, peer = await api.register_login("contract"), await api.register_login("peer")
         channel = (await api.create(me, "channel", name=f"contract-{me.id[:8]}"))["id"]

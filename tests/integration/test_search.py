@@ -70,7 +70,7 @@ async def post(api: Api, user: User, conv: str, body: str) -> dict[str, Any]:
 async def test_search_finds_only_the_callers_conversations_and_follows_edits(
     cluster: ClusterFactory, search_env: dict[str, str]
 ) -> None:
-    c = cluster(env=search_env)
+    c = cluster(search=True, env=search_env)
     tag = uuid.uuid4().hex[:8]  # words unique to this test (the cluster is shared)
     async with Api(c.gateway_url) as api:
         alice, bob, eve = await users(api, "alice", "bob", "eve")
@@ -117,7 +117,7 @@ async def test_search_finds_only_the_callers_conversations_and_follows_edits(
 
 
 async def test_paging_returns_every_hit_once(cluster: ClusterFactory, search_env: dict[str, str]) -> None:
-    c = cluster(env=search_env)
+    c = cluster(search=True, env=search_env)
     tag = uuid.uuid4().hex[:8]
     async with Api(c.gateway_url) as api:
         alice, bob = await users(api, "alice", "bob")
@@ -140,7 +140,7 @@ async def test_paging_returns_every_hit_once(cluster: ClusterFactory, search_env
 
 
 async def test_sdk_and_cli_search(cluster: ClusterFactory, tmp_path: Path) -> None:
-    c = cluster(env=NO_RATE_LIMITS)
+    c = cluster(search=True, env=NO_RATE_LIMITS)
     tag = uuid.uuid4().hex[:8]
     name = f"sdk{uuid.uuid4().hex[:8]}"
     await ChatClient.register(c.gateway_urls, name, PASSWORD)
@@ -184,7 +184,7 @@ async def test_opensearch_down_and_back(cluster: ClusterFactory, opensearch_serv
             "SEARCH_OPENSEARCH_URL": proxy.url,
             "SEARCH_INDEX_PREFIX": f"chat-cut-{uuid.uuid4().hex[:8]}",  # no pattern overlap with INDEX
         }
-        c = cluster(env=env, fresh=True)  # its own proxy
+        c = cluster(search=True, env=env, fresh=True)  # its own proxy
         tag = uuid.uuid4().hex[:8]
         async with Api(c.gateway_url) as api:
             alice, bob = await users(api, "alice", "bob")
@@ -235,7 +235,7 @@ async def test_reindex_while_writing(cluster: ClusterFactory, search_env: dict[s
     """``chat-admin search reindex`` while messages keep coming: afterwards the index is the
     store's — lost documents back, a document the store never had gone, deletes and edits
     as they are — and nothing sent during the rebuild is missing."""
-    c = cluster(env=search_env)
+    c = cluster(search=True, env=search_env)
     assert c.search is not None
     tag = uuid.uuid4().hex[:8]
     async with Api(c.gateway_url) as api:
@@ -301,7 +301,7 @@ async def test_events_lost_to_the_stream_trigger_a_rebuild(cluster: ClusterFacto
     """Search is down while the stream drops events (retention): when it comes back it
     counts them in chat_search_events_lost_total and rebuilds from the messages store. Then
     messages goes down: search keeps answering from the index (read-only)."""
-    c = cluster(env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1", "SEARCH_CONVS_CACHE_S": "0.2"}, fresh=True)
+    c = cluster(search=True, env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1", "SEARCH_CONVS_CACHE_S": "0.2"}, fresh=True)
     assert c.search is not None and c.account is not None
     tag = uuid.uuid4().hex[:8]
     async with Api(c.gateway_url) as api:

@@ -205,8 +205,12 @@ async def check_log(api: Api, user: User, conv: str, b: Burst, n_members: int) -
 
 async def setup_pair(c: Cluster) -> tuple[Api, User, str]:
     api = Api(c.gateway_url)
-    alice, bob = await api.register_login("alice"), await api.register_login("bob")
-    conv = (await api.create(alice, "dm", [bob]))["id"]
+    try:
+        alice, bob = await api.register_login("alice"), await api.register_login("bob")
+        conv = (await api.create(alice, "dm", [bob]))["id"]
+    except BaseException:
+        await api.close()  # else its socket outlives the test and fails the next one
+        raise
     return api, alice, conv
 
 

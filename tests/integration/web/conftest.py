@@ -75,7 +75,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def stack(cluster: ClusterFactory, web_out: Path) -> Cluster:
-    return cluster(env={**NO_RATE_LIMITS, "GATEWAY_WEB_DIR": str(web_out)})
+    return cluster(media=True, search=True, env={**NO_RATE_LIMITS, "GATEWAY_WEB_DIR": str(web_out)})
 
 
 @dataclass

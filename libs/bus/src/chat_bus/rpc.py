@@ -95,6 +95,8 @@ class RpcServer:
     async def start(self) -> None:
         for subject in self._handlers:
             self._subs.append(await self._nc.subscribe(subject, queue=self._queue, cb=self._dispatch))
+        # the server has the subscriptions before the service says it is ready
+        await self._nc.flush()
 
     async def stop(self) -> None:
         for sub in self._subs:
