@@ -71,7 +71,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 lines = p.log_tail(400).splitlines()
                 picked = [ln for ln in lines if any(k in ln for k in _NOTEWORTHY)][-15:]
                 last = [ln for ln in lines[-8:] if ln not in picked]
-                parts.append(f"--- {p.name} ({p.log_file}) ---\n" + "\n".join([*picked, *last]))
+                # a traceback is one long JSON line: its end says the most
+                shown = [ln if len(ln) <= 1500 else "…" + ln[-1500:] for ln in [*picked, *last]]
+                parts.append(f"--- {p.name} ({p.log_file}) ---\n" + "\n".join(shown))
         if parts:
             report.sections.append(("service logs", "\n".join(parts)))
     return report

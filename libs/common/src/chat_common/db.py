@@ -67,12 +67,34 @@ async def migrate(engine: AsyncEngine, script_location: str, version_table: str)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            key = zlib.crc32(version_table.encode()) & 0x7FFFFFFF
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        await conn.run_sync(_run)
+    if engine.dialect.name == "sqlite":
+        await _migrate_sqlite(engine, _run)
+    else:
+        async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                key = zlib.crc32(version_table.encode()) & 0x7FFFFFFF
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            await conn.run_sync(_run)
     log.info("migrations at head", extra={"version_table": version_table})
+
+
+async def _migrate_sqlite(engine: AsyncEngine, run: Any) -> None:
+    """SQLite alters a table by copying it and dropping the old one (Alembic's batch mode),
+    which foreign keys from other tables forbid while they are enforced: they are turned off
+    for the migration (a PRAGMA that only works outside a transaction), checked after it,
+    and turned on again."""
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # not DML: no implicit BEGIN
+        try:
+            await conn.run_sync(run)
+            await conn.commit()
+            broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+            await conn.commit()
+            if broken:
+                raise RuntimeError(f"foreign keys broken by a migration: {broken[:5]}")
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()
 
 
 def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:
