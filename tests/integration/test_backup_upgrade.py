@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import shutil
 import subprocess
@@ -24,10 +25,9 @@ from chat_common.db import _alembic_config, make_engine
 from chat_devtools.cluster import Cluster
 from chat_devtools.testing import Backend, ClusterFactory, PgTarget
 from chat_messages.main import MIGRATIONS
+from helpers.chat_client import Api, User
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-
-from helpers.chat_client import Api, User
 
 VERSION_TABLE = "alembic_version_messages"
 
@@ -77,16 +77,24 @@ async def test_pg_dump_restored_into_a_fresh_database_gives_back_history_sequenc
         for i in range(40):
             r = await api.send(alice if i % 2 else bob, group if i % 3 else dm, f"message {i} ünïcödé 🙂")
             assert r.status_code in (200, 201), r.text
-        sent_by_alice = [e for e in await api.all_events(alice, group) if e["kind"] == "message" and e["sender"] == alice.id]
+        sent_by_alice = [
+            e for e in await api.all_events(alice, group) if e["kind"] == "message" and e["sender"] == alice.id
+        ]
         r = await api.http.patch(
-            f"/v1/conversations/{group}/messages/{sent_by_alice[0]['seq']}", headers=alice.headers, json={"body": "edited"}
+            f"/v1/conversations/{group}/messages/{sent_by_alice[0]['seq']}",
+            headers=alice.headers,
+            json={"body": "edited"},
         )
         assert r.status_code == 200, r.text
-        r = await api.http.delete(f"/v1/conversations/{group}/messages/{sent_by_alice[1]['seq']}", headers=alice.headers)
+        r = await api.http.delete(
+            f"/v1/conversations/{group}/messages/{sent_by_alice[1]['seq']}", headers=alice.headers
+        )
         assert r.status_code == 200, r.text
         for who, seq in ((bob, 10), (carol, 5)):
             r = await api.http.post(
-                f"/v1/conversations/{group}/receipts", headers=who.headers, json={"delivered_seq": seq + 3, "read_seq": seq}
+                f"/v1/conversations/{group}/receipts",
+                headers=who.headers,
+                json={"delivered_seq": seq + 3, "read_seq": seq},
             )
             assert r.status_code == 204, r.text
         before = await _snapshot(api, alice, [group, dm])
@@ -95,13 +103,11 @@ async def test_pg_dump_restored_into_a_fresh_database_gives_back_history_sequenc
         # the backup: pg_dump of the live database (custom format), restored into a new one
         source = c.messages[0].env["MESSAGES_DATABASE_URL"]
         dump = tmp_path / "messages.dump"
-        subprocess.run([_pg_tool("pg_dump"), "-Fc", "-f", str(dump), _libpq(source)], check=True, timeout=120)
+        dump_cmd = [_pg_tool("pg_dump"), "-Fc", "-f", str(dump), _libpq(source)]
+        await asyncio.to_thread(subprocess.run, dump_cmd, check=True, timeout=120)
         restored = pg_server.create_database(f"t_{uuid.uuid4().hex[:16]}_restored")
-        subprocess.run(
-            [_pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "-d", _libpq(restored), str(dump)],
-            check=True,
-            timeout=120,
-        )
+        restore_cmd = [_pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "-d", _libpq(restored), str(dump)]
+        await asyncio.to_thread(subprocess.run, restore_cmd, check=True, timeout=120)
         _point_messages_at(c, restored)
 
         after = await _snapshot(api, alice, [group, dm])
@@ -137,10 +143,26 @@ async def test_upgrade_from_the_oldest_migration_keeps_everything(cluster: Clust
                     "VALUES (:id, :kind, :name, :private, :by, :ts, :last, :dm_key)"
                 ),
                 [
-                    {"id": conv, "kind": "group", "name": "Old Friends", "private": True, "by": alice.id, "ts": ts,
-                     "last": 32, "dm_key": None},
-                    {"id": dm, "kind": "dm", "name": None, "private": True, "by": alice.id, "ts": ts, "last": 1,
-                     "dm_key": dm_key},
+                    {
+                        "id": conv,
+                        "kind": "group",
+                        "name": "Old Friends",
+                        "private": True,
+                        "by": alice.id,
+                        "ts": ts,
+                        "last": 32,
+                        "dm_key": None,
+                    },
+                    {
+                        "id": dm,
+                        "kind": "dm",
+                        "name": None,
+                        "private": True,
+                        "by": alice.id,
+                        "ts": ts,
+                        "last": 1,
+                        "dm_key": dm_key,
+                    },
                 ],
             )
             await conn.execute(
@@ -156,16 +178,54 @@ async def test_upgrade_from_the_oldest_migration_keeps_everything(cluster: Clust
                 ],
             )
             rows = [
-                {"c": conv, "s": seq, "k": "message", "by": alice.id if seq % 2 else bob.id, "body": body,
-                 "cmid": f"m{seq}", "target": None, "deleted": seq == 7}
+                {
+                    "c": conv,
+                    "s": seq,
+                    "k": "message",
+                    "by": alice.id if seq % 2 else bob.id,
+                    "body": body,
+                    "cmid": f"m{seq}",
+                    "target": None,
+                    "deleted": seq == 7,
+                }
                 for seq, body in bodies.items()
             ]
-            rows.append({"c": conv, "s": 31, "k": "edit", "by": bob.id, "body": "edited 2", "cmid": None, "target": 2,
-                         "deleted": False})
-            rows.append({"c": conv, "s": 32, "k": "delete", "by": alice.id, "body": None, "cmid": None, "target": 7,
-                         "deleted": False})
-            rows.append({"c": dm, "s": 1, "k": "message", "by": alice.id, "body": "hi", "cmid": "dm1", "target": None,
-                         "deleted": False})
+            rows.append(
+                {
+                    "c": conv,
+                    "s": 31,
+                    "k": "edit",
+                    "by": bob.id,
+                    "body": "edited 2",
+                    "cmid": None,
+                    "target": 2,
+                    "deleted": False,
+                }
+            )
+            rows.append(
+                {
+                    "c": conv,
+                    "s": 32,
+                    "k": "delete",
+                    "by": alice.id,
+                    "body": None,
+                    "cmid": None,
+                    "target": 7,
+                    "deleted": False,
+                }
+            )
+            rows.append(
+                {
+                    "c": dm,
+                    "s": 1,
+                    "k": "message",
+                    "by": alice.id,
+                    "body": "hi",
+                    "cmid": "dm1",
+                    "target": None,
+                    "deleted": False,
+                }
+            )
             for r in rows:  # the erased message keeps no text, as the service leaves it
                 if r["deleted"]:
                     r["body"] = None
@@ -193,7 +253,9 @@ async def test_upgrade_from_the_oldest_migration_keeps_everything(cluster: Clust
         assert sorted((x["user_id"], x["delivered_seq"], x["read_seq"]) for x in r.json()["receipts"]) == sorted(
             [(alice.id, 32, 32), (bob.id, 20, 12)]
         )
-        listed = {x["id"]: x for x in (await api.http.get("/v1/conversations", headers=bob.headers)).json()["conversations"]}
+        listed = {
+            x["id"]: x for x in (await api.http.get("/v1/conversations", headers=bob.headers)).json()["conversations"]
+        }
         assert listed[conv]["name"] == "Old Friends"
         assert dm in listed
         assert [e["body"] for e in await api.all_events(bob, dm)] == ["hi"]
@@ -208,6 +270,7 @@ async def test_upgrade_from_the_oldest_migration_keeps_everything(cluster: Clust
 
     engine = make_engine(old_url)
     async with engine.connect() as conn:
-        head = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalar_one()
+        query = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 (a constant)
+        head = (await conn.execute(query)).scalar_one()
     await engine.dispose()
     assert head == sorted(p.stem.split("_")[0] for p in (Path(MIGRATIONS) / "versions").glob("0*.py"))[-1]

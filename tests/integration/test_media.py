@@ -305,7 +305,9 @@ async def test_deleting_the_message_makes_its_media_unreachable_then_collected(m
 
 
 async def test_upload_rate_and_quota(cluster: ClusterFactory) -> None:
-    c = cluster(media=True, env={**ENV, "MEDIA_RATE_BURST": "3", "MEDIA_RATE_PER_S": "0.01", "MEDIA_QUOTA_BYTES": str(CAP)})
+    c = cluster(
+        media=True, env={**ENV, "MEDIA_RATE_BURST": "3", "MEDIA_RATE_PER_S": "0.01", "MEDIA_QUOTA_BYTES": str(CAP)}
+    )
     async with Api(c.gateway_url) as api:
         alice, bob = await users(api, "alice", "bob")
         for _ in range(3):

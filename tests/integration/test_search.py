@@ -301,7 +301,9 @@ async def test_events_lost_to_the_stream_trigger_a_rebuild(cluster: ClusterFacto
     """Search is down while the stream drops events (retention): when it comes back it
     counts them in chat_search_events_lost_total and rebuilds from the messages store. Then
     messages goes down: search keeps answering from the index (read-only)."""
-    c = cluster(search=True, env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1", "SEARCH_CONVS_CACHE_S": "0.2"}, fresh=True)
+    c = cluster(
+        search=True, env={**NO_RATE_LIMITS, "SEARCH_GAP_CHECK_S": "1", "SEARCH_CONVS_CACHE_S": "0.2"}, fresh=True
+    )
     assert c.search is not None and c.account is not None
     tag = uuid.uuid4().hex[:8]
     async with Api(c.gateway_url) as api:
