@@ -14,6 +14,7 @@ import html
 import json
 import os
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -497,3 +498,26 @@ async def test_opensearch_layout(opensearch_server: OpenSearchServer) -> None:
         client.indices.delete(index=f"{prefix}-*")
         client.indices.delete_index_template(name=f"{prefix}-template")
         client.close()
+
+
+async def test_fts_searches_do_not_wait_for_an_open_write(tmp_path: Path) -> None:
+    """Searches run on read-only connections of their own: a write transaction left open on
+    the writer neither blocks them nor shows them its uncommitted rows."""
+    b = FtsBackend(tmp_path / "r.db", readers=2)
+    await b.start()
+    await b.upsert([doc("A", 1, "hello committed")])
+    writer = b._conn()
+    await writer.execute("BEGIN IMMEDIATE")
+    await writer.execute(
+        "INSERT INTO search_docs (conv, seq, sender, ts, ts_ms, body, attachments, event) "
+        "VALUES ('A', 2, 'u1', '', 0, 'hello uncommitted', '', '{}')"
+    )
+    try:
+        pages = await asyncio.wait_for(asyncio.gather(*(b.search("hello", ["A"], 10, None) for _ in range(5))), 30)
+        assert all(keys(p) == [("A", 1)] for p in pages)
+        with pytest.raises(sqlite3.OperationalError):  # the readers are read-only
+            async with b._reader() as reader:
+                await reader.execute("DELETE FROM search_docs")
+    finally:
+        await writer.rollback()
+        await b.close()

@@ -37,7 +37,7 @@ def backend_from(s: SearchSettings) -> SearchBackend:
     from chat_search.backends.fts import FtsBackend
 
     Path(s.fts_path).parent.mkdir(parents=True, exist_ok=True)
-    return FtsBackend(s.fts_path)
+    return FtsBackend(s.fts_path, readers=s.fts_readers)
 
 
 @asynccontextmanager

@@ -18,6 +18,8 @@ class SearchSettings(ServiceSettings):
     # fts: SQLite FTS5 in FTS_PATH (the embedded default); opensearch: OPENSEARCH_URL
     backend: Literal["fts", "opensearch"] = "fts"
     fts_path: str = "data/search.db"
+    # read-only SQLite connections for searches (0: searches share the writer's connection)
+    fts_readers: int = Field(default=3, ge=0, le=16)
     opensearch_url: str = ""
     opensearch_user: str = ""
     opensearch_password: SecretStr = SecretStr("")

@@ -44,9 +44,11 @@ order is ``(rank, ts_ms desc, conv, seq)`` and the cursor that key (keyset pagin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -178,12 +180,18 @@ def like_pattern(text: str) -> str:
 class FtsBackend:
     """:class:`~chat_search.backends.SearchBackend` on an SQLite file (``":memory:"`` works)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readers: int = 3) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        # One connection: its transactions must not interleave (a live batch, a rebuild in
-        # this process, a conversation's removal), so every write holds this lock.
+        # One connection writes: its transactions must not interleave (a live batch, a
+        # rebuild in this process, a conversation's removal), so every write holds this lock.
         self._write_lock = asyncio.Lock()
+        # Searches run on their own read-only connections (WAL: readers never wait for the
+        # writer, and SQLite runs a query without the GIL), so a search never queues behind
+        # a bulk write or behind another search. 0, or an in-memory database: the writer's.
+        self._readers_wanted = 0 if str(path) == ":memory:" else readers
+        self._readers: list[aiosqlite.Connection] = []
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -207,11 +215,37 @@ class FtsBackend:
             await db.close()
             raise BackendUnavailable(f"cannot set up {self.path} (SQLite with FTS5 and trigram?): {e}") from e
         self._db = db
+        try:
+            for _ in range(self._readers_wanted):
+                reader = await aiosqlite.connect(self.path)
+                self._readers.append(reader)
+                await reader.execute("PRAGMA busy_timeout = 5000")
+                await reader.execute("PRAGMA query_only = 1")
+                self._idle.put_nowait(reader)
+        except sqlite3.Error as e:
+            await self.close()
+            raise BackendUnavailable(f"cannot open a reader of {self.path}: {e}") from e
 
     async def close(self) -> None:
+        readers, self._readers = self._readers, []
+        self._idle = asyncio.Queue()
+        for reader in readers:
+            await reader.close()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A read-only connection of the pool (waiting for one when all are busy)."""
+        if not self._readers:
+            yield self._conn()
+            return
+        reader = await self._idle.get()
+        try:
+            yield reader
+        finally:
+            self._idle.put_nowait(reader)
 
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -352,7 +386,8 @@ class FtsBackend:
             return Page([], None)
         sql, params = _build_search(parsed, members, conv, after, limit + 1)
         try:
-            rows = await self._conn().execute_fetchall(sql, params)
+            async with self._reader() as db:
+                rows = await db.execute_fetchall(sql, params)
         except sqlite3.OperationalError as e:
             if "fts5" in str(e).lower():  # not expected (terms are quoted), but never a 500
                 raise QueryInvalid("the query cannot be searched") from e
