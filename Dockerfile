@@ -3,11 +3,15 @@
 #   python -m chat_auth | chat_messages | chat_presence | chat_media | chat_search | chat_gateway (default)
 # The gateway serves the web app (built in the first stage) at / (GATEWAY_WEB_DIR).
 # Build:  docker build -t chat-backend:dev .
+# The web app alone, served by nginx (compose `web`, Kubernetes chat-web):
+#         docker build --target web -t chat-web:dev .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NGINX_IMAGE=nginxinc/nginx-unprivileged:1.27-alpine
 
 # --- web: the Next.js static export (web/ with the TypeScript client libs/client-ts) ----------
-FROM ${NODE_IMAGE} AS web
+# checkov:skip=CKV_DOCKER_7: the tag comes from ARG NODE_IMAGE above (node:20-bookworm-slim), not latest
+FROM ${NODE_IMAGE} AS web-build
 ENV NEXT_TELEMETRY_DISABLED=1
 WORKDIR /src
 COPY libs/client-ts/ libs/client-ts/
@@ -39,9 +43,23 @@ RUN set -eux; \
     /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels $dirs; \
     /opt/venv/bin/pip install /wheels/*.whl; \
     /opt/venv/bin/python -c "import chat_auth.main, chat_messages.main, chat_presence.main, chat_media.main, chat_search.main, chat_gateway.main"
-# The export with its CSP hashes and precompressed assets (chat_gateway.web prepare).
-COPY --from=web /src/web/out /web
-RUN /opt/venv/bin/python -m chat_gateway.web prepare /web
+# The export with its CSP hashes and precompressed assets (chat_gateway.web prepare), and
+# the same per-file CSP as an nginx map for the `web` image.
+COPY --from=web-build /src/web/out /web
+COPY deploy/web/nginx_csp.py /src/deploy/web/nginx_csp.py
+RUN /opt/venv/bin/python -m chat_gateway.web prepare /web \
+ && /opt/venv/bin/python /src/deploy/web/nginx_csp.py /web > /web-csp.conf
+
+# --- web: the static export behind nginx (unprivileged: uid 101, port 8080) -----------------
+FROM ${NGINX_IMAGE} AS web
+LABEL org.opencontainers.image.title="chat-web" \
+      org.opencontainers.image.description="The chat web app (static export) served by nginx"
+COPY deploy/web/nginx.conf /etc/nginx/nginx.conf
+COPY --from=build /web-csp.conf /etc/nginx/csp.conf
+COPY --from=build /web /usr/share/nginx/html
+USER 101:101
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.install-stamp
 # The stamp also remembers the package list, so a removed/added package re-installs.
 PKG_LIST   := $(VENV)/.install-packages
 
-.PHONY: help install run test lint format bench clean clean-data compose-env FORCE
+.PHONY: help install run test lint format bench clean clean-data compose-env validate FORCE
 
 help:
 	@echo "make install  - create $(VENV) and install every lib/service editable + dev tools"
@@ -21,7 +21,8 @@ help:
 	@echo "make test     - install, start a throwaway PostgreSQL, run pytest (unit + integration)"
 	@echo "make lint     - ruff (check + format --check) + mypy; make format fixes the layout"
 	@echo "make bench    - load benchmark (bench/run.py; BENCH_ARGS=\"--backend postgres --rate 500\")"
-	@echo "make compose-env - write .env with random secrets for docker-compose (NATS users', media and MinIO secrets)"
+	@echo "make validate - deploy/validate.sh: Dockerfile, compose, k8s overlays, alert rules, dashboards (offline)"
+	@echo "make compose-env - write .env with every secret docker-compose needs (random; none has a default)"
 	@echo "make clean    - caches and the install stamp (make clean-data removes ./data)"
 
 install: $(STAMP)
@@ -68,3 +69,6 @@ clean-data:
 
 compose-env:
 	scripts/compose-env.sh
+
+validate: install
+	deploy/validate.sh

@@ -19,6 +19,7 @@ for path in sys.argv[1:]:
                     if "secretKeyRef" in e.get("valueFrom", {})}
     for d in docs:
         if d.get("kind") != "ConfigMap": continue
+        if all("." in k for k in d["data"]): continue  # files (chat-nats-config), not settings
         data = d["data"]; prefix = next(iter(data)).split("_")[0] + "_"; cls = classes[prefix]
         unknown = [k for k in data if k[len(prefix):].lower() not in cls.model_fields]
         for k in [k for k in os.environ if k.startswith(tuple(classes))]: del os.environ[k]

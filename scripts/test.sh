@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: install, start a throwaway PostgreSQL, install OpenSearch's jars, run pytest
-# (unit + integration). NATS, S3 and OpenSearch are started by the test fixtures themselves.
+# `make test`: install, validate the deployment files (deploy/validate.sh), start a throwaway
+# PostgreSQL, install OpenSearch's jars, run pytest (unit + integration). NATS, S3 and OpenSearch are started by the test fixtures themselves.
 # Under CI=true a PostgreSQL that cannot be installed or started, or OpenSearch jars that
 # cannot be installed, is a hard failure; otherwise a loud warning, and the postgres-marked
 # (resp. OpenSearch) tests skip.
@@ -51,6 +51,27 @@ install_pg() {
 }
 
 make install
+
+# --- the deployment and the monitoring: deploy/validate.sh (static, ~20 s; tools cached) -----
+# Dockerfile, docker-compose.yml, the kustomize overlays, NetworkPolicies, alert rules and
+# Grafana dashboards (docs/operations.md, "Validation"). Something invalid fails make test;
+# a tool that cannot be installed (exit 3) fails it under CI=true, else a loud warning.
+say "deploy/validate.sh"
+set +e
+mkdir -p .cache
+deploy/validate.sh > .cache/validate.log 2>&1
+vrc=$?
+set -e
+if [[ $vrc -eq 0 ]]; then
+  say "deployment files valid"
+elif [[ $vrc -eq 3 && "$CI" != "true" ]]; then
+  tail -5 .cache/validate.log >&2
+  warn_loud "deploy/validate.sh could not install a tool (see .cache/validate.log)" "the deployment checks"
+else
+  cat .cache/validate.log >&2
+  say "ERROR: deploy/validate.sh failed (exit $vrc): a manifest, a rule or a dashboard is broken"
+  exit 1
+fi
 
 PG_DIR=""
 cleanup() {

@@ -24,7 +24,7 @@ def rss_mib(pid: int | None) -> float:
 
 
 async def test_fuzz_short_profile(cluster: ClusterFactory) -> None:
-    c = cluster(gateways=1, env=NO_RATE_LIMITS)
+    c = cluster(gateways=1, media=True, search=True, env=NO_RATE_LIMITS)  # it fuzzes every route
     pids = [p.pid for p in c.processes]
     gw = c.gateways[0]
     async with Api(c.gateway_url) as api:

@@ -84,6 +84,11 @@ class RpcServer:
         self._on_request = on_request
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled right now."""
+        return len(self._tasks)
+
     def add(self, subject: str, model: type[BaseModel], handler: Handler) -> None:
         self._handlers[subject] = (model, handler)
 

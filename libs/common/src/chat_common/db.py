@@ -19,6 +19,8 @@ from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from chat_common.runtime_metrics import track_pool
+
 log = logging.getLogger("chat.db")
 
 
@@ -45,11 +47,16 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
 
+        track_pool(engine.sync_engine, 1)
         return engine
     # No pre-ping: it costs a round trip per transaction on the write path. A connection
     # that died with its server fails its transaction (commands are redelivered, RPCs answer
     # 503), and SQLAlchemy then invalidates the whole pool, so the next checkout reconnects.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800
+    )
+    track_pool(engine.sync_engine, 2 * pool_size)
+    return engine
 
 
 def _alembic_config(script_location: str, version_table: str) -> Config:

@@ -8,7 +8,8 @@ what they all do the same way, in this order in the lifespan:
     ready ... then in reverse: RPC server, setup's exit, NATS drained, engine disposed.
 
 plus ``/healthz``, ``/readyz`` (``{"nats", "database"}`` and the service's own checks) and
-``/metrics``, the problem+json error handlers, and logs with the request's id and user
+``/metrics`` (with the saturation metrics of chat_common.runtime_metrics: event-loop lag,
+database pool, RPC requests in flight), the problem+json error handlers, and logs with the request's id and user
 bound (chat_common.logging). A service's ``main.py`` is its ``setup``:
 
     @asynccontextmanager
@@ -39,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chat_common.app import install_error_handlers, install_ops_routes, observe_rpc
 from chat_common.db import make_engine, migrate
 from chat_common.logging import setup_logging
+from chat_common.runtime_metrics import LoopLagMonitor, track_rpc_server
 from chat_common.settings import DatabaseSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -79,6 +81,8 @@ def service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = _engine(settings)
+        loop_lag = LoopLagMonitor()  # chat_event_loop_lag_seconds
+        loop_lag.start()
         try:
             if engine is not None and migrations and isinstance(settings, DatabaseSettings):
                 if settings.migrate_on_start:
@@ -86,6 +90,7 @@ def service_app(
             nc = await bus.connect(settings.nats_url, name, auth=settings.nats_auth(name))
             try:
                 server = RpcServer(nc, rpc_queue, on_request=observe_rpc)
+                track_rpc_server(server)
                 ctx = ServiceContext(name, settings, nc, server, RpcClient(nc, rpc_timeout_s), engine)
                 async with setup(ctx):
                     await server.start()
@@ -99,6 +104,7 @@ def service_app(
         finally:
             if engine is not None:
                 await engine.dispose()
+            await loop_lag.stop()
 
     app = FastAPI(title=f"chat {name}", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)

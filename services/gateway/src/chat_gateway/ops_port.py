@@ -15,6 +15,7 @@ from collections.abc import Generator
 
 import uvicorn
 from chat_common.app import ReadyCheck, install_ops_routes
+from chat_common.runtime_metrics import LoopLagMonitor
 from fastapi import FastAPI
 
 
@@ -32,6 +33,7 @@ class OpsPort:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off", access_log=False)
         self.server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
+        self.loop_lag = LoopLagMonitor()  # chat_event_loop_lag_seconds, like every service
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.server.serve(), name="ops-port")
@@ -40,8 +42,10 @@ class OpsPort:
                 self._task.result()  # raises what stopped it (the port is taken, …)
                 raise RuntimeError("the operations port did not start")
             await asyncio.sleep(0.01)
+        self.loop_lag.start()
 
     async def stop(self) -> None:
         self.server.should_exit = True
         if self._task is not None:
             await asyncio.wait([self._task], timeout=5)
+        await self.loop_lag.stop()
