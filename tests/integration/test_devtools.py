@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -10,9 +12,11 @@ import asyncpg
 import httpx
 import nats as nats_py
 import pytest
+from chat_devtools import forkserver
 from chat_devtools.nats import NatsServer
 from chat_devtools.ports import free_port, port_is_free
 from chat_devtools.postgres import asyncpg_dsn
+from chat_devtools.services import ServiceFailed, ServiceProcess
 from chat_devtools.testing import Backend, ClusterFactory, NatsFactory, PgTarget
 from nats.js.api import StorageType, StreamConfig
 
@@ -108,3 +112,29 @@ def test_cluster_starts_serves_health_and_stops(cluster: ClusterFactory, backend
         assert c.database_urls["auth"].startswith("postgresql+asyncpg://")
     c.stop()
     assert all(not p.running() for p in c.processes)
+
+
+@pytest.mark.parametrize("forked", ["1", "0"])
+def test_service_process_exit_codes_and_signals(
+    forked: str, nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked from the fork server (the tests' default) or run with ``python -m``, a service
+    process behaves the same: a start-up failure's exit code and log, SIGTERM's clean exit,
+    SIGKILL's -9, its own session and its own environment."""
+    monkeypatch.setenv(forkserver.ENV, forked)
+    log = tmp_path / "p.log"
+    env = {"PRESENCE_NATS_URL": nats.url, "PRESENCE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/p.db"}
+    bad = ServiceProcess("presence", "chat_presence", {**env, "PRESENCE_PORT": "not-a-port"}, free_port(), log_file=log)
+    with pytest.raises(ServiceFailed) as failed:
+        bad.start(timeout=60)
+    assert bad.returncode not in (None, 0)
+    assert "PRESENCE_PORT" in log.read_text() or "port" in str(failed.value).lower()
+
+    port = free_port()
+    p = ServiceProcess("presence", "chat_presence", {**env, "PRESENCE_PORT": str(port)}, port, log_file=log).start(60)
+    assert p.pid is not None and os.getsid(p.pid) == p.pid  # its own session
+    assert p.stop(timeout=30) in (0, -signal.SIGTERM)  # graceful (uvicorn re-raises the signal)
+    p.start(60)
+    assert p.kill() == -signal.SIGKILL
+    assert not p.running()
+    assert "Application startup complete" in log.read_text()

@@ -10,6 +10,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
+
+
+class Proc(Protocol):
+    """What the wrappers use of ``subprocess.Popen`` (also chat_devtools.forkserver's)."""
+
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
 
 
 def http_status(url: str, timeout: float = 1.0) -> int | None:
@@ -46,7 +58,7 @@ def tail(path: Path | None, lines: int = 40) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
+def terminate(proc: Proc, timeout: float) -> int:
     """SIGTERM, wait up to ``timeout``, then SIGKILL. Returns the exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -57,7 +69,7 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
     return proc.wait()
 
 
-def kill(proc: subprocess.Popen[bytes]) -> int:
+def kill(proc: Proc) -> int:
     if proc.poll() is None:
         proc.kill()
     return proc.wait()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from chat_devtools import _proc
+from chat_devtools import _proc, forkserver
 from chat_devtools.ports import LOOPBACK
 
 
@@ -48,7 +48,7 @@ class ServiceProcess:
         self.log_file = Path(log_file)
         self.ready_path = ready_path
         self.ready_timeout = ready_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
 
     @property
     def base_url(self) -> str:
@@ -86,6 +86,9 @@ class ServiceProcess:
         with self.log_file.open("ab") as log:
             log.write(f"\n=== {time.strftime('%H:%M:%S')} starting {self.name}\n".encode())
             log.flush()
+            if forkserver.enabled():  # tests: forked from a server that imported it already
+                self.proc = forkserver.ForkedProcess(self.module, env, self.log_file)
+                return
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module],
                 env=env,
