@@ -27,6 +27,7 @@ def test_chat_run_serves_the_app_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "CHAT_DATA_DIR": str(tmp_path / "data"),
         "GATEWAY_PORT": str(port),
         "GATEWAY_WEB_DIR": str(out),
+        "CHAT_DEVTOOLS_FORKSERVER": "0",  # as a user runs it: each service with python -m
     }
     services = ("AUTH", "MESSAGES", "PRESENCE", "MEDIA", "SEARCH", "GATEWAY_METRICS", "CHAT_NATS", "CHAT_NATS_MONITOR")
     for name in services:
