@@ -18,7 +18,7 @@ from chat_messages.writer import Writer
 from chat_proto.commands import SendCommand
 from chat_proto.events import Event
 from chat_proto.messages_api import CreateConversation, HistoryQuery
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 POISON = "this body makes the store raise"
 
@@ -154,4 +154,12 @@ def test_what_counts_as_transient() -> None:
     assert transient(OperationalError("x", {}, Exception("database is locked")))
     assert transient(ConnectionRefusedError()) and transient(TimeoutError())
     assert not transient(DataError("x", {}, Exception("out of range")))
+    # PostgreSQL restarting (asyncpg's CannotConnectNowError, SQLSTATE 57P03, arrives as a
+    # plain DBAPIError): redelivered later, never refused as unstorable
+    starting = Exception("the database system is not yet accepting connections")
+    starting.sqlstate = "57P03"  # type: ignore[attr-defined]
+    assert transient(DBAPIError("x", {}, starting))
+    unique = Exception("duplicate key")
+    unique.sqlstate = "23505"  # type: ignore[attr-defined]
+    assert not transient(DBAPIError("x", {}, unique))
     assert not transient(OverflowError("int too large"))

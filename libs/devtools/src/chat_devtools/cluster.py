@@ -1,5 +1,5 @@
 """The chat services wired together on free ports: auth, messages (xN), presence (xN),
-media, gateways (xN).
+media (xN), search (xN), gateways (xN).
 
 Used by ``make run`` (through run.py), the integration tests and the benchmarks. NATS and
 PostgreSQL are not started here: pass their URLs.
@@ -37,6 +37,12 @@ PREFIXES = {
 DB_SERVICES = ("auth", "messages", "presence", "media")
 
 
+def _replica_name(service: str, i: int) -> str:
+    """``media``, ``media-1``, ``media-2``, …: the first keeps the name (and log file) it had
+    before there were replicas."""
+    return service if i == 0 else f"{service}-{i}"
+
+
 def sqlite_urls(data_dir: Path | str) -> dict[str, str]:
     """``sqlite+aiosqlite:////abs/data/<service>.db`` for each service that owns tables."""
     d = Path(data_dir).resolve()
@@ -54,6 +60,15 @@ class Cluster:
 
     ``account`` (a ``ChatAccount``; default: the account of ``nats`` when it has one) gives
     each service its own NATS user, with production's permissions.
+
+    ``media_replicas`` / ``search_replicas`` (with ``media`` / ``search`` on): replicas of
+    those services. Media replicas share the storage (one local directory in ``data_dir``,
+    or the caller's S3 bucket) and the database; each gateway reaches one of them over HTTP
+    (``GATEWAY_MEDIA_URL`` takes one URL): gateway ``i`` uses media replica ``i % n``, so a
+    dead media replica refuses the uploads of its gateways (503) until it is back. Search
+    replicas share the durable consumer of the event stream and the index: one SQLite FTS5
+    file (WAL; its writers are serialized, every write is versioned) or the caller's
+    OpenSearch. ``media`` / ``search`` stay the first replica (or None).
     """
 
     def __init__(
@@ -77,9 +92,11 @@ class Cluster:
         account: ChatAccount | None = None,
         media: bool = True,
         search: bool = True,
+        media_replicas: int = 1,
+        search_replicas: int = 1,
     ) -> None:
-        if gateways < 0 or messages_replicas < 1 or presence_replicas < 1:
-            raise ValueError("need messages_replicas >= 1, presence_replicas >= 1 and gateways >= 0")
+        if gateways < 0 or min(messages_replicas, presence_replicas, media_replicas, search_replicas) < 1:
+            raise ValueError("need every replica count >= 1 and gateways >= 0")
         self.nats_url = nats_url
         self.nats = nats  # the NatsServer, when the caller wants to keep it at hand
         self.account = account or getattr(nats, "account", None)
@@ -111,16 +128,24 @@ class Cluster:
         # share one key for signed media URLs.
         self.media_token = secrets.token_urlsafe(24)
         self.media_url_key = secrets.token_urlsafe(32)
-        self.media: ServiceProcess | None = None
+        self.media_replicas: list[ServiceProcess] = []
         if media:
             media_dir = (self.data_dir or Path(".").resolve()) / "media"
             extra = {"MEDIA_INTERNAL_TOKEN": self.media_token, "MEDIA_LOCAL_DIR": str(media_dir)}
-            self.media = self._make("media", "media", self._ports.get("media"), extra)
+            self.media_replicas = [
+                self._make("media", _replica_name("media", i), self._ports.get("media") if i == 0 else None, extra)
+                for i in range(media_replicas)
+            ]
+        self.media: ServiceProcess | None = self.media_replicas[0] if self.media_replicas else None
         # Search: SQLite FTS5 in data_dir unless the caller's env says otherwise.
-        self.search: ServiceProcess | None = None
+        self.search_replicas: list[ServiceProcess] = []
         if search:
-            fts = (self.data_dir or Path(".").resolve()) / "search.db"
-            self.search = self._make("search", "search", self._ports.get("search"), {"SEARCH_FTS_PATH": str(fts)})
+            fts = {"SEARCH_FTS_PATH": str((self.data_dir or Path(".").resolve()) / "search.db")}
+            self.search_replicas = [
+                self._make("search", _replica_name("search", i), self._ports.get("search") if i == 0 else None, fts)
+                for i in range(search_replicas)
+            ]
+        self.search: ServiceProcess | None = self.search_replicas[0] if self.search_replicas else None
         self.gateways: list[ServiceProcess] = []
         for i in range(gateways):
             self.gateways.append(self._make_gateway(gateway_port if i == 0 else None))
@@ -163,9 +188,9 @@ class Cluster:
         # on its own operations port
         metrics = self._ports.get("gateway_metrics") if i == 0 else None
         extra = {"GATEWAY_GATEWAY_ID": f"gw{i}-{port}", "GATEWAY_METRICS_PORT": str(metrics or free_port())}
-        if self.media is not None:
+        if self.media_replicas:
             extra |= {
-                "GATEWAY_MEDIA_URL": self.media.base_url,
+                "GATEWAY_MEDIA_URL": self.media_replicas[i % len(self.media_replicas)].base_url,
                 "GATEWAY_MEDIA_TOKEN": self.media_token,
                 "GATEWAY_MEDIA_URL_KEY": self.media_url_key,
             }
@@ -182,8 +207,7 @@ class Cluster:
     @property
     def processes(self) -> list[ServiceProcess]:
         """In start order."""
-        extra = [p for p in (self.media, self.search) if p is not None]
-        return [self.auth, *self.messages, *self.presence, *extra, *self.gateways]
+        return [self.auth, *self.messages, *self.presence, *self.media_replicas, *self.search_replicas, *self.gateways]
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -210,8 +234,9 @@ class Cluster:
             first, *rest = self.messages
             first_presence, *more_presence = self.presence
             extra = [p for p in (self.media, self.search) if p is not None]
+            more = [*rest, *more_presence, *self.media_replicas[1:], *self.search_replicas[1:]]
             self._start_all([self.auth, first, first_presence, *extra, *self.gateways])
-            self._start_all([*rest, *more_presence])
+            self._start_all(more)
         except BaseException:
             self.stop()
             raise
@@ -227,7 +252,7 @@ class Cluster:
     def stop(self, timeout: float = 15.0, parallel: bool = False) -> None:
         """Gateways first (they drain clients), then presence, messages, auth; with
         ``parallel`` every process at once (tests: nothing depends on the order)."""
-        extra = [p for p in (self.media, self.search) if p is not None]
+        extra = [*self.media_replicas, *self.search_replicas]
         groups = [self.processes] if parallel else [self.gateways, [*self.presence, *extra], self.messages, [self.auth]]
         for group in groups:
             for p in group:  # SIGTERM the whole group at once, then wait for each

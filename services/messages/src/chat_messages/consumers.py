@@ -302,6 +302,11 @@ def transient(exc: BaseException) -> bool:
     from the batch's content and is isolated to the command that causes it."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient resources)
+    # and 57P (shut down, or starting up: "not yet accepting connections" after a restart)
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if isinstance(exc, DBAPIError) and sqlstate.startswith(("08", "53", "57P")):
+        return True
     return isinstance(exc, OperationalError | InterfaceError | TimeoutError | OSError)
 
 

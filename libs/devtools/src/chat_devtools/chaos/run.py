@@ -1,0 +1,41 @@
+"""One chaos run on a started cluster: users chat, the schedule runs, the checker judges."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from chat_devtools.chaos.check import Report, check
+from chat_devtools.chaos.config import ChaosConfig
+from chat_devtools.chaos.faults import plan, run_schedule
+from chat_devtools.chaos.workload import Workload
+from chat_devtools.cluster import Cluster
+
+
+async def run_chaos(c: Cluster, cfg: ChaosConfig, pg: Any = None) -> Report:
+    """``c``: started, with its ``nats`` (a ``NatsServer``) when NATS is to be crashed;
+    ``pg``: the ``PostgresServer`` the cluster's databases live on, to crash (or None).
+    Returns the report; ``report.ok`` is the verdict, ``report.problems`` says why not."""
+    if cfg.users < cfg.convs + 1 or cfg.users < 3:
+        raise ValueError("need at least 3 users and one more user than conversations")
+    t0 = time.monotonic()
+    r = Report(cfg.seed)
+    w = Workload(c.gateway_urls, cfg)
+    try:
+        await w.setup()
+        w.start()
+        if not await w.progressed(w.counts(), False, cfg.budget(w.baseline_s)):
+            r.problem("the users made no progress before any fault")
+            return r
+        await asyncio.sleep(cfg.chat_before_s)  # chatting on the healthy system (scenario time)
+        r.faults = await run_schedule(w, plan(c, cfg, pg), cfg)
+        r.problems += [f"no progress after a fault: {f}" for f in r.faults if f.recovered_s is None]
+        await asyncio.sleep(cfg.chat_before_s)
+        await w.stop()
+        r.problems += [f"{p.name} is not running after the run" for p in c.dead()]
+        await check(w, r)
+    finally:
+        await w.close()
+        r.duration_s = time.monotonic() - t0
+    return r
