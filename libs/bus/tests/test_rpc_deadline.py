@@ -54,3 +54,33 @@ async def test_expired_requests_are_dropped(tmp_path: Path) -> None:
     assert ids[0][0] == "req-1" and ids[0][1]["request"] == "req-1" and ids[0][1]["rpc"] == "svc.test.op"
     deadline = seen[0][1]
     assert deadline is not None and t0 + 1.5 < deadline < t0 + 2.5
+
+
+async def test_unexpected_errors_are_mapped_or_internal(tmp_path: Path) -> None:
+    """A handler's unexpected exception answers ``internal``, unless the server's ``errors``
+    hook maps it (the service skeleton maps a database that is restarting to ``unavailable``)."""
+    from chat_proto.errors import ChatError, ErrorCode
+
+    def errors(exc: Exception) -> ChatError | None:
+        return ChatError(ErrorCode.UNAVAILABLE, "away") if isinstance(exc, ConnectionError) else None
+
+    async def handler(req: Req, _ctx: RpcContext) -> Any:
+        raise ConnectionError("gone") if req.n == 1 else ValueError("a bug")
+
+    with NatsServer(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        rpc = RpcServer(nc, "q", errors=errors)
+        rpc.add("svc.test.op", Req, handler)
+        await rpc.start()
+        client = RpcClient(nc, 5.0)
+        try:
+            codes = []
+            for n in (1, 2):
+                try:
+                    await client.call("svc.test.op", {"n": n})
+                except ChatError as e:
+                    codes.append((e.code, e.message))
+        finally:
+            await rpc.stop()
+            await nc.close()
+    assert codes == [(ErrorCode.UNAVAILABLE, "away"), (ErrorCode.INTERNAL, ChatError(ErrorCode.INTERNAL).message)]

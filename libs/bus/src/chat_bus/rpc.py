@@ -76,8 +76,17 @@ def _dump(result: Any) -> Any:
 class RpcServer:
     """Serves ``<prefix>.<op>`` subjects in a queue group; each op has a request model."""
 
-    def __init__(self, nc: NATS, queue: str, on_request: Callable[[str, str, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        queue: str,
+        on_request: Callable[[str, str, float], None] | None = None,
+        errors: Callable[[Exception], ChatError | None] | None = None,
+    ) -> None:
+        """``errors`` maps an unexpected exception of a handler to the error to answer
+        (e.g. a database that is restarting → ``unavailable``); None → ``internal``."""
         self._nc = nc
+        self._errors = errors
         self._queue = queue
         self._handlers: dict[str, tuple[type[BaseModel], Handler]] = {}
         self._subs: list[Subscription] = []
@@ -141,10 +150,16 @@ class RpcServer:
         except ChatError as err:
             outcome = str(err.code)
             reply = {"ok": False, "error": err.to_dict()}
-        except Exception:
-            outcome = "internal"
-            log.exception("rpc handler failed", extra={"subject": msg.subject})
-            reply = {"ok": False, "error": ChatError(ErrorCode.INTERNAL).to_dict()}
+        except Exception as exc:
+            mapped = self._errors(exc) if self._errors is not None else None
+            if mapped is not None:
+                outcome = str(mapped.code)
+                log.warning("rpc handler failed: %s", mapped.message, extra={"subject": msg.subject, "error": str(exc)})
+                reply = {"ok": False, "error": mapped.to_dict()}
+            else:
+                outcome = "internal"
+                log.exception("rpc handler failed", extra={"subject": msg.subject})
+                reply = {"ok": False, "error": ChatError(ErrorCode.INTERNAL).to_dict()}
         if msg.reply:
             try:
                 await msg.respond(orjson.dumps(reply))

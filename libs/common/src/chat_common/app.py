@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chat_common.db import database_unavailable
+
 log = logging.getLogger("chat.app")
 
 RPC_REQUESTS = Counter("chat_rpc_requests_total", "RPC requests handled", ["subject", "outcome"])
@@ -60,6 +62,14 @@ def status_problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def unexpected_error(exc: Exception) -> ChatError | None:
+    """What an exception no handler expected answers when it is not a bug: a database that
+    is away or restarting is 503 ``unavailable`` (try again), not 500. None: ``internal``."""
+    if database_unavailable(exc):
+        return ChatError(ErrorCode.UNAVAILABLE, "database unavailable, try again")
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def chat_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChatError)
@@ -96,6 +106,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return status_problem(status, str(exc.detail), request.url.path, dict(exc.headers or {}))
 
     async def unhandled(request: Request, exc: Exception) -> Response:
+        mapped = unexpected_error(exc)
+        if mapped is not None:
+            log.warning(mapped.message, extra={"path": request.url.path, "error": str(exc)})
+            return problem_response(mapped, request)
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(ChatError(ErrorCode.INTERNAL), request)
 

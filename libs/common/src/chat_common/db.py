@@ -17,11 +17,27 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chat_common.runtime_metrics import track_pool
 
 log = logging.getLogger("chat.db")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away, busy or restarting (nothing about the
+    request): a pooled connection to a server that restarted, a refused or lost connection,
+    and PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient resources)
+    and 57P (shutting down, or "not yet accepting connections" while starting). Callers answer
+    503 ``unavailable`` (try again) or redeliver, never 500."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if sqlstate.startswith(("08", "53", "57P")):
+            return True
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def is_sqlite(url: str) -> bool:

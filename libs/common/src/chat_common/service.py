@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from nats.aio.client import Client as NATS
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat_common.app import install_error_handlers, install_ops_routes, observe_rpc
+from chat_common.app import install_error_handlers, install_ops_routes, observe_rpc, unexpected_error
 from chat_common.db import make_engine, migrate
 from chat_common.logging import setup_logging
 from chat_common.runtime_metrics import LoopLagMonitor, track_rpc_server
@@ -89,7 +89,7 @@ def service_app(
                     await migrate(engine, migrations, version_table or f"alembic_version_{name}")
             nc = await bus.connect(settings.nats_url, name, auth=settings.nats_auth(name))
             try:
-                server = RpcServer(nc, rpc_queue, on_request=observe_rpc)
+                server = RpcServer(nc, rpc_queue, on_request=observe_rpc, errors=unexpected_error)
                 track_rpc_server(server)
                 ctx = ServiceContext(name, settings, nc, server, RpcClient(nc, rpc_timeout_s), engine)
                 async with setup(ctx):

@@ -14,6 +14,7 @@ import time
 import orjson
 from chat_bus import streams
 from chat_bus.pull import PullStream
+from chat_common.db import database_unavailable
 from chat_proto import subjects
 from chat_proto.commands import RESULT_SCHEMA, SendCommand
 from chat_proto.errors import ChatError, ErrorCode
@@ -22,7 +23,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from chat_messages.ports import Publisher
 from chat_messages.writer import BatchResult, Outcome, Writer
@@ -300,14 +300,7 @@ def transient(exc: BaseException) -> bool:
     """Errors that say nothing about the commands (the database or the network is away,
     busy or restarting): the batch is redelivered later. Anything else is taken to come
     from the batch's content and is isolated to the command that causes it."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    # PostgreSQL's SQLSTATE classes 08 (connection exception), 53 (insufficient resources)
-    # and 57P (shut down, or starting up: "not yet accepting connections" after a restart)
-    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
-    if isinstance(exc, DBAPIError) and sqlstate.startswith(("08", "53", "57P")):
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | TimeoutError | OSError)
+    return database_unavailable(exc) or isinstance(exc, TimeoutError | OSError)
 
 
 def _describe(exc: ValidationError) -> str:
