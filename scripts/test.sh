@@ -52,6 +52,61 @@ install_pg() {
 
 make install
 
+# --- the browser side: Chromium (Debian's; never a downloaded one), Node packages ------------
+# The web app (web/), its TypeScript client (libs/client-ts/) and the AsyncAPI validator
+# (tools/asyncapi/) install from their lockfiles (npm ci), each only when its lockfile changed.
+# The web app itself is built by the browser tests' fixture (chat_devtools.webapp).
+web_fail() {
+  if [[ "$CI" == "true" ]]; then say "ERROR (CI): $*"; exit 1; fi
+  warn_loud "$*" "browser, TypeScript and AsyncAPI tests"
+  return 1
+}
+apt_install() {  # apt_install PACKAGE...
+  command -v apt-get >/dev/null || return 1
+  local sudo=""
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null || return 1
+    sudo="sudo"
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || return 1
+}
+install_browser_side() {
+  if [[ ! -x /usr/bin/chromium ]] || ! compgen -G '/usr/share/fonts/*/noto/NotoColorEmoji*' >/dev/null \
+     || ! compgen -G '/usr/share/fonts/*/noto/NotoSansCJK*' >/dev/null; then
+    say "Chromium or its fonts missing: apt-get install chromium fonts-noto-cjk fonts-noto-color-emoji"
+    apt_install chromium fonts-noto-cjk fonts-noto-color-emoji \
+      || { web_fail "could not install Chromium and its fonts (apt-get)"; return 1; }
+  fi
+  if ! command -v npm >/dev/null; then
+    say "npm missing: apt-get install nodejs npm"
+    apt_install nodejs npm || { web_fail "could not install Node.js and npm (apt-get)"; return 1; }
+  fi
+  local dir stamp
+  for dir in tools/asyncapi libs/client-ts web; do
+    [[ -f "$dir/package-lock.json" ]] || continue
+    stamp="$dir/node_modules/.lock-hash"
+    if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]]; then
+      continue
+    fi
+    say "npm ci in $dir"
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) \
+      || { web_fail "npm ci failed in $dir"; return 1; }
+    sha256sum "$dir/package-lock.json" | cut -d' ' -f1 > "$stamp"
+  done
+}
+install_browser_side || true
+
+# The web app builds (chat_devtools.webapp: only when its sources changed; ~1 min of CPU)
+# in the background while the deployment checks run and the test servers install; pytest
+# starts once it is done (the browser tests' fixture would otherwise build it then).
+WEB_BUILD_PID=""
+if [[ -f web/package.json ]] && command -v npm >/dev/null; then
+  mkdir -p .cache
+  "$PY" -m chat_devtools.webapp > .cache/web-build.log 2>&1 &
+  WEB_BUILD_PID=$!
+fi
+
 # --- the deployment and the monitoring: deploy/validate.sh (static, ~20 s; tools cached) -----
 # Dockerfile, docker-compose.yml, the kustomize overlays, NetworkPolicies, alert rules and
 # Grafana dashboards (docs/operations.md, "Validation"). Something invalid fails make test;
@@ -76,6 +131,7 @@ fi
 PG_DIR=""
 cleanup() {
   local rc=$?
+  if [[ -n "${WEB_BUILD_PID:-}" ]]; then kill "$WEB_BUILD_PID" 2>/dev/null || true; fi
   if [[ -n "$PG_DIR" ]]; then
     "$PY" -m chat_devtools.pgserver stop --base-dir "$PG_DIR" || say "could not stop PostgreSQL in $PG_DIR"
   fi
@@ -137,50 +193,17 @@ install_opensearch() {
 
 install_opensearch || unset CHAT_TEST_OPENSEARCH_HOME
 
-# --- the browser side: Chromium (Debian's; never a downloaded one), Node packages ------------
-# The web app (web/), its TypeScript client (libs/client-ts/) and the AsyncAPI validator
-# (tools/asyncapi/) install from their lockfiles (npm ci), each only when its lockfile changed.
-# The web app itself is built by the browser tests' fixture (chat_devtools.webapp).
-web_fail() {
-  if [[ "$CI" == "true" ]]; then say "ERROR (CI): $*"; exit 1; fi
-  warn_loud "$*" "browser, TypeScript and AsyncAPI tests"
-  return 1
-}
-apt_install() {  # apt_install PACKAGE...
-  command -v apt-get >/dev/null || return 1
-  local sudo=""
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null || return 1
-    sudo="sudo"
+
+if [[ -n "$WEB_BUILD_PID" ]]; then
+  say "waiting for the web app's build"
+  if wait "$WEB_BUILD_PID"; then
+    say "web app: $(tail -1 .cache/web-build.log)"
+  else
+    cat .cache/web-build.log >&2
+    web_fail "the web app does not build (see above)" || true
   fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || return 1
-}
-install_browser_side() {
-  if [[ ! -x /usr/bin/chromium ]] || ! compgen -G '/usr/share/fonts/*/noto/NotoColorEmoji*' >/dev/null \
-     || ! compgen -G '/usr/share/fonts/*/noto/NotoSansCJK*' >/dev/null; then
-    say "Chromium or its fonts missing: apt-get install chromium fonts-noto-cjk fonts-noto-color-emoji"
-    apt_install chromium fonts-noto-cjk fonts-noto-color-emoji \
-      || { web_fail "could not install Chromium and its fonts (apt-get)"; return 1; }
-  fi
-  if ! command -v npm >/dev/null; then
-    say "npm missing: apt-get install nodejs npm"
-    apt_install nodejs npm || { web_fail "could not install Node.js and npm (apt-get)"; return 1; }
-  fi
-  local dir stamp
-  for dir in tools/asyncapi libs/client-ts web; do
-    [[ -f "$dir/package-lock.json" ]] || continue
-    stamp="$dir/node_modules/.lock-hash"
-    if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]]; then
-      continue
-    fi
-    say "npm ci in $dir"
-    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) \
-      || { web_fail "npm ci failed in $dir"; return 1; }
-    sha256sum "$dir/package-lock.json" | cut -d' ' -f1 > "$stamp"
-  done
-}
-install_browser_side || true
+  WEB_BUILD_PID=""
+fi
 
 set +e
 "$PY" -m pytest "$@"

@@ -11,11 +11,13 @@ warning): the API works either way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,8 +62,28 @@ def ensure_built(repo: Path, log: Callable[[str], None] = print, *, required: bo
         return None
     wanted = source_hash(repo)
     stamp = out / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == wanted and (out / "index.html").is_file():
+
+    def fresh() -> bool:
+        return stamp.is_file() and stamp.read_text().strip() == wanted and (out / "index.html").is_file()
+
+    if fresh():
         return out
+    # One build at a time (make test starts one in the background; a test fixture that
+    # asks meanwhile waits for it and then finds it fresh)
+    lock_path = (
+        Path(tempfile.gettempdir())
+        / f"chat-web-build-{hashlib.sha256(str(web.resolve()).encode()).hexdigest()[:16]}.lock"
+    )
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fresh():
+            return out
+        return _build(repo, web, out, stamp, wanted, log, required)
+
+
+def _build(
+    repo: Path, web: Path, out: Path, stamp: Path, wanted: str, log: Callable[[str], None], required: bool
+) -> Path | None:
     npm = shutil.which("npm")
     if npm is None:
         msg = "npm not found: cannot build the web app (install Node.js 20)"
@@ -94,3 +116,19 @@ def _run(cmd: list[str], cwd: Path) -> None:
     if p.returncode != 0:
         tail = "\n".join((p.stdout + p.stderr).splitlines()[-30:])
         raise BuildFailed(f"{' '.join(cmd[:3])} failed ({p.returncode}):\n{tail}")
+
+
+def main() -> None:
+    """``python -m chat_devtools.webapp [--required]``: build web/ when its sources changed
+    (scripts/test.sh runs it in the background while the test servers install)."""
+    required = "--required" in sys.argv[1:]
+    try:
+        out = ensure_built(Path.cwd(), required=required)
+    except BuildFailed as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+    print(out if out is not None else "(no web app)")
+
+
+if __name__ == "__main__":
+    main()
