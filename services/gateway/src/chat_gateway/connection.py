@@ -5,6 +5,16 @@ when an event does not fit, nothing more is queued and close 4009 is written beh
 what is queued. Events held back during a ``sync`` replay count against the same bound
 (all conversations together). Replies to the client's own frames never cause 4009: the
 reader waits for room instead (it stops reading from a client whose replies it cannot write).
+
+Fast path (a transport with a ``FrameSink``, ``wire.py``): a live frame for a connection
+with nothing queued ahead of it is not queued at all. It joins the connection's batch,
+and once per event-loop iteration every connection with a batch writes it in one socket
+write (several frames when several events came in that iteration; still one JSON object
+per WebSocket frame). No task wakes and nothing is awaited per frame. Only when the
+socket cannot take more (its buffer is above the high-water mark: a slow reader) or the
+connection has something queued do frames go to the queue and the writer task, which
+waits for the socket and then writes what is queued, several frames per write. Batched
+frames count against the same bound until written.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections import deque
 from typing import Any
 
@@ -20,6 +31,7 @@ from chat_proto.frames import CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED
 from prometheus_client import Counter, Gauge
 
 from chat_gateway.ports import Transport
+from chat_gateway.wire import FrameSink, OutFrame, out_frame
 
 log = logging.getLogger("chat.gateway.conn")
 
@@ -27,17 +39,28 @@ CONNECTIONS = Gauge("chat_gateway_connections", "Authenticated WebSocket connect
 FRAMES_OUT = Counter("chat_gateway_frames_out_total", "Frames written to clients", ["kind"])
 SLOW_CLOSES = Counter("chat_gateway_slow_consumer_closes_total", "Connections closed with 4009")
 
+# The writer joins queued frames into one socket write up to this many bytes.
+COALESCE_BYTES = 64 * 1024
+
 
 class Connection:
-    def __init__(self, ws: Transport, max_frames: int, max_bytes: int) -> None:
+    def __init__(self, ws: Transport, max_frames: int, max_bytes: int, sink: FrameSink | None = None) -> None:
         self.ws = ws
+        # the same socket taking prepared frames synchronously (fast path), if it can
+        self.sink = sink
         self.id = uuid.uuid4().hex
         self.user: str = ""
         # iat of the access token this connection is authenticated with (revocations compare it)
         self.issued_at: float = 0.0
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self._q: deque[tuple[str, bool]] = deque()
+        self._q: deque[tuple[OutFrame, bool]] = deque()
+        # live frames to write at the end of this loop iteration (nothing queued ahead)
+        self._batch: list[OutFrame] = []
+        self._batch_bytes = 0
+        # the writer holds frames taken from the queue that are not written yet
+        self._busy = False
+        self._flusher: _Flusher | None = None  # this loop's (found on the first batch)
         self._live_n = 0
         self._live_bytes = 0
         # events held back by sync replays, all conversations (they count as live)
@@ -55,7 +78,7 @@ class Connection:
         # events up to it are history (sync), events after it came or come live.
         self.floor: dict[str, int] = {}
         # conversations being replayed by sync: live events held back until the replay is out
-        self.held: dict[str, list[tuple[int, str]]] = {}
+        self.held: dict[str, list[tuple[int, str | OutFrame]]] = {}
         self._holds: dict[str, int] = {}
         # conv -> highest seq sent by a sync replay
         self.replayed: dict[str, int] = {}
@@ -65,7 +88,7 @@ class Connection:
         self._expiry: asyncio.TimerHandle | None = None
 
     # --- queueing ------------------------------------------------------------------------
-    def push_event(self, conv: str, seq: int, frame: str) -> None:
+    def push_event(self, conv: str, seq: int, frame: str | OutFrame) -> None:
         held = self.held.get(conv)
         if held is not None:
             if self._close is not None:
@@ -82,35 +105,62 @@ class Connection:
             self._held_n += 1
             self._held_bytes += size
             return
-        if seq <= self.last.get(conv, 0):
+        last = self.last
+        if seq <= last.get(conv, 0):
             return  # at most once, in increasing order
-        self.last[conv] = seq
+        last[conv] = seq
         self.push_live(frame)
 
-    def push_live(self, frame: str, droppable: bool = False) -> None:
+    def push_live(self, frame: str | OutFrame, droppable: bool = False) -> None:
+        # The fanout's per-recipient path: keep it to a few attribute reads and one append.
         if self._close is not None:
             return
-        size = len(frame)
-        if (
-            self._live_n + self._held_n + 1 > self.max_frames
-            or self._live_bytes + self._held_bytes + size > self.max_bytes
-        ):
+        if type(frame) is not OutFrame:
+            frame = OutFrame(frame)  # type: ignore[arg-type]
+        size = frame.size
+        n, nbytes = self._live_n + 1, self._live_bytes + size
+        if n + self._held_n > self.max_frames or nbytes + self._held_bytes > self.max_bytes:
             if droppable:
                 return
             SLOW_CLOSES.inc()
             self.close_after_queue(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
-        self._live_n += 1
-        self._live_bytes += size
+        self._live_n, self._live_bytes = n, nbytes
+        if self.sink is not None and not self._q and not self._busy:
+            batch = self._batch
+            if not batch:
+                (self._flusher or self._find_flusher()).add(self)
+            batch.append(frame)
+            self._batch_bytes += size
+            return
         self._q.append((frame, True))
         self._wake.set()
 
-    async def push_reply(self, frame: str) -> None:
+    async def push_reply(self, frame: str | OutFrame) -> None:
         while self._reply_bytes > self.max_bytes and self._close is None and not self.closed.is_set():
             self._room.clear()
             await self._room.wait()
         self._reply_bytes += len(frame)
-        self._q.append((frame, False))
+        self._q.append((out_frame(frame), False))
+        self._wake.set()
+
+    def flush(self) -> None:
+        """Write this iteration's batch in one socket write; when the socket cannot take
+        it now, the batch goes to the front of the queue (it is older than anything there)
+        and the writer waits for the socket."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        n, size = len(batch), self._batch_bytes
+        self._batch_bytes = 0
+        sink = self.sink
+        if sink is not None and sink.ready():
+            self._live_n -= n
+            self._live_bytes -= size
+            sink.write(batch[0].wire if n == 1 else b"".join([f.wire for f in batch]))
+            return
+        self._q.extendleft([(f, True) for f in reversed(batch)])
         self._wake.set()
 
     def start_live(self, conv: str, after: int) -> None:
@@ -174,6 +224,7 @@ class Connection:
     def close_now(self, code: int, reason: str = "") -> None:
         """Drop what is queued and close (auth failures, policy violations)."""
         self._q.clear()
+        self._batch.clear()
         self._close = (code, reason)
         self._wake.set()
         self._room.set()
@@ -184,16 +235,19 @@ class Connection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self._q:
-                    frame, live = self._q.popleft()
-                    if live:
-                        self._live_n -= 1
-                        self._live_bytes -= len(frame)
-                    else:
-                        self._reply_bytes -= len(frame)
-                        if self._reply_bytes <= self.max_bytes:
-                            self._room.set()
-                    await self.ws.send_text(frame)
+                while True:
+                    if self._batch:
+                        self.flush()  # older than the queue: written (or queued) first
+                    if not self._q:
+                        break
+                    self._busy = True
+                    try:
+                        if self.sink is not None:
+                            await self._write_queued(self.sink)
+                        else:
+                            await self.ws.send_text(self._take().text)
+                    finally:
+                        self._busy = False
                 if self._close is not None:
                     code, reason = self._close
                     await self.ws.close(code=code, reason=reason)
@@ -206,5 +260,64 @@ class Connection:
             if self._expiry is not None:
                 self._expiry.cancel()
 
+    def _find_flusher(self) -> _Flusher:
+        loop = asyncio.get_running_loop()
+        f = _FLUSHERS.get(loop)
+        if f is None:
+            f = _FLUSHERS[loop] = _Flusher()
+        self._flusher = f
+        return f
+
+    def _take(self) -> OutFrame:
+        frame, live = self._q.popleft()
+        if live:
+            self._live_n -= 1
+            self._live_bytes -= len(frame)
+        else:
+            self._reply_bytes -= len(frame)
+            if self._reply_bytes <= self.max_bytes:
+                self._room.set()
+        return frame
+
+    async def _write_queued(self, sink: FrameSink) -> None:
+        """Once the socket can take more: what is queued, up to ``COALESCE_BYTES`` per write.
+        The frames count against the bounds until then."""
+        await sink.wait_ready()
+        if not sink.ready():  # closed meanwhile: as the transport reports it (it raises)
+            await self.ws.send_text(self._take().text)
+            return
+        parts = [self._take().wire]
+        total = len(parts[0])
+        while self._q and total < COALESCE_BYTES:
+            w = self._take().wire
+            parts.append(w)
+            total += len(w)
+        sink.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
     def info(self) -> dict[str, Any]:
-        return {"conn": self.id, "user": self.user, "queued": len(self._q)}
+        return {"conn": self.id, "user": self.user, "queued": len(self._q) + len(self._batch)}
+
+
+class _Flusher:
+    """Connections with a batch, flushed together once per event-loop iteration."""
+
+    __slots__ = ("dirty",)
+
+    def __init__(self) -> None:
+        self.dirty: list[Connection] = []
+
+    def add(self, conn: Connection) -> None:
+        if not self.dirty:
+            asyncio.get_running_loop().call_soon(self.run)
+        self.dirty.append(conn)
+
+    def run(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            try:
+                conn.flush()
+            except Exception as exc:  # one broken socket must not stop the others' writes
+                log.debug("flush failed", extra={"conn": conn.id, "error": repr(exc)})
+
+
+_FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()

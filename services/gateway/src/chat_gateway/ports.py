@@ -9,7 +9,10 @@ Starlette directly (as centrifuge's ``Broker`` and ``Transport``):
   gap fill, sync, a duplicate send's first event). Over RPC: ``nats_bus.RpcMessagesApi``.
 - ``Transport``: one client's socket; frames arrive as text already encoded, so an event is
   encoded once per gateway and the same string goes to every local recipient
-  (``hub.ConvState._deliver``). Starlette's ``WebSocket`` is one.
+  (``hub.ConvState._deliver``). Starlette's ``WebSocket`` is one. Under uvicorn the same
+  socket also takes prepared frames synchronously (``wire.FrameSink``, from
+  ``ws_protocol.py``): the fanout's fast path writes one event's wire bytes to every
+  local recipient without a task or an ASGI message per frame (``connection.py``).
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from chat_gateway.connection import Connection
+from chat_gateway.wire import OutFrame
 
 
-def relay_presence(members: Mapping[str, set[Connection]], user: str, status: object, text: str) -> int:
+def relay_presence(members: Mapping[str, set[Connection]], user: str, status: object, text: str | OutFrame) -> int:
     """Queue ``text`` to the connections that need it; returns how many."""
     if not isinstance(status, str):
         return 0

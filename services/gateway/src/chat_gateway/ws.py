@@ -25,6 +25,7 @@ from chat_gateway.frame_guard import FrameGuard
 from chat_gateway.limits import CONNECTIONS_KIND, RATE_LIMITED
 from chat_gateway.sync import ConnectionSync
 from chat_gateway.tokens import Principal
+from chat_gateway.ws_protocol import frame_sink
 
 FRAMES_IN = Counter("chat_gateway_frames_in_total", "Frames received from clients", ["type"])
 
@@ -35,7 +36,7 @@ class Session:
         s = core.settings
         self.guard = FrameGuard.from_settings(core.limits, s) if core.limits is not None else None
         self.draining = False
-        self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes)
+        self.conn = Connection(ws, s.queue_max_frames, s.queue_max_bytes, frame_sink(ws.scope))
         sign = core.signer.event if core.signer is not None else None
         self.sync = ConnectionSync(self.conn, core.messages, s.sync_max_bytes, s.sync_max_events, sign)
         self._sends = ConnectionSends(s.connection_max_inflight_sends)

@@ -6,19 +6,38 @@ the peer — data, ping or pong — counts as life, and a connection silent for 
 is dropped. So when the pong deadline passes but bytes arrived after that ping was sent,
 the peer is alive: the next ping is scheduled instead of failing the connection (close
 1011, "keepalive ping timeout", as before, when it really was silent).
+
+It also offers the connection a ``FrameSink`` (``wire.py``): prepared text frames written
+straight to the transport, for the fanout's fast path, through the ASGI scope's
+``extensions`` (``frame_sink(scope)``). Writes are refused (``ready()`` false) before the
+handshake completes, after a close was sent or received, and while the transport's buffer
+is above its high-water mark, so the only frames that bypass uvicorn's ``send`` are whole
+data frames on an open connection, exactly what ``send`` would have written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+from chat_gateway.wire import FrameSink
+
+SINK_EXTENSION = "chat.frame_sink"
 
 
 class LivelyWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.last_received = 0.0
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope: Any = getattr(self, "scope", None)
+        if scope is not None:  # a 101 answer: the ASGI app runs with this scope
+            scope["extensions"][SINK_EXTENSION] = {"sink": ProtocolSink(self)}
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
@@ -31,3 +50,35 @@ class LivelyWebSocketProtocol(WebSocketsSansIOProtocol):
             self.schedule_ping()
             return
         super().keepalive_timeout()
+
+
+class ProtocolSink:
+    """``FrameSink`` over the protocol's transport."""
+
+    __slots__ = ("proto",)
+
+    def __init__(self, proto: WebSocketsSansIOProtocol) -> None:
+        self.proto = proto
+
+    def ready(self) -> bool:
+        p = self.proto
+        return (
+            p.handshake_complete
+            and not p.close_sent
+            and not p.disconnected
+            and p.initial_response is None
+            and p.writable.is_set()
+            and not p.transport.is_closing()
+        )
+
+    def write(self, data: bytes) -> None:
+        self.proto.transport.write(data)
+
+    async def wait_ready(self) -> None:
+        await self.proto.writable.wait()  # also set when the connection is lost
+
+
+def frame_sink(scope: Mapping[str, Any]) -> FrameSink | None:
+    """The connection's ``FrameSink``, when the server offers one (uvicorn with this protocol)."""
+    ext = (scope.get("extensions") or {}).get(SINK_EXTENSION)
+    return ext.get("sink") if isinstance(ext, dict) else None
