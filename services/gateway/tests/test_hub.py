@@ -470,3 +470,30 @@ async def test_an_event_with_attachments_is_encoded_once_per_reader(env: Env) ->
     for c in (a1, a2, b):
         await eventually(lambda c=c: len(c.ws.sent) == 2)
     assert a1.ws.sent[1] is b.ws.sent[1]
+
+
+async def test_deliver_delay_is_observed_from_the_events_commit_time(env: Env) -> None:
+    """chat_gateway_deliver_delay_seconds: the event's ts (its commit) to its frames queued
+    here; an event nobody local receives is not observed."""
+    from datetime import UTC, datetime, timedelta
+
+    from chat_proto.timefmt import format_ts
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("chat_gateway_deliver_delay_seconds_count") or 0.0
+
+    def slow() -> float:  # observations above 1 s
+        total = REGISTRY.get_sample_value("chat_gateway_deliver_delay_seconds_count") or 0.0
+        within = REGISTRY.get_sample_value("chat_gateway_deliver_delay_seconds_bucket", {"le": "1.0"}) or 0.0
+        return total - within
+
+    env.messages.convs = {"u1": [("c1", 0, "member")]}
+    hub = env.hub()
+    c = await env.connect(hub, "u1")
+    before, slow_before = count(), slow()
+    late = {**event("c1", 1), "ts": format_ts(datetime.now(UTC) - timedelta(seconds=3))}
+    await env.event(late)
+    await env.event({**event("c1", 2), "ts": format_ts(datetime.now(UTC))})
+    await eventually(lambda: c.seqs("c1") == [1, 2])
+    assert count() - before == 2
+    assert slow() - slow_before == 1  # the one committed 3 s ago

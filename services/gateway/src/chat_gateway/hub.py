@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
 from chat_proto import ephemeral, subjects
 from chat_proto.errors import ChatError
 from chat_proto.frames import encode, event_frame_from_event_json
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from chat_gateway.connection import Connection
 from chat_gateway.ports import Bus, BusMessage, MessagesApi, Subscription
 from chat_gateway.presence_relay import relay_presence
+from chat_gateway.wire import OutFrame
 
 log = logging.getLogger("chat.gateway.hub")
 
@@ -38,6 +41,24 @@ SUBSCRIBED = Gauge("chat_gateway_conversations", "Conversations with a local sub
 DELIVERIES = Counter("chat_gateway_event_deliveries_total", "Event frames queued to connections")
 GAPS = Counter("chat_gateway_gaps_total", "Sequence gaps seen", ["outcome"])
 EPHEMERAL = Counter("chat_gateway_ephemeral_deliveries_total", "Receipt/typing frames queued", ["type"])
+# The last hop of send -> deliver: the event's commit (its ts, set by messages in the write
+# transaction; wall clocks of two hosts) to its frames queued to this gateway's connections.
+DELIVER_DELAY = Histogram(
+    "chat_gateway_deliver_delay_seconds",
+    "Event committed (its ts) -> its frames queued to local connections (gap fills included)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _since(ts: object) -> float | None:
+    """Seconds since an event's ``ts`` (RFC 3339, ``…Z``); None when it is not one."""
+    if not isinstance(ts, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return max(0.0, time.time() - stamp)
 
 
 class ConvState:
@@ -85,17 +106,21 @@ class ConvState:
         if personalize is not None and ev.get("attachments"):
             # Media URLs are signed for each reader (media_urls.py): one encode per user.
             for user, conns in self.members.items():
-                text = encode({"type": "event", "event": personalize(ev, user)})
+                mine = OutFrame(encode({"type": "event", "event": personalize(ev, user)}))
                 for c in conns:
-                    c.push_event(self.conv, self.last, text)
+                    c.push_event(self.conv, self.last, mine)
                     n += 1
         else:
-            frame = event_frame_from_event_json(raw)  # once, the same text to everyone
+            # Encoded once, text and wire bytes; the same bytes go to every local recipient.
+            frame = OutFrame(event_frame_from_event_json(raw))
+            conv, seq = self.conv, self.last
             for conns in self.members.values():
                 for c in conns:
-                    c.push_event(self.conv, self.last, frame)
-                    n += 1
+                    c.push_event(conv, seq, frame)
+                n += len(conns)
         DELIVERIES.inc(n)
+        if n and (delay := _since(ev.get("ts"))) is not None:
+            DELIVER_DELAY.observe(delay)
         if kind == "member_left":
             self.hub._remove_user_locally(self, ev.get("user_id") or "")
 
@@ -250,7 +275,7 @@ class Hub:
             return
         if kind not in ephemeral.RELAYED:
             return
-        text = msg.data.decode()
+        text = OutFrame(msg.data.decode())  # once for every recipient
         if kind == "presence":
             EPHEMERAL.labels(kind).inc(relay_presence(state.members, author, frame.get("status"), text))
             return
