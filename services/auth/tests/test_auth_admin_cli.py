@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -207,3 +208,57 @@ async def test_account_rpc_over_nats(nc: NATS, service: AuthService, store_engin
 @pytest.fixture
 def store_engine_accounts(engine, nc: NATS) -> AccountsService:  # type: ignore[no-untyped-def]
     return AccountsService(AccountsStore(engine), NatsRevocationPublisher(nc))
+
+
+async def test_key_rotation_publishes_first_signs_later_and_retires_after_the_tokens_expire(
+    settings: AuthSettings, service: AuthService, clock: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``chat-admin keys rotate``: the new kid is in the JWKS at once (after a key reload),
+    signs only from AUTH_KEY_PUBLISH_LEAD_S on; tokens of both keys verify with the JWKS in
+    the overlap; the old key is unpublished once its last token has expired."""
+    import jwt
+    from chat_common.db import make_engine
+
+    from chat_auth import keys as signing_keys
+    from chat_auth.store import AuthStore
+
+    def kid(token: str) -> str:
+        return str(jwt.get_unverified_header(token)["kid"])
+
+    def verifies(token: str) -> bool:
+        published = {k["kid"]: jwt.PyJWK(k) for k in service.jwks()["keys"]}
+        key = published.get(kid(token))
+        if key is None:
+            return False
+        opts = {"verify_exp": False, "verify_iat": False}  # the fake clock's tokens
+        jwt.decode(token, key.key, algorithms=["EdDSA"], audience=settings.audience, options=opts)
+        return True
+
+    await service.register("alice", PW, None)
+    first = (await service.login("alice", PW)).access_token
+    lead, ttl = settings.key_publish_lead_s, settings.access_ttl_s
+    engine = make_engine(settings.database_url)
+    store = AuthStore(engine)
+    try:
+        r = await signing_keys.rotate(store, clock(), lead, ttl)
+        await service.reload_keys()
+        assert [k["kid"] for k in service.jwks()["keys"]] == [kid(first), r.kid] and r.retired == []
+        before = (await service.login("alice", PW)).access_token
+        assert kid(before) == kid(first)  # published, not signing yet
+        clock.advance(lead + 1)
+        after = (await service.login("alice", PW)).access_token
+        assert kid(after) == r.kid
+        assert verifies(before) and verifies(after)  # the overlap
+        clock.advance(ttl + signing_keys.RETIRE_LEEWAY_S)
+        again = await signing_keys.rotate(store, clock(), lead, ttl)
+        await service.reload_keys()
+        assert again.retired == [kid(first)]
+        assert [k["kid"] for k in service.jwks()["keys"]] == [r.kid, again.kid]
+        assert not verifies(before) and verifies(after)
+    finally:
+        await engine.dispose()
+
+    rc, out, _ = await run(settings, capsys, "keys", "list")
+    assert rc == 0 and [ln.split("\t")[0] for ln in out.splitlines()] == [r.kid, again.kid]
+    rc, out, _ = await run(settings, capsys, "keys", "rotate")
+    assert rc == 0 and out.startswith("added ") and "generation=4" in out

@@ -5,6 +5,7 @@
     chat-admin deactivate USERNAME
     chat-admin reactivate USERNAME
     chat-admin list-admins
+    chat-admin keys rotate | list        (token signing keys: chat_auth.keys)
     chat-admin search reindex | status   (the search index: chat_search.admin, when installed)
 
 Uses the auth settings (``AUTH_DATABASE_URL``, ``AUTH_NATS_URL``) and the service's own
@@ -21,6 +22,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import nats
 from chat_bus.bus import NatsAuth
@@ -30,11 +32,14 @@ from chat_proto.auth_api import AccountOut, UserRevoked
 from chat_proto.errors import ChatError
 from nats.aio.client import Client as NATS
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat_auth import keys as signing_keys
 from chat_auth.accounts import AccountsService
 from chat_auth.accounts_store import AccountsStore
 from chat_auth.publish import NatsRevocationPublisher
 from chat_auth.settings import AuthSettings
+from chat_auth.store import AuthStore
 
 NATS_CONNECT_TIMEOUT_S = 3.0
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_DATABASE = 0, 1, 2, 3
@@ -70,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("deactivate", help="deactivate a user and revoke their sessions").add_argument("username")
     sub.add_parser("reactivate", help="allow a deactivated user to log in again").add_argument("username")
     sub.add_parser("list-admins", help="list users with the admin flag")
+    keys = sub.add_parser("keys", help="token signing keys: `rotate` adds the next one, `list` shows them")
+    keys.add_argument("action", choices=["rotate", "list"])
     sub.add_parser("search", help="the search index: `chat-admin search reindex|status` (see its --help)")
     return p
 
@@ -120,8 +127,37 @@ async def _run(args: argparse.Namespace, accounts: AccountsService) -> int:
     return EXIT_OK
 
 
+async def _keys(args: argparse.Namespace, settings: AuthSettings, engine: AsyncEngine) -> int:
+    store = AuthStore(engine)
+    lead = settings.key_publish_lead_s
+    if args.action == "rotate":
+        r = await signing_keys.rotate(store, datetime.now(UTC), lead, settings.access_ttl_s)
+        print(f"added {r.kid}\tgeneration={r.generation}\tsigns from {_when(r.signs_from)}")
+        for kid in r.retired:
+            print(f"retired {kid}")
+        return EXIT_OK
+    for k in await store.active_keys():
+        print(
+            f"{k.kid}\tgeneration={k.generation}\tcreated {_when(k.created_at.timestamp())}"
+            f"\tsigns from {_when(signing_keys.signs_from(k, lead))}"
+        )
+    return EXIT_OK
+
+
+def _when(t: float) -> str:
+    return "the start" if t <= 0 else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def amain(args: argparse.Namespace, settings: AuthSettings) -> int:
     engine = make_engine(settings.database_url, 1)
+    if args.command == "keys":
+        try:
+            return await _keys(args, settings, engine)
+        except (SQLAlchemyError, RuntimeError) as exc:
+            print(f"chat-admin: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return EXIT_DATABASE
+        finally:
+            await engine.dispose()
     nc = await _connect_nats(settings.nats_url, settings.nats_auth("auth")) if args.command == "deactivate" else None
     publisher = _Publisher(nc)
     try:

@@ -20,11 +20,12 @@ from chat_proto.text import strip_hidden
 from chat_proto.timefmt import epoch_ms
 from chat_proto.timefmt import now as utc_now
 
+from chat_auth import keys as signing_keys
 from chat_auth.models import SigningKey, User
 from chat_auth.passwords import HashPool, Passwords
 from chat_auth.settings import AuthSettings
 from chat_auth.store import AuthStore, UsernameTaken
-from chat_auth.tokens import TokenIssuer, load_key, new_private_key_pem
+from chat_auth.tokens import TokenIssuer, new_private_key_pem
 
 log = logging.getLogger("chat.auth")
 
@@ -91,8 +92,14 @@ class AuthService:
                 SigningKey(kid=kid, generation=1, private_key_pem=pem, created_at=self._clock(), active=True)
             )
             log.info("signing key bootstrap", extra={"kid": kid, "inserted": created})
-            keys = await self._store.active_keys()
-        self._tokens.set_keys([load_key(k.kid, k.private_key_pem) for k in keys])
+        await self.reload_keys()
+
+    async def reload_keys(self) -> None:
+        """The active keys from the database (a rotation by another replica or by
+        ``chat-admin keys rotate`` shows up here: chat_auth.keys)."""
+        keys = await self._store.active_keys()
+        if keys:
+            self._tokens.set_keys(signing_keys.loaded(keys, self._s.key_publish_lead_s))
 
     # --- ops -------------------------------------------------------------------
 

@@ -44,6 +44,10 @@ class AuthSettings(DatabaseSettings):
     hash_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=64)
     hash_queue: int = Field(default=32, ge=0, le=10_000)
 
+    # signing-key rotation (chat-admin keys rotate): a new key is published this long before
+    # it signs; every replica reloads the keys this often
+    key_publish_lead_s: float = Field(default=300.0, ge=0)
+    key_reload_s: float = Field(default=30.0, gt=0)
     # argon2id parameters (PasswordHasher). Lower them only in tests.
     argon2_memory_kib: int = Field(default=OWASP_MEMORY_KIB, ge=8)
     argon2_time_cost: int = Field(default=OWASP_TIME_COST, ge=1)

@@ -253,6 +253,13 @@ class AuthStore:
             )
             return list(rows)
 
+    async def deactivate_keys(self, kids: list[str]) -> None:
+        """Unpublish these keys (tokens they signed stop verifying)."""
+        if not kids:
+            return
+        async with self._tx() as s:
+            await s.execute(update(SigningKey).where(SigningKey.kid.in_(kids)).values(active=False))
+
     async def insert_key(self, key: SigningKey) -> bool:
         """False when another replica inserted a key of that generation first."""
         try:

@@ -23,6 +23,8 @@ HEADER_TYP = "at+jwt"
 class LoadedKey:
     kid: str
     private_key: Ed25519PrivateKey
+    # epoch seconds from which it may sign (published in the JWKS before: chat_auth.keys)
+    signs_from: float = 0.0
 
     def jwk(self) -> dict[str, Any]:
         pub = self.private_key.public_key()
@@ -42,11 +44,11 @@ def new_private_key_pem() -> tuple[str, str]:
     return secrets.token_urlsafe(12), pem
 
 
-def load_key(kid: str, pem: str) -> LoadedKey:
+def load_key(kid: str, pem: str, signs_from: float = 0.0) -> LoadedKey:
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"signing key {kid} is not Ed25519")
-    return LoadedKey(kid, key)
+    return LoadedKey(kid, key, signs_from)
 
 
 class TokenIssuer:
@@ -58,17 +60,24 @@ class TokenIssuer:
         self._keys: list[LoadedKey] = []
 
     def set_keys(self, keys: list[LoadedKey]) -> None:
-        """Active keys, oldest first; the oldest signs (all replicas agree on it)."""
+        """Active keys, oldest first, all published; the newest whose ``signs_from`` has come
+        signs (all replicas agree on it), else the oldest."""
         if not keys:
             raise ValueError("no active signing key")
         self._keys = list(keys)
         self._signing = keys[0]
+
+    def signing_key(self, now: datetime) -> LoadedKey:
+        t = now.timestamp()
+        ready = [k for k in self._keys if k.signs_from <= t]
+        return ready[-1] if ready else self._keys[0]
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.jwk() for k in self._keys]}
 
     def issue(self, user_id: str, session_id: str, now: datetime) -> str:
         assert self._signing is not None, "signing keys not loaded"
+        key = self.signing_key(now)
         # Millisecond precision (RFC 7519 NumericDate may be fractional): gateways refuse a
         # revoked user's tokens with ``iat <= revoked_at``, and revocations carry milliseconds.
         iat = epoch_ms(now) / 1000
@@ -84,9 +93,9 @@ class TokenIssuer:
         }
         return jwt.encode(
             claims,
-            self._signing.private_key,
+            key.private_key,
             algorithm=ALGORITHM,
-            headers={"kid": self._signing.kid, "typ": HEADER_TYP},
+            headers={"kid": key.kid, "typ": HEADER_TYP},
         )
 
     def verify(self, token: str) -> dict[str, Any]:
