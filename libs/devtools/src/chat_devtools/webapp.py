@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 SKIP = {"node_modules", ".next", "out", ".turbo", "test-results", "playwright-report"}
+# written by the build itself: hashed, they would make the next look stale (a second build)
+SKIP_FILES = {"next-env.d.ts"}
 STAMP = ".source-hash"
 
 
@@ -33,7 +35,8 @@ def _files(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.startswith("."))
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            if name not in SKIP_FILES and not name.endswith(".tsbuildinfo"):
+                yield Path(dirpath) / name
 
 
 def source_hash(repo: Path) -> str:
