@@ -334,7 +334,7 @@ async def index_part(
     if name == "fts":
         path = tmp / "fts" / "search.db"
         path.parent.mkdir(parents=True)
-        backend = FtsBackend(path)
+        backend = FtsBackend(path, readers=args.fts_readers)
         inflight = 1
     else:
         server = start_opensearch(args, tmp / "opensearch")
@@ -666,6 +666,9 @@ def main() -> None:
     ap.add_argument("--os-inflight", type=int, default=3, help="OpenSearch bulk requests in flight")
     ap.add_argument("--os-heap", default="512m", help="OpenSearch -Xmx")
     ap.add_argument("--os-c1-only", action="store_true", help="OpenSearch with the tests' C1-only JIT")
+    ap.add_argument(
+        "--fts-readers", type=int, default=3, help="FTS: read-only connections for searches (0: the writer's)"
+    )
     ap.add_argument("--rate", type=float, default=1000.0, help="e2e: chat messages/s")
     ap.add_argument("--e2e-seconds", type=float, default=20.0)
     ap.add_argument("--senders", type=int, default=4, help="e2e: WebSocket connections sending")
