@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # Every lib and service with a pyproject.toml; services added later are picked up.
 PYPROJECTS := $(sort $(wildcard libs/*/pyproject.toml services/*/pyproject.toml))
 PKG_DIRS   := $(patsubst %/pyproject.toml,%,$(PYPROJECTS))
-DEV_DEPS   := pytest pytest-asyncio pytest-timeout httpx websockets ruff mypy py-spy playwright==1.65.3 schemathesis==4.32.5
+DEV_DEPS   := pytest pytest-asyncio pytest-timeout pytest-xdist httpx websockets ruff mypy py-spy playwright==1.65.3 schemathesis==4.32.5
 STAMP      := $(VENV)/.install-stamp
 # The stamp also remembers the package list, so a removed/added package re-installs.
 PKG_LIST   := $(VENV)/.install-packages

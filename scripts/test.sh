@@ -5,6 +5,7 @@
 # cannot be installed, is a hard failure; otherwise a loud warning, and the postgres-marked
 # (resp. OpenSearch) tests skip.
 # Extra arguments go to pytest: scripts/test.sh -k devtools -x
+# Tests run in CHAT_TEST_WORKERS pytest-xdist workers (default: one per core, at most 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -205,8 +206,18 @@ if [[ -n "$WEB_BUILD_PID" ]]; then
   WEB_BUILD_PID=""
 fi
 
+# pytest-xdist: one worker per core (at most 4; CHAT_TEST_WORKERS=N sets it, 0 runs in this
+# process). Whole modules go to one worker (--dist loadfile): module-scoped clusters stay
+# shared, and a module's tests keep their order. Each worker has its own session servers
+# (NATS, S3, OpenSearch) and its own databases on the one PostgreSQL.
+WORKERS="${CHAT_TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
+XDIST=()
+if [[ "$WORKERS" != 0 && " $* " != *" -n "* && " $* " != *" -p no:xdist "* ]]; then
+  XDIST=(-n "$WORKERS" --dist loadfile)
+fi
+
 set +e
-"$PY" -m pytest "$@"
+"$PY" -m pytest "${XDIST[@]}" "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then

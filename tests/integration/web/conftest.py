@@ -61,8 +61,11 @@ def web_out() -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module-scoped: Playwright's sync API keeps an event loop running in this thread for
+    # as long as it is open, and the asyncio tests that run after a module in the same
+    # process (pytest-xdist spreads modules over workers in any order) need it gone.
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).is_file():
         _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
     from playwright.sync_api import sync_playwright

@@ -45,7 +45,6 @@ import fcntl
 import hashlib
 import json
 import os
-import random
 import re
 import secrets
 import shutil
@@ -61,7 +60,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from chat_devtools import _proc
-from chat_devtools.ports import LOOPBACK, free_port, port_is_free
+from chat_devtools.ports import LOOPBACK, free_ports
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -340,34 +339,13 @@ def _last_lines(text: str, n: int = 40) -> str:
 
 
 # -- ports ---------------------------------------------------------------------------------
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+_OPENSEARCH_DEFAULT_PORTS = frozenset(range(9200, 9401))
 
 
 def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports, below the ephemeral range when it leaves room (the JVM
-    binds them seconds later: no outgoing connection should take one meanwhile), never
-    in OpenSearch's default ranges (9200-9400)."""
-    chosen: list[int] = []
-    hi = _ephemeral_low() - 1
-    if hi - 10000 >= 1000:
-        rng = random.Random(secrets.randbits(64))  # independent of a test's random.seed()
-        for _ in range(500):
-            if len(chosen) == n:
-                return chosen
-            p = rng.randint(10000, hi)
-            if p not in chosen and port_is_free(p):
-                chosen.append(p)
-    for _ in range(1000):
-        if len(chosen) == n:
-            return chosen
-        p = free_port()
-        if p not in chosen and not 9200 <= p <= 9400:
-            chosen.append(p)
-    raise RuntimeError(f"could not find {n} free ports on {LOOPBACK}")
+    """``n`` distinct free ports (below the ephemeral range: the JVM binds them seconds
+    later), never in OpenSearch's default ranges (9200-9400)."""
+    return free_ports(n, avoid=_OPENSEARCH_DEFAULT_PORTS)
 
 
 # -- the server ----------------------------------------------------------------------------

