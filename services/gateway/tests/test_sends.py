@@ -367,3 +367,28 @@ async def test_connection_admission_refuses_a_second_send_in_flight(env: Env) ->
     assert (await within(first)).event["client_msg_id"] == "m1"
     assert (await within(second)).event["client_msg_id"] == "m3"
     assert conn.inflight == other.inflight == 0 and sender.admission.inflight == 0
+
+
+async def test_refuse_now_answers_what_send_would_without_taking_anything(env: Env) -> None:
+    env.store.mode = "silent"
+    sender = await env.sender(admission=Admission(max_inflight=1, min_inflight=1, target_s=0.25))
+    sender.limits = lim = limits(5)
+    conn = ConnectionSends(2)
+    assert sender.refuse_now("u1", conn) is None  # room: nothing taken, nothing refunded
+    assert sender.admission.inflight == 0 and conn.inflight == 0
+    first = asyncio.create_task(sender.send("u1", "c1", "m1", "hello", connection=conn))
+    await eventually(lambda: len(env.store.commands) == 1)
+    assert lim.check("u1", SEND) is None  # the token the reader takes for the next frame
+    err = sender.refuse_now("u1", conn)  # the gateway's bound (1) is reached
+    assert err is not None and err.code == ErrorCode.UNAVAILABLE
+    assert err.retry_after_ms == sender.admission.retry_after_ms()
+    assert sender.admission.inflight == 1 and conn.inflight == 1
+    assert tokens_left(lim, "u1") == 5  # that frame's token was given back (send() took none here)
+    full = ConnectionSends(1)
+    full.enter(100)
+    refused = sender.refuse_now("u2", full)  # the connection's own bound comes first
+    assert refused is not None and refused.code == ErrorCode.UNAVAILABLE
+    env.store.mode = "store"
+    await env.store.answer(orjson.loads(env.store.commands[0].data))
+    await within(first)
+    assert sender.refuse_now("u1", conn) is None

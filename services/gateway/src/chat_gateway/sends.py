@@ -28,7 +28,7 @@ from chat_proto.messages_api import clean_body
 from chat_proto.ops import wire
 from prometheus_client import Histogram
 
-from chat_gateway.admission import Admission, ConnectionSends
+from chat_gateway.admission import CONNECTION, GATEWAY, REFUSED, Admission, ConnectionSends, overloaded
 from chat_gateway.limits import SEND, Limits
 from chat_gateway.ports import Bus, BusMessage, MediaApi, MessagesApi
 
@@ -152,6 +152,22 @@ class Sender:
             self.admission.leave(waited)
             if connection is not None:
                 connection.leave()
+
+    def refuse_now(self, user: str, connection: ConnectionSends | None) -> ChatError | None:
+        """The refusal ``send`` would raise at admission right now, or None (nothing is
+        taken: the send then goes through ``send`` as usual). Past capacity most frames are
+        refused; this lets the WebSocket reader answer them without a task, a coroutine or
+        an exception per frame. A refusal gives the rate-limit token back, as ``send`` does."""
+        if connection is not None and connection.inflight >= connection.max:
+            reason = CONNECTION
+        elif self.admission.inflight >= int(self.admission.limit):
+            reason = GATEWAY
+        else:
+            return None
+        REFUSED.labels(reason).inc()
+        if self.limits is not None:
+            self.limits.refund(user, SEND)
+        return overloaded(self.admission.retry_after_ms())
 
     def _admit(self, user: str, connection: ConnectionSends | None) -> None:
         """Per connection, then per gateway (admission.py); a refused send gives its

@@ -154,6 +154,10 @@ class Session:
         """Handle ``frame``, or answer ``rate_limited`` at once (frame_guard.py)."""
         refusal = self.guard.admit(self.conn.user, frame) if self.guard is not None else None
         if refusal is None:
+            if frame.type == "send":  # past capacity: refused here, at the cost of a frame
+                err = self.core.sender.refuse_now(self.conn.user, self._sends)
+                if err is not None:
+                    return done(([self._send_error(err, frame)], None))
             return asyncio.ensure_future(self._handle(frame))
         if refusal.abusive:
             self.answers.close_after(F.CLOSE_POLICY, "rate limit abuse")
@@ -202,10 +206,14 @@ class Session:
                 connection=self._sends,
             )
         except ChatError as err:  # refused (body limits, membership, unavailable)
-            return [F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)], None
+            return [self._send_error(err, frame)], None
         ev = res.event
         ack = F.Ack(conv=frame.conv, client_msg_id=frame.client_msg_id, seq=ev["seq"], ts=ev["ts"], ref=frame.ref)
         return [ack.text()], None
+
+    @staticmethod
+    def _send_error(err: ChatError, frame: F.SendFrame) -> str:
+        return F.error_frame(err, frame.ref, conv=frame.conv, client_msg_id=frame.client_msg_id)
 
     async def _on_ping(self, frame: F.PingFrame) -> Answer:
         return [F.Pong(ref=frame.ref).text()], None
