@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -23,7 +24,7 @@ from urllib.parse import urlparse
 
 import httpx
 import orjson
-import websockets
+import ws_lite  # bench/ws_lite.py
 
 PASSWORD = "bench-password-1"
 
@@ -84,60 +85,57 @@ async def client(
     st: Stats,
     all_connected: asyncio.Barrier,
 ) -> None:
-    async with websockets.connect(url, max_size=None, max_queue=None, compression=None) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": user["access_token"]}))
-        assert json.loads(await ws.recv())["type"] == "auth_ok"
+    ws = await ws_lite.connect(url)  # frames parsed in a few lines: the generator stays cheap
+    try:
+        ws.send_text(orjson.dumps({"type": "auth", "token": user["access_token"]}))
+        assert orjson.loads(await ws.recv())["type"] == "auth_ok"
+
+        def on_text(raw: bytes, now: float) -> None:
+            f = orjson.loads(raw)
+            t = f.get("type")
+            if t == "event":
+                cmid = f["event"].get("client_msg_id")
+                if cmid is not None and cmid in sent_at:
+                    st.received += 1
+                    st.recv_lat.append(now - sent_at[cmid])
+            elif t == "ack":
+                st.acked += 1
+                st.ack_times.append(now)
+                st.ack_lat.append(now - sent_at[f["client_msg_id"]])
+                st.answer_lat.append(now - sent_at[f["client_msg_id"]])
+                st.acked_seq[f["client_msg_id"]] = f["seq"]
+            elif t == "error":
+                st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
+                if f.get("client_msg_id") in sent_at:
+                    st.answer_lat.append(now - sent_at[f["client_msg_id"]])
+
+        ws.on_text = on_text
         await all_connected.wait()  # nobody sends before every member is connected
-        stop_at = time.perf_counter() + duration + drain
-
-        async def reader() -> None:
-            # One deadline for the whole read loop (not a timer per frame), frames as bytes.
-            try:
-                async with asyncio.timeout(max(0.01, stop_at - time.perf_counter())):
-                    while True:
-                        raw = await ws.recv(decode=False)
-                        now = time.perf_counter()
-                        f = orjson.loads(raw)
-                        t = f.get("type")
-                        if t == "event":
-                            cmid = f["event"].get("client_msg_id")
-                            if cmid is not None and cmid in sent_at:
-                                st.received += 1
-                                st.recv_lat.append(now - sent_at[cmid])
-                        elif t == "ack":
-                            st.acked += 1
-                            st.ack_times.append(now)
-                            st.ack_lat.append(now - sent_at[f["client_msg_id"]])
-                            st.answer_lat.append(now - sent_at[f["client_msg_id"]])
-                            st.acked_seq[f["client_msg_id"]] = f["seq"]
-                        elif t == "error":
-                            st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
-                            if f.get("client_msg_id") in sent_at:
-                                st.answer_lat.append(now - sent_at[f["client_msg_id"]])
-            except (TimeoutError, websockets.ConnectionClosed):
-                return
-
-        rtask = asyncio.create_task(reader())
+        stop_at = time.monotonic() + duration + drain
         interval = 1.0 / rate
-        start = time.perf_counter() + (i % 50) * interval / 50  # spread clients over the interval
+        start = time.monotonic() + (i % 50) * interval / 50  # spread clients over the interval
         n = 0
-        while True:
+        while not ws.closed.done():
             due = start + n * interval
             if due - start >= duration:
                 break
-            delay = due - time.perf_counter()
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             cmid = f"{i}-{n}"
             sent_at[cmid] = due
-            await ws.send(
+            ws.send_text(
                 orjson.dumps(
                     {"type": "send", "conv": conv, "client_msg_id": cmid, "body": f"bench message {n} from {i}"}
-                ).decode()
+                )
             )
             st.sent += 1
             n += 1
-        await rtask
+        # the tail: answers and events still on their way
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ws.closed), max(0.01, stop_at - time.monotonic()))
+    finally:
+        ws.close()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -156,7 +154,7 @@ async def run(args: argparse.Namespace) -> dict:
     sent_at: dict[str, float] = {}
     per_client = args.rate / args.clients
     barrier = asyncio.Barrier(args.clients)
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
     await asyncio.gather(
         *(
             client(i, ws_urls[i % len(ws_urls)], u, conv, per_client, args.duration, args.drain, sent_at, st, barrier)
