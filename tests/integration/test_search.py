@@ -208,7 +208,7 @@ async def _damage_index(env: dict[str, str], conv: str, lost: str, ghost: str) -
     """Behind the service's back: drop the documents containing ``lost`` and add a message
     that the store never had (``ghost``), as a restored snapshot or lost events would."""
     from chat_search.backends import Doc
-    from chat_search.main import backend_from
+    from chat_search.backends.select import backend_from
     from chat_search.settings import SearchSettings
 
     settings = SearchSettings(**{k[len("SEARCH_") :].lower(): v for k, v in env.items() if k.startswith("SEARCH_")})

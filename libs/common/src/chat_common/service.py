@@ -5,7 +5,8 @@ what they all do the same way, in this order in the lifespan:
 
     logging -> database engine -> migrations -> NATS (the service's own user) ->
     the service's ``setup`` (its store, its RPC routes, its consumers) -> RPC server ->
-    ready ... then in reverse: RPC server, setup's exit, NATS drained, engine disposed.
+    ready ... then in reverse: RPC server, background tasks (``ctx.background``), setup's exit,
+    NATS drained, engine disposed.
 
 plus ``/healthz``, ``/readyz`` (``{"nats", "database"}`` and the service's own checks) and
 ``/metrics`` (with the saturation metrics of chat_common.runtime_metrics: event-loop lag,
@@ -17,6 +18,7 @@ bound (chat_common.logging). A service's ``main.py`` is its ``setup``:
         store = MyStore(ctx.engine)
         ctx.database_check = store.ping
         ctx.rpc.route(ops.mine.DO_IT, handler)
+        ctx.background(MyConsumer(ctx.nc).run(), "consumer")  # cancelled at shutdown
         yield
 
     def create_app(settings: MySettings | None = None) -> FastAPI:
@@ -26,10 +28,12 @@ bound (chat_common.logging). A service's ``main.py`` is its ``setup``:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from chat_bus import bus
 from chat_bus.rpc import RpcClient, RpcServer
@@ -43,6 +47,7 @@ from chat_common.logging import setup_logging
 from chat_common.runtime_metrics import LoopLagMonitor, track_rpc_server
 from chat_common.settings import DatabaseSettings, ServiceSettings
 
+log = logging.getLogger("chat.service")
 S = TypeVar("S", bound=ServiceSettings)
 Check = Callable[[], Awaitable[object]]
 
@@ -61,6 +66,21 @@ class ServiceContext(Generic[S]):
     engine: AsyncEngine | None = None
     database_check: Check | None = None
     checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def background(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        """Run ``coro`` for the life of the service (a consumer, a periodic job). At shutdown
+        the skeleton cancels it and waits for it, after the RPC server stopped and before
+        ``setup``'s own exit (which may then close what the task used)."""
+        self.tasks.append(asyncio.create_task(coro, name=f"{self.name}:{name}"))
+
+    async def stop_background(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t, res in zip(self.tasks, await asyncio.gather(*self.tasks, return_exceptions=True), strict=True):
+            if isinstance(res, Exception):
+                log.error("background task %s failed", t.get_name(), exc_info=res)
+        self.tasks.clear()
 
 
 Setup = Callable[[ServiceContext[S]], AbstractAsyncContextManager[None]]
@@ -99,6 +119,7 @@ def service_app(
                         yield
                     finally:
                         await server.stop()
+                        await ctx.stop_background()
             finally:
                 await bus.close(nc)
         finally:

@@ -3,9 +3,6 @@ ops routes only), on the service skeleton (chat_common.service)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +21,6 @@ from chat_auth.store import AuthStore
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 VERSION_TABLE = "alembic_version_auth"
-log = logging.getLogger("chat.auth")
 
 
 @asynccontextmanager
@@ -36,23 +32,8 @@ async def setup(ctx: ServiceContext[AuthSettings]) -> AsyncIterator[None]:
     await service.ensure_signing_key()
     register_handlers(ctx.rpc, service)
     register_account_handlers(ctx.rpc, AccountsService(AccountsStore(ctx.engine), NatsRevocationPublisher(ctx.nc)))
-    reload = asyncio.create_task(_reload_keys(service, ctx.settings.key_reload_s), name="key-reload")
-    try:
-        yield
-    finally:
-        reload.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reload
-
-
-async def _reload_keys(service: AuthService, every_s: float) -> None:
-    """Keys rotated elsewhere are published (and sign, once their time comes) here too."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await service.reload_keys()
-        except Exception as exc:  # the database is away: the keys loaded last stay in use
-            log.warning("signing keys not reloaded", extra={"error": repr(exc)})
+    ctx.background(service.reload_keys_forever(ctx.settings.key_reload_s), "key-reload")
+    yield
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:

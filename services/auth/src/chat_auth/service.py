@@ -101,6 +101,15 @@ class AuthService:
         if keys:
             self._tokens.set_keys(signing_keys.loaded(keys, self._s.key_publish_lead_s))
 
+    async def reload_keys_forever(self, every_s: float) -> None:
+        """Keys rotated elsewhere are published (and sign, once their time comes) here too."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.reload_keys()
+            except Exception as exc:  # the database is away: the keys loaded last stay in use
+                log.warning("signing keys not reloaded", extra={"error": repr(exc)})
+
     # --- ops -------------------------------------------------------------------
 
     async def register(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,15 +34,12 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         holder.append(service)
         rpc.register(ctx.rpc, service)
         refs = RefsConsumer(ctx.nc, service.on_event)
-        tasks = [asyncio.create_task(refs.run()), asyncio.create_task(service.collect_forever())]
+        ctx.background(refs.run(), "refs")
+        ctx.background(service.collect_forever(), "gc")
         ctx.checks["events"] = lambda: refs.ready
         try:
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
             service.close()
 
     app = service_app(

@@ -3,8 +3,6 @@ publish presence frames, on the service skeleton (chat_common.service)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,15 +27,12 @@ async def setup(ctx: ServiceContext[PresenceSettings]) -> AsyncIterator[None]:
     service = presence_service(ctx.settings, ctx.nc, store)
     listener = ReportListener(ctx.nc, service.on_report)
     await listener.start()
-    rounds = asyncio.create_task(service.run())
+    ctx.background(service.run(), "rounds")
     rpc.register(ctx.rpc, service)
     try:
         yield
     finally:
         await listener.stop()
-        rounds.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rounds
         await service.flush()
 
 

@@ -35,8 +35,8 @@ from chat_proto.errors import ChatError
 from tqdm import tqdm
 
 from chat_search.backends import BackendUnavailable, Position, RebuildBusy
+from chat_search.backends.select import backend_from
 from chat_search.indexer import stream_position
-from chat_search.main import backend_from
 from chat_search.rebuild import rebuild
 from chat_search.service import SearchService
 from chat_search.settings import SearchSettings

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from functools import partial
 
 from chat_common.service import ServiceContext, service_app
 from chat_proto import subjects
 from fastapi import FastAPI
 
 from chat_search import rpc
-from chat_search.backends import Position, SearchBackend
+from chat_search.backends.select import backend_from
 from chat_search.indexer import Indexer, stream_position
-from chat_search.rebuild import RebuildResult, rebuild
+from chat_search.rebuild import rebuild
 from chat_search.service import SearchService
 from chat_search.settings import SearchSettings
-
-
-def backend_from(s: SearchSettings) -> SearchBackend:
-    if s.backend == "opensearch":
-        from chat_search.backends.opensearch import OpenSearchBackend
-
-        auth = (s.opensearch_user, s.opensearch_password.get_secret_value()) if s.opensearch_user else None
-        return OpenSearchBackend(
-            s.opensearch_url,
-            index_prefix=s.index_prefix,
-            shards=s.index_shards,
-            replicas=s.index_replicas,
-            http_auth=auth,
-        )
-    from chat_search.backends.fts import FtsBackend
-
-    Path(s.fts_path).parent.mkdir(parents=True, exist_ok=True)
-    return FtsBackend(s.fts_path, readers=s.fts_readers)
 
 
 @asynccontextmanager
@@ -48,21 +28,11 @@ async def setup(ctx: ServiceContext[SearchSettings]) -> AsyncIterator[None]:
     ctx.database_check = backend.ping
     service = SearchService(backend, ctx.client, s.convs_cache_s)
     rpc.register(ctx.rpc, service)
-    js = ctx.nc.jetstream()
-
-    async def position() -> Position | None:
-        return await stream_position(js)
-
-    async def rebuild_now() -> RebuildResult:
-        return await rebuild(
-            backend,
-            ctx.client,
-            service.message,
-            position,
-            owner=f"search@{socket.gethostname()}:{os.getpid()}",
-            stale_after_s=s.rebuild_stale_s,
-        )
-
+    position = partial(stream_position, ctx.nc.jetstream())
+    owner = f"search@{socket.gethostname()}:{os.getpid()}"
+    rebuild_now = partial(
+        rebuild, backend, ctx.client, service.message, position, owner=owner, stale_after_s=s.rebuild_stale_s
+    )
     indexer = Indexer(
         backend,
         service.message,
@@ -72,14 +42,11 @@ async def setup(ctx: ServiceContext[SearchSettings]) -> AsyncIterator[None]:
         gap_check_s=s.gap_check_s,
         inflight=s.inflight,
     )
-    task = asyncio.create_task(indexer.run(ctx.nc))
+    ctx.background(indexer.run(ctx.nc), "indexer")
     ctx.checks["events"] = lambda: indexer.ready
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await backend.close()
 
 
