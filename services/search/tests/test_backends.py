@@ -521,3 +521,104 @@ async def test_fts_searches_do_not_wait_for_an_open_write(tmp_path: Path) -> Non
     finally:
         await writer.rollback()
         await b.close()
+
+
+def _fts_check(path: Path) -> tuple[int, int]:
+    """FTS5's own integrity check of both tables (raises when an index disagrees with
+    search_docs), and how many rows each indexes."""
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO search_words (search_words) VALUES ('integrity-check')")
+        db.execute("INSERT INTO search_tri (search_tri) VALUES ('integrity-check')")
+        words = db.execute("SELECT count(*) FROM search_words_docsize").fetchone()[0]
+        tri = db.execute("SELECT count(*) FROM search_tri_docsize").fetchone()[0]
+    return words, tri
+
+
+async def test_fts_trigram_table_holds_only_rows_a_substring_term_can_match(tmp_path: Path) -> None:
+    """Rows without a spaceless-script character or symbol stay out of the trigram table and
+    the LIKE path; edits across the two kinds and deletes keep both indexes exact."""
+    b = FtsBackend(tmp_path / "s.db")
+    await b.start()
+    try:
+        await b.upsert(
+            [
+                doc("A", 1, "plain latin text"),
+                doc("A", 2, "我们明天去北京开会"),
+                doc("A", 3, "see attached", attachments=["北京.png"]),
+                doc("A", 4, "party 🎉 tonight"),
+                doc("A", 5, "another plain one"),
+            ]
+        )
+        assert _fts_check(b.path) == (5, 3)
+        assert await found(b, "北京", ["A"]) == {("A", 2), ("A", 3)}  # LIKE (2 characters)
+        assert await found(b, "去北京", ["A"]) == {("A", 2)}  # trigram
+        assert await found(b, "🎉", ["A"]) == {("A", 4)}
+        # edits (versions are the edit events' seqs): CJK -> plain, plain -> CJK; a delete of each kind
+        await b.upsert([doc("A", 2, "now plain", version=10), doc("A", 1, "去北京 later", version=11)])
+        assert _fts_check(b.path) == (5, 3)
+        assert await found(b, "去北京", ["A"]) == {("A", 1)}
+        assert await found(b, "plain", ["A"]) == {("A", 2), ("A", 5)}
+        await b.write([], [Removal("A", 1, 20), Removal("A", 5, 21)])
+        assert _fts_check(b.path) == (3, 2)
+        assert await found(b, "北京", ["A"]) == {("A", 3)}
+    finally:
+        await b.close()
+
+
+# The first version's layout: every row in the trigram table, triggers without conditions.
+_FIRST_LAYOUT = """
+CREATE TABLE search_docs (
+    id INTEGER PRIMARY KEY, conv TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
+    ts TEXT NOT NULL, ts_ms INTEGER NOT NULL, body TEXT NOT NULL, attachments TEXT NOT NULL,
+    event TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0, gen INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (conv, seq)
+);
+CREATE VIRTUAL TABLE search_words USING fts5(
+    body, attachments, content='search_docs', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE search_tri USING fts5(
+    body, attachments, content='search_docs', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN
+    INSERT INTO search_words (rowid, body, attachments) VALUES (new.id, new.body, new.attachments);
+    INSERT INTO search_tri (rowid, body, attachments) VALUES (new.id, new.body, new.attachments);
+END;
+CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
+    INSERT INTO search_words (search_words, rowid, body, attachments)
+        VALUES ('delete', old.id, old.body, old.attachments);
+    INSERT INTO search_tri (search_tri, rowid, body, attachments) VALUES ('delete', old.id, old.body, old.attachments);
+END;
+CREATE TRIGGER search_docs_au AFTER UPDATE ON search_docs BEGIN
+    INSERT INTO search_words (search_words, rowid, body, attachments)
+        VALUES ('delete', old.id, old.body, old.attachments);
+    INSERT INTO search_tri (search_tri, rowid, body, attachments) VALUES ('delete', old.id, old.body, old.attachments);
+    INSERT INTO search_words (rowid, body, attachments) VALUES (new.id, new.body, new.attachments);
+    INSERT INTO search_tri (rowid, body, attachments) VALUES (new.id, new.body, new.attachments);
+END;
+INSERT INTO search_docs (conv, seq, sender, ts, ts_ms, body, attachments, event)
+    VALUES ('A', 1, 'u1', '', 0, 'old plain text', '', '{"type":"message","conv":"A","seq":1}'),
+           ('A', 2, 'u1', '', 0, '老北京的故事', '', '{"type":"message","conv":"A","seq":2}');
+"""
+
+
+async def test_fts_file_of_the_first_layout_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_FIRST_LAYOUT)
+    assert _fts_check(path) == (2, 2)
+    b = FtsBackend(path)
+    await b.start()
+    try:
+        assert _fts_check(path) == (2, 2)  # old rows stay in the trigram table (sub = 1)
+        assert await found(b, "北京", ["A"]) == {("A", 2)}
+        assert await found(b, "plain", ["A"]) == {("A", 1)}
+        # an old plain row edited and removed: its trigram entry goes with it
+        await b.upsert([doc("A", 1, "still plain", version=10), doc("A", 3, "new plain")])
+        assert _fts_check(path) == (3, 1)
+        await b.write([], [Removal("A", 2, 11)])
+        assert _fts_check(path) == (2, 0)
+        assert await found(b, "北京", ["A"]) == set()
+    finally:
+        await b.close()
+    b2 = FtsBackend(path)  # a second start changes nothing
+    await b2.start()
+    await b2.close()
+    assert _fts_check(path) == (2, 0)

@@ -64,6 +64,12 @@ def _is_substring_char(ch: str) -> bool:
     return bool(_SPACELESS.match(ch)) or unicodedata.category(ch) == "So"
 
 
+def has_substring_chars(text: str) -> bool:
+    """Whether ``text`` has a character that only substring search finds (a document
+    without one can never match a ``substring`` term)."""
+    return any(_is_substring_char(ch) for ch in text)
+
+
 def _clean(q: str) -> str:
     """Control characters (NUL included) and lone surrogates become spaces."""
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in q)
