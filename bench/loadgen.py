@@ -49,7 +49,8 @@ def _check_loopback(url: str) -> None:
         sys.exit(f"refusing non-loopback target {url}")
 
 
-async def setup(gateways: list[str], clients: int) -> tuple[str, list[dict]]:
+async def setup(gateways: list[str], clients: int, convs: int = 1) -> tuple[list[str], list[dict]]:
+    """``clients`` users; ``convs`` channels, client i a member of channel i % convs."""
     async with httpx.AsyncClient(base_url=gateways[0], timeout=60) as http:
         tag = uuid.uuid4().hex[:6]
         users = []
@@ -60,17 +61,18 @@ async def setup(gateways: list[str], clients: int) -> tuple[str, list[dict]]:
             r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
             r.raise_for_status()
             users.append(r.json())
-        owner = users[0]
-        h = {"Authorization": f"Bearer {owner['access_token']}"}
-        r = await http.post("/v1/conversations", headers=h, json={"kind": "channel", "name": f"bench-{tag}"})
-        r.raise_for_status()
-        conv = r.json()["id"]
-        for u in users[1:]:
+        ids = []
+        for k in range(convs):
+            h = {"Authorization": f"Bearer {users[k]['access_token']}"}  # its owner: client k
+            r = await http.post("/v1/conversations", headers=h, json={"kind": "channel", "name": f"bench-{tag}-{k}"})
+            r.raise_for_status()
+            ids.append(r.json()["id"])
+        for i, u in enumerate(users[convs:], start=convs):
             r = await http.post(
-                f"/v1/conversations/{conv}/join", headers={"Authorization": f"Bearer {u['access_token']}"}
+                f"/v1/conversations/{ids[i % convs]}/join", headers={"Authorization": f"Bearer {u['access_token']}"}
             )
             r.raise_for_status()
-        return conv, users
+        return ids, users
 
 
 async def client(
@@ -84,7 +86,11 @@ async def client(
     sent_at: dict[str, float],
     st: Stats,
     all_connected: asyncio.Barrier,
+    closed_loop: bool = False,
 ) -> None:
+    """Open loop: sends at ``rate`` on a fixed schedule. Closed loop: each send waits for the
+    answer (ack or refusal) to the one before, for ``duration`` seconds."""
+    answered = asyncio.Event()
     ws = await ws_lite.connect(url)  # frames parsed in a few lines: the generator stays cheap
     try:
         ws.send_text(orjson.dumps({"type": "auth", "token": user["access_token"]}))
@@ -104,10 +110,12 @@ async def client(
                 st.ack_lat.append(now - sent_at[f["client_msg_id"]])
                 st.answer_lat.append(now - sent_at[f["client_msg_id"]])
                 st.acked_seq[f["client_msg_id"]] = f["seq"]
+                answered.set()
             elif t == "error":
                 st.errors[f.get("code", "?")] = st.errors.get(f.get("code", "?"), 0) + 1
                 if f.get("client_msg_id") in sent_at:
                     st.answer_lat.append(now - sent_at[f["client_msg_id"]])
+                answered.set()
 
         ws.on_text = on_text
         await all_connected.wait()  # nobody sends before every member is connected
@@ -115,7 +123,21 @@ async def client(
         interval = 1.0 / rate
         start = time.monotonic() + (i % 50) * interval / 50  # spread clients over the interval
         n = 0
-        while not ws.closed.done():
+        while closed_loop and not ws.closed.done():
+            now = time.monotonic()
+            if now - start >= duration:
+                break
+            cmid = f"{i}-{n}"
+            sent_at[cmid] = now
+            answered.clear()
+            ws.send_text(orjson.dumps({"type": "send", "conv": conv, "client_msg_id": cmid, "body": f"closed {n}"}))
+            st.sent += 1
+            n += 1
+            try:
+                await asyncio.wait_for(answered.wait(), 10)
+            except TimeoutError:
+                break  # counted as unanswered
+        while not closed_loop and not ws.closed.done():
             due = start + n * interval
             if due - start >= duration:
                 break
@@ -148,7 +170,7 @@ def pct(values: list[float], p: float) -> float:
 async def run(args: argparse.Namespace) -> dict:
     for g in args.gateway:
         _check_loopback(g)
-    conv, users = await setup(args.gateway, args.clients)
+    convs, users = await setup(args.gateway, args.clients, args.convs)
     ws_urls = [g.replace("http://", "ws://").rstrip("/") + "/ws" for g in args.gateway]
     st = Stats()
     sent_at: dict[str, float] = {}
@@ -157,7 +179,19 @@ async def run(args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     await asyncio.gather(
         *(
-            client(i, ws_urls[i % len(ws_urls)], u, conv, per_client, args.duration, args.drain, sent_at, st, barrier)
+            client(
+                i,
+                ws_urls[i % len(ws_urls)],
+                u,
+                convs[i % len(convs)],
+                per_client,
+                args.duration,
+                args.drain,
+                sent_at,
+                st,
+                barrier,
+                args.closed,
+            )
             for i, u in enumerate(users)
         )
     )
@@ -165,10 +199,14 @@ async def run(args: argparse.Namespace) -> dict:
     lo, hi = t0 + 0.1 * args.duration, t0 + 0.9 * args.duration
     steady = [t for t in st.ack_times if lo <= t <= hi]
     steady_rate = len(steady) / (hi - lo) if hi > lo else 0.0
-    expected_recv = st.sent * args.clients
-    lost = await verify(args.gateway[0], users[0], conv, st.acked_seq) if args.verify else None
+    # every acked message reaches every member of its sender's conversation
+    members = [sum(1 for i in range(args.clients) if i % len(convs) == k) for k in range(len(convs))]
+    expected_recv = sum(members[int(cmid.split("-")[0]) % len(convs)] for cmid in st.acked_seq)
+    lost = await verify(args.gateway[0], users[0], convs[0], st.acked_seq) if args.verify else None
     return {
         "clients": args.clients,
+        "convs": len(convs),
+        "closed_loop": args.closed,
         "gateways": len(args.gateway),
         "offered_rate": args.rate,
         "duration_s": args.duration,
@@ -213,8 +251,14 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20, help="seconds of sending (max 600)")
     ap.add_argument("--drain", type=float, default=5, help="seconds to wait for the tail")
     ap.add_argument("--verify", action="store_true", help="check every acked message is in history at its seq")
+    ap.add_argument("--convs", type=int, default=1, help="channels; client i is in channel i %% convs")
+    ap.add_argument("--closed", action="store_true", help="closed loop: each client waits for its answer")
     args = ap.parse_args()
     args.duration = min(args.duration, 600)
+    if args.verify and args.convs != 1:
+        sys.exit("--verify checks one conversation: use --convs 1")
+    if not 1 <= args.convs <= args.clients:
+        sys.exit("--convs must be between 1 and --clients")
     try:  # the generator shares the cores with the system under test: keep it cheap
         import uvloop
 

@@ -331,6 +331,8 @@ def main() -> None:
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
     ap.add_argument("--scenario", choices=["send", "membership", "soak", "presence"], default="send")
+    ap.add_argument("--closed", action="store_true", help="send: closed loop (each client waits for its ack)")
+    ap.add_argument("--send-convs", type=int, default=1, help="send: channels the clients are spread over")
     ap.add_argument("--churn", type=float, default=0.02, help="soak: share of clients reconnecting per second")
     ap.add_argument("--convs-soak", type=int, default=5, help="soak: conversations")
     ap.add_argument("--rounds", type=int, default=200, help="membership: add/remove rounds")
@@ -400,6 +402,9 @@ def main() -> None:
                         str(args.rate),
                         "--duration",
                         str(args.duration),
+                        "--convs",
+                        str(args.send_convs),
+                        *(["--closed"] if args.closed else []),
                     ],
                     check=True,
                     capture_output=True,
@@ -431,7 +436,9 @@ def main() -> None:
             med = {
                 "backend": args.backend,
                 "clients": args.clients,
-                "offered_rate": args.rate,
+                "convs": args.send_convs,
+                "closed_loop": args.closed,
+                "offered_rate": None if args.closed else args.rate,
                 "runs": len(results),
                 "persisted_per_s_steady": statistics.median(r["persisted_per_s_steady"] for r in results),
                 "ack_p50_ms": statistics.median(r["ack_ms"]["p50"] for r in results),
