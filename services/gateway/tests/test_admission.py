@@ -62,7 +62,7 @@ def test_connection_bound() -> None:
 
 def test_target_follows_the_unloaded_latency() -> None:
     t = [0.0]
-    a = Admission(max_inflight=100, min_inflight=10, target_s=0.25, clock=lambda: t[0], factor=4)
+    a = Admission(max_inflight=100, min_inflight=10, target_s=0.25, clock=lambda: t[0], factor=4, floor_s=0.02)
     assert a.target_now() == 0.25  # nothing seen yet: the configured target
     a.enter()
     a.leave(0.01)  # the store answers in 10 ms when nothing waits
@@ -77,3 +77,22 @@ def test_target_follows_the_unloaded_latency() -> None:
     a.enter()
     a.leave(0.5)
     assert a.target_now() == 0.25  # capped by the configured target
+
+
+def test_the_default_floor_leaves_batch_cycles_alone() -> None:
+    """Below capacity a batched store answers between a few ms and a few commit cycles: a
+    send of 40 ms after one of 3 ms is not a sign of overload and shrinks nothing."""
+    a = Admission(max_inflight=100, min_inflight=10, target_s=0.25, clock=lambda: 0.0)
+    assert Admission.FLOOR_S == 0.1
+    a.enter()
+    a.leave(0.003)
+    assert a.target_now() == 0.1
+    for _ in range(50):
+        a.enter()
+        a.leave(0.04)
+    assert a.limit == 100
+    a.enter()
+    a.leave(0.2)  # five commit cycles: slow
+    assert a.limit == 75
+    assert Admission(10, 1, target_s=0.05).target_now() == 0.05  # a target below the floor wins
+    assert Admission(10, 1, target_s=0.05).floor == 0.05
