@@ -5,31 +5,39 @@ In one run, --repeat times:
 (a) the reference: `fanout_reference.py` (websockets + uvloop; every text frame from the
     sender is broadcast to every receiver) is started, N receivers connect to it, and the
     ladder of offered rates is stepped through;
-(b) the real stack (chat_devtools Cluster on loopback: NATS from the wheel, SQLite or
+(b) Centrifugo 6.9.1 (`centrifugo.py`: built from the Go module proxy into .cache/bench/
+    the first time, run on loopback with a generated config), N receivers subscribe to one
+    channel with its JSON client protocol and the sender publishes over its WebSocket (the
+    `publish` command; its reply is the ack), the same ladder;
+(c) the real stack (chat_devtools Cluster on loopback: NATS from the wheel, SQLite or
     --backend postgres, auth, messages, presence, max(--gateways) gateways; rate limits off
     as in run.py), N receivers (users who joined one public channel) connect to one gateway
     or spread over two (--gateways 1,2 runs both), and the same ladder is stepped through:
     the sender posts `send` frames; every receiver gets each message as an `event`.
 Receivers are spread over --procs processes (`fanout_worker.py`, asyncio + websockets).
+--servers picks the rows (default reference,centrifugo,gateway; centrifugo is left out, with
+a note, when it is not built and `go` is missing).
 
 Each step offers `rate` messages/s (open loop: latency from each message's *scheduled*
 send time) for --warmup + --duration s and measures, over the steady --duration window:
 deliveries/s received, send->receive latency p50/p99/max (messages sent after the warm-up),
 lost deliveries (acked messages x receivers - frames received, after a drain), and the
-server's CPU from /proc (the reference process; the gateway processes, summed) as % of one
-core and as microseconds per delivery. The ladder is given in deliveries/s (--ladder);
-the rate is that / N. It goes up to --target and on while p99 <= 50 ms and nothing is
-lost. Per server it reports the best deliveries/s at p99 <= 50 ms with nothing lost, and
-at --target the gateway's CPU per delivery over the reference's (the pass/fail ratio,
-DECISIONS: <= 1.25 with p99 <= 50 ms and nothing lost) and, with two gateway counts, the
-2-gateway figure over the 1-gateway one. Prints every step as a JSON line, then a table
-of medians over the repeats.
+server's CPU from /proc (the reference or Centrifugo process, all threads; the gateway
+processes, summed) as % of one core and as microseconds per delivery. The ladder is given
+in deliveries/s (--ladder); the rate is that / N. It goes up to --target and on while
+p99 <= 50 ms and nothing is lost. Per server it reports the best deliveries/s at p99 <= 50
+ms with nothing lost, and at --target the gateway's CPU per delivery over the reference's
+(the pass/fail ratio, DECISIONS: <= 1.25 with p99 <= 50 ms and nothing lost) and over
+Centrifugo's, and, with two gateway counts, the 2-gateway figure over the 1-gateway one.
+Prints every step as a JSON line, then a table of medians over the repeats.
 
 Bounded: steps are bounded in count and time, drains poll at most 20 s, workers and the
-reference exit by themselves (deadline, stdin closed), the whole run has a --max-minutes
-watchdog. Loopback only. One benchmark at a time on the 2-core box.
+reference exit by themselves (deadline, stdin closed), Centrifugo gets SIGTERM when this
+process ends, the whole run has a --max-minutes watchdog (the build, before it, has its own
+30 min bound). Loopback only. One benchmark at a time on the 2-core box.
 
-    .venv/bin/python bench/fanout.py --receivers 500 --procs 4 --repeat 3
+    .venv/bin/python bench/fanout.py --receivers 500 --procs 4 --gateways 1 --repeat 3
+    .venv/bin/python bench/fanout.py --receivers 500 --servers reference,centrifugo --repeat 1
     .venv/bin/python bench/fanout.py --receivers 500 --gateways 1,2 --repeat 3
     .venv/bin/python bench/fanout.py --receivers 5000 --ladder 10000,25000,50000 --repeat 3
     .venv/bin/python bench/fanout.py --receivers 500 --repeat 1 --servers gateway --profile /tmp/gw.txt
@@ -66,6 +74,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+import centrifugo  # noqa: E402
 from fanout_worker import bucket_ms  # noqa: E402
 from run import start_backend, summarize_profile  # noqa: E402
 
@@ -100,7 +109,9 @@ class Workers:
         self.procs, self.connected, self.failed = procs, connected, failed
 
     @classmethod
-    async def start(cls, targets: list[tuple[str, str | None]], n_procs: int, deadline_s: float) -> Workers:
+    async def start(
+        cls, targets: list[tuple[str, str | None]], n_procs: int, deadline_s: float, **mode: Any
+    ) -> Workers:
         procs = []
         for p in range(n_procs):
             mine = targets[p::n_procs]
@@ -112,7 +123,8 @@ class Workers:
                 limit=1 << 26,
             )
             assert proc.stdin is not None
-            proc.stdin.write((json.dumps({"targets": mine, "deadline_s": deadline_s}) + "\n").encode())
+            cfg = {"targets": mine, "deadline_s": deadline_s, **mode}  # mode: centrifugo_channel=...
+            proc.stdin.write((json.dumps(cfg) + "\n").encode())
             await proc.stdin.drain()
             procs.append(proc)
         connected = failed = 0
@@ -387,6 +399,32 @@ async def reference_phase(args: argparse.Namespace, conv: str, owner: str, out: 
             proc.kill()
 
 
+async def centrifugo_phase(
+    args: argparse.Namespace, binary: Path, conv: str, owner: str, out: list[dict[str, Any]]
+) -> None:
+    """Centrifugo: N clients subscribed to one channel, the sender publishing over its
+    WebSocket (`publish`, acked by its reply) the reference's event-shaped frame as data."""
+    with tempfile.TemporaryDirectory(prefix="chat-fanout-centrifugo-") as d:
+        async with centrifugo.server(binary, Path(d), args.heartbeat_s) as srv:
+            targets: list[tuple[str, str | None]] = [
+                (srv.ws_url, srv.token(f"r{i}", TOKEN_MAX_AGE_S * 6)) for i in range(args.receivers)
+            ]
+            workers = await Workers.start(targets, args.procs, args.deadline_s, centrifugo_channel=centrifugo.CHANNEL)
+            try:
+                ws = await connect(srv.ws_url, compression=None)
+                await centrifugo.connect_client(ws, srv.token(owner, TOKEN_MAX_AGE_S * 6))
+                sender = Sender(ws, centrifugo.publish_frame(reference_frame(conv, owner)), acks=True)
+                assert sender.acked is not None
+                sender.reader = asyncio.create_task(centrifugo.read_answers(ws, sender.acked, sender.errors))
+                groups = {"server": [srv.pid], "receivers": workers.pids}
+                await ladder("centrifugo", args, sender, workers, groups, out)
+                if sender.errors:
+                    print(f"centrifugo publish errors: {sender.errors}", file=sys.stderr)
+                await sender.close()
+            finally:
+                await workers.stop()
+
+
 @dataclass
 class Users:
     conv: str
@@ -589,6 +627,10 @@ def medians(rows: list[dict[str, Any]], args: argparse.Namespace) -> tuple[list[
     for server, v in us.items():
         if server != "reference" and ref and v:
             summary[f"ratio {server} / reference"] = round(v / ref, 2)
+    cf = us.get("centrifugo")
+    for server, v in us.items():
+        if server.startswith("gateway") and cf and v:
+            summary[f"ratio {server} / centrifugo"] = round(v / cf, 2)
     if us.get("gateway x1") and us.get("gateway x2"):
         summary["ratio gateway x2 / gateway x1"] = round(us["gateway x2"] / us["gateway x1"], 2)
     return table, summary
@@ -617,7 +659,7 @@ def print_table(table: list[dict[str, Any]]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, binary: Path | None) -> None:
     gw_counts = [int(g) for g in args.gateways.split(",")]
     rows: list[dict[str, Any]] = []
     with stack(args, max(gw_counts)) as cluster:
@@ -628,6 +670,8 @@ async def run(args: argparse.Namespace) -> None:
             out: list[dict[str, Any]] = []
             if "reference" in args.servers:
                 await reference_phase(args, users.conv, users.owner["user"]["id"], out)
+            if binary is not None:
+                await centrifugo_phase(args, binary, users.conv, users.owner["user"]["id"], out)
             if "gateway" in args.servers:
                 for g in gw_counts:
                     await gateway_phase(
@@ -651,7 +695,9 @@ def main() -> None:
     ap.add_argument("--receivers", type=int, default=500)
     ap.add_argument("--procs", type=int, default=4, help="receiver processes")
     ap.add_argument("--gateways", default="1", help="gateway counts to run, e.g. 1 or 2 or 1,2")
-    ap.add_argument("--servers", default="reference,gateway")
+    ap.add_argument(
+        "--servers", default="", help="of reference,centrifugo,gateway (default: all three; centrifugo if buildable)"
+    )
     ap.add_argument(
         "--ladder", default="10000,25000,50000,75000,100000", help="offered deliveries/s per step, ascending"
     )
@@ -670,6 +716,15 @@ def main() -> None:
     args.repeat = max(1, min(args.repeat, 10))
     if args.target not in args.ladder:
         ap.error("--target must be one of the --ladder values")
+    if not args.servers:
+        args.servers = "reference,centrifugo,gateway"
+        if not centrifugo.can_build():
+            args.servers = "reference,gateway"
+            print("centrifugo left out: not built and `go` is not on PATH", file=sys.stderr)
+    servers = args.servers.split(",")
+    if unknown := set(servers) - {"reference", "centrifugo", "gateway"}:
+        ap.error(f"unknown --servers: {', '.join(sorted(unknown))}")
+    binary = centrifugo.ensure_binary() if "centrifugo" in servers else None  # before the watchdog
     args.deadline_s = args.max_minutes * 60
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # N sockets here and in the servers
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -681,7 +736,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     signal.alarm(int(args.max_minutes * 60))
-    uvloop.run(run(args))
+    uvloop.run(run(args, binary))
 
 
 if __name__ == "__main__":

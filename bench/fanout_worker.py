@@ -4,7 +4,9 @@
 Driven over stdin/stdout by fanout.py, one JSON line each way:
 - stdin, first line: `{"targets": [[url, token | null], ...], "deadline_s": s}`: one
   connection per target; with a token it authenticates first (the gateway), without it
-  just listens (the reference server's `/recv`).
+  just listens (the reference server's `/recv`). With `"centrifugo_channel": ch` every
+  connection is a Centrifugo client instead (`connect` with its token, `subscribe` to ch,
+  answers the server's `{}` pings; a frame may carry several publications, one per line).
 - stdout: `READY {"connected": n, "failed": m}` once every connection is up.
 - then each `report` line on stdin is answered with one JSON line of what arrived since
   the last report: per step, frames and a latency histogram; frames received per 100 ms of
@@ -118,13 +120,17 @@ class Receiver(asyncio.Protocol):
         self.open = True
         rest = bytes(self.head[end + 4 :])
         self.head.clear()
+        self._hello()
+        if rest:
+            self._frames(rest)
+
+    def _hello(self) -> None:
+        """Once the handshake is done: authenticate (the gateway) or just listen."""
         if self.token is not None:
             self.ws.send_text(json.dumps({"type": "auth", "token": self.token}).encode())
             self._flush()
         elif not self.ready.done():
             self.ready.set_result(None)
-        if rest:
-            self._frames(rest)
 
     def _frames(self, data: bytes) -> None:
         buf = self.buf
@@ -205,10 +211,65 @@ class Receiver(asyncio.Protocol):
         self.transport.close()
 
 
-async def open_one(url: str, token: str | None, stats: Stats) -> Receiver:
+class CentrifugoReceiver(Receiver):
+    """A Centrifugo client (protocol v2, JSON): `connect` with the token, then `subscribe`
+    to one channel; ready on the subscribe reply. A text frame carries one or more JSON
+    objects, one per line: `{}` is the server's ping (answered with `{}`, or the server
+    disconnects the client after its pong timeout), a line with the mark is a publication."""
+
+    PONG = b"{}"
+
+    def __init__(self, url: str, token: str | None, stats: Stats, channel: str) -> None:
+        super().__init__(url, token, stats)
+        self.channel = channel
+
+    def _hello(self) -> None:
+        self._send({"id": 1, "connect": {"token": self.token, "name": "fanout-bench"}})
+
+    def _send(self, cmd: dict[str, Any]) -> None:
+        self.ws.send_text(json.dumps(cmd).encode())
+        self._flush()
+
+    def _frame(self, op: int, fin: bool, payload: bytes, now: float) -> None:
+        if op not in (1, 0):  # ping, close: as the other modes
+            super()._frame(op, fin, payload, now)
+            return
+        if not fin or self.frag:
+            self.frag.append(payload)
+            if not fin:
+                return
+            payload = b"".join(self.frag)
+            self.frag = []
+        on_frame = self.stats.on_frame
+        for line in payload.split(b"\n"):
+            if line == b"{}":
+                self.ws.send_text(self.PONG)
+                self._flush()
+            elif not self.ready.done():
+                self._setup(line)
+            elif line:
+                on_frame(line, now)
+
+    def _setup(self, line: bytes) -> None:
+        reply = json.loads(line)
+        if "error" in reply:
+            self._fail(RuntimeError(f"centrifugo refused: {reply}"))
+        elif reply.get("id") == 1:
+            self._send({"id": 2, "subscribe": {"channel": self.channel}})
+        elif reply.get("id") == 2:
+            self.ready.set_result(None)
+
+
+async def open_one(url: str, token: str | None, stats: Stats, channel: str | None = None) -> Receiver:
     u = urlparse(url)
     loop = asyncio.get_running_loop()
-    _t, proto = await loop.create_connection(lambda: Receiver(url, token, stats), u.hostname, u.port)
+
+    def make() -> Receiver:
+        if channel is None:
+            return Receiver(url, token, stats)
+        return CentrifugoReceiver(url, token, stats, channel)
+
+    _t, proto = await loop.create_connection(make, u.hostname or "127.0.0.1", u.port or 80)
     await asyncio.wait_for(proto.ready, 60)
     return proto
 
@@ -220,6 +281,7 @@ async def main() -> None:
     cfg = json.loads(await reader.readline())
     deadline = time.monotonic() + float(cfg.get("deadline_s", 1800))
     targets: list[tuple[str, str | None]] = [(u, t) for u, t in cfg["targets"]]
+    channel: str | None = cfg.get("centrifugo_channel")  # set: Centrifugo clients of that channel
     for u, _ in targets:
         host = urlparse(u).hostname or ""
         if not (host.startswith("127.") or host in ("localhost", "::1")):
@@ -233,7 +295,7 @@ async def main() -> None:
         nonlocal failed
         async with sem:
             try:
-                conns.append(await open_one(url, token, stats))
+                conns.append(await open_one(url, token, stats, channel))
             except Exception as exc:  # reported, not fatal: the run shows it as failed
                 failed += 1
                 print(f"connect failed: {exc!r}", file=sys.stderr)
