@@ -175,6 +175,7 @@ def main() -> None:
     args = ap.parse_args()
     args.frames = min(args.frames, 20_000_000)
     args.env = [*args.env, "GATEWAY_RATE_WRITE_BURST=0"]  # REST writes at volume: the write budget off
+    args.with_search_media = True  # every service of the stack is fuzzed
     with bench_system(args) as cluster:
         before = {p.name: p.pid or 0 for p in cluster.processes}
         res = asyncio.run(bench(cluster.gateway_urls, {k.replace("-", ""): v for k, v in before.items()}, args))

@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--messages-replicas", type=int, default=1)
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--pg-log-slow-ms", type=int, default=None)
+    ap.add_argument("--with-search-media", action="store_true", help="also run the search and media services")
     args = ap.parse_args()
     args.duration = min(args.duration, 600)
     runs = []

@@ -201,6 +201,8 @@ def bench_system(args: argparse.Namespace) -> Iterator[Cluster]:
                 gateways=2,
                 log_level="WARNING",
                 env=service_env(args),
+                media=args.with_search_media,
+                search=args.with_search_media,
             ).start()
             yield cluster
         finally:
@@ -331,6 +333,11 @@ def main() -> None:
     ap.add_argument("--pg-log-slow-ms", type=int, default=None, help="log statements slower than this")
     ap.add_argument("--profile", choices=["messages", "gateway", "auth"], default=None)
     ap.add_argument("--scenario", choices=["send", "membership", "soak", "presence"], default="send")
+    ap.add_argument(
+        "--with-search-media",
+        action="store_true",
+        help="also run the search and media services (search indexes every message: CPU the chat path then shares)",
+    )
     ap.add_argument("--closed", action="store_true", help="send: closed loop (each client waits for its ack)")
     ap.add_argument("--send-convs", type=int, default=1, help="send: channels the clients are spread over")
     ap.add_argument("--churn", type=float, default=0.02, help="soak: share of clients reconnecting per second")
@@ -374,6 +381,8 @@ def main() -> None:
                 messages_replicas=args.messages_replicas,
                 log_level="WARNING",
                 env=service_env(args),
+                media=args.with_search_media,
+                search=args.with_search_media,
             ).start()
             results = []
             for i in range(args.repeat):
