@@ -115,18 +115,22 @@ async def test_poison_inside_a_busy_burst_holds_back_no_one(cluster: ClusterFact
         busy = await timed_sends(pa, conv, SAMPLES, "busy")
         codes = [code for t in await asyncio.gather(*attack) for code in t]
         results = await raw
+        # The baseline again after the attack: the machine's other load (other test
+        # workers) may have changed meanwhile; the larger of the two medians is "normal".
+        after = await timed_sends(pa, conv, SAMPLES, "after")
 
         assert codes == ["invalid"] * (2 * ROUNDS * ATTACKERS), set(codes)
         assert len(results) == RAW and all(not r["ok"] and r["error"]["code"] == "invalid" for r in results)
         hist = await api.all_events(alice, conv)
-        assert [e["body"] for e in hist if e["kind"] == "message"] == (
-            [f"idle {i}" for i in range(SAMPLES)] + [f"busy {i}" for i in range(SAMPLES)]
-        )
+        assert [e["body"] for e in hist if e["kind"] == "message"] == [
+            f"{label} {i}" for label in ("idle", "busy", "after") for i in range(SAMPLES)
+        ]
         assert not [e for e in await api.all_events(evil[0], hall) if e["kind"] == "message"]
         await pa.close()
-    m_idle, m_busy = statistics.median(idle), statistics.median(busy)
+    m_idle, m_busy = max(statistics.median(idle), statistics.median(after)), statistics.median(busy)
     print(
-        f"\n[{backend.name}] alice's send->ack median idle {m_idle * 1000:.1f} ms, under attack "
+        f"\n[{backend.name}] alice's send->ack median idle {m_idle * 1000:.1f} ms (before/after the attack "
+        f"{statistics.median(idle) * 1000:.1f}/{statistics.median(after) * 1000:.1f}), under attack "
         f"{m_busy * 1000:.1f} ms (max {max(busy) * 1000:.0f} ms)"
     )
     assert m_busy <= FACTOR * m_idle, (idle, busy)
