@@ -13,8 +13,9 @@ def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> Non
     low = ephemeral_low()
     if low - 1 - 10000 >= 1000:  # the kernel leaves room below its range (Linux: 32768)
         assert all(10000 <= p < low for p in ports), ports
-    for p in ports:
+    for p in ports:  # as the servers bind (SO_REUSEADDR: a port in TIME_WAIT is free to them)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((LOOPBACK, p))
 
 
