@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from chat_devtools.ports import LOOPBACK, ephemeral_low, free_port, free_ports, port_is_free
+from chat_devtools.ports import LOOPBACK, ephemeral_low, free_port, free_ports, port_is_free, worker_slice
 
 
 def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
@@ -27,3 +27,21 @@ def test_a_port_in_use_is_not_free_and_never_picked() -> None:
         assert not port_is_free(taken)
         assert free_port(avoid={taken}) != taken
         assert taken not in free_ports(5, avoid={taken})
+
+
+def test_a_port_is_not_handed_out_twice_before_it_is_bound() -> None:
+    """The services of a cluster get their ports before any binds: a port that is still free
+    only because its owner has not bound it yet must not go to a second service."""
+    picked = [free_port() for _ in range(300)]
+    assert len(set(picked)) == len(picked)
+
+
+def test_xdist_workers_pick_from_disjoint_slices() -> None:
+    env = {"PYTEST_XDIST_WORKER_COUNT": "2"}
+    a = worker_slice(10000, 32767, {**env, "PYTEST_XDIST_WORKER": "gw0"})
+    b = worker_slice(10000, 32767, {**env, "PYTEST_XDIST_WORKER": "gw1"})
+    assert a[0] == 10000 and b[1] <= 32767
+    assert a[1] < b[0]
+    assert b[1] - b[0] >= 1000
+    assert worker_slice(10000, 32767, {}) == (10000, 32767)
+    assert worker_slice(10000, 10500, {**env, "PYTEST_XDIST_WORKER": "gw1"}) == (10000, 10500)
