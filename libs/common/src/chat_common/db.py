@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -52,7 +53,7 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # ONE pooled connection, lent to one user at a time: SQLite has one writer anyway,
         # and every use of the engine (transactions, readiness probes) waits its turn instead
         # of sharing a connection mid-transaction (a probe's ROLLBACK would undo a write).
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, json_deserializer=orjson.loads)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
@@ -69,7 +70,12 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # that died with its server fails its transaction (commands are redelivered, RPCs answer
     # 503), and SQLAlchemy then invalidates the whole pool, so the next checkout reconnects.
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        json_deserializer=orjson.loads,  # JSON columns, read per row (the stdlib's is ~5x slower)
     )
     track_pool(engine.sync_engine, 2 * pool_size)
     return engine

@@ -83,7 +83,7 @@ def _take(out: Replay, res: SyncReply, max_events: int, after: dict[str, int]) -
     used = 0
     again: list[tuple[str, int]] = []
     for item in res.convs:
-        conv, evs = item.conv, [e.wire() for e in item.events]
+        conv, evs = item.conv, item.events
         have = out.events.setdefault(conv, [])
         room = max_events - len(have)
         taken = evs[:room]

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chat_messages import history_store
 from chat_messages import permissions as perm
 from chat_messages.ports import Publisher, UserDirectory
 from chat_messages.privacy import check_may_add
@@ -196,45 +197,57 @@ class Conversations:
         return view
 
     async def history(self, user: str, q: HistoryQuery) -> dict[str, Any]:
+        """A page of events: ONE statement on PostgreSQL, no transaction (``Store.read``)."""
         limit = max(1, min(200, q.limit))
-        async with self.store.tx() as conn:
-            row, me = await self.load(conn, q.conv, user)
-            if me is None and q.members_only:
-                raise perm.hidden()
-            perm.check("read", row.kind, bool(row.private), role_of(me), bool(row.archived))
-            evs, has_more = await self.store.history(conn, q.conv, q.before, q.after, limit)
-        return {"events": [e.to_wire() for e in evs], "has_more": has_more}
+        async with self.store.read() as conn:
+            acc, evs, has_more = await history_store.page(conn, q.conv, user, q.before, q.after, limit)
+        if acc is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+        if acc.role is None and q.members_only:
+            raise perm.hidden()
+        perm.check("read", acc.kind, bool(acc.private), acc.role, bool(acc.archived))
+        return {"events": evs, "has_more": has_more}
 
     async def sync(self, user: str, q: SyncQuery) -> dict[str, Any]:
-        """Many conversations' missed events in one transaction (a connection's ``sync``):
-        one membership query, then one bounded range query per conversation; the event JSON
-        returned stays within ``q.max_bytes``."""
+        """Many conversations' missed events in one call (a connection's ``sync``): one
+        membership query (with each conversation's last_seq), then the events in groups of
+        conversations expected to hold at most ``SYNC_ROWS_PER_QUERY`` of them, one
+        statement per group (``history_store.ranges``); a conversation with nothing new is not
+        queried. No transaction on PostgreSQL (``Store.read``: each statement of a READ
+        COMMITTED transaction would see its own snapshot anyway). The event JSON returned
+        stays within ``q.max_bytes``; the conversations not reached are listed in ``rest``."""
         out: list[dict[str, Any]] = []
         left = q.max_bytes
-        async with self.store.tx() as conn:
-            mine = await self.store.member_convs(conn, user, (p.conv for p in q.positions))
-            not_found = [p.conv for p in q.positions if p.conv not in mine]
-            todo = [p for p in q.positions if p.conv in mine]
-            for i, p in enumerate(todo):
-                evs, more = await self.store.history(conn, p.conv, None, p.after, q.per_conv)
-                wire = []
-                for e in evs:
-                    w = e.to_wire()
-                    size = len(orjson.dumps(w)) + 1
-                    if size > left:
-                        more = True
-                        break
-                    left -= size
-                    wire.append(w)
-                out.append({"conv": p.conv, "events": wire, "has_more": more})
-                if len(wire) < len(evs):  # the bytes ran out: the rest is asked for again
-                    return {"convs": out, "not_found": not_found, "rest": [r.conv for r in todo[i + 1 :]]}
+        async with self.store.read() as conn:
+            last = await history_store.positions(conn, user, (p.conv for p in q.positions))
+            not_found = [p.conv for p in q.positions if p.conv not in last]
+            todo = [p for p in q.positions if p.conv in last]
+            done = 0
+            while done < len(todo):
+                group = history_store.sync_group(todo[done:], last, q.per_conv)
+                wanted = [(p.conv, p.after) for p in group if last[p.conv] > p.after]
+                fetched = await history_store.ranges(conn, wanted, q.per_conv + 1)
+                for p in group:
+                    done += 1
+                    evs = fetched.get(p.conv, [])
+                    more = len(evs) > q.per_conv
+                    wire = []
+                    for w in evs[: q.per_conv]:
+                        size = len(orjson.dumps(w)) + 1
+                        if size > left:
+                            more = True
+                            break
+                        left -= size
+                        wire.append(w)
+                    out.append({"conv": p.conv, "events": wire, "has_more": more})
+                    if len(wire) < min(len(evs), q.per_conv):  # the bytes ran out: the rest is asked for again
+                        return {"convs": out, "not_found": not_found, "rest": [r.conv for r in todo[done:]]}
         return {"convs": out, "not_found": not_found, "rest": []}
 
     async def events_range(self, q: EventsRange) -> dict[str, Any]:
-        async with self.store.tx() as conn:
-            evs, _ = await self.store.history(conn, q.conv, q.before, q.after, q.limit)
-        return {"events": [e.to_wire() for e in evs]}
+        async with self.store.read() as conn:
+            evs, _ = await history_store.events(conn, q.conv, q.before, q.after, q.limit)
+        return {"events": evs}
 
     async def all_convs(self, q: ConvScan) -> dict[str, Any]:
         async with self.store.tx() as conn:

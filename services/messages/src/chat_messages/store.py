@@ -80,6 +80,19 @@ class Store:
         async with self.engine.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """For reads that need no transaction. On PostgreSQL a pooled connection in
+        autocommit: no BEGIN and COMMIT round trips (under READ COMMITTED each statement
+        takes its own snapshot inside a transaction too). On SQLite ``tx()``, which is what
+        serialises the users of its one connection."""
+        if self.engine.dialect.name == "sqlite":
+            async with self.tx() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     # --- conversations -------------------------------------------------------------------
     async def get_conversation(self, conn: AsyncConnection, conv: str, lock: bool = False) -> Row[Any] | None:
         """``lock``: hold the conversation row until commit (membership changes and sends
@@ -237,30 +250,6 @@ class Store:
         """Which of ``convs`` ``user`` is a member of, in one query."""
         q = select(M.c.conv_id).where(M.c.user_id == user, M.c.conv_id.in_(set(convs)))
         return {r.conv_id for r in (await conn.execute(q)).all()}
-
-    async def history(
-        self,
-        conn: AsyncConnection,
-        conv: str,
-        before: int | None,
-        after: int | None,
-        limit: int,
-    ) -> tuple[list[Event], bool]:
-        q = select(E).where(E.c.conv_id == conv)
-        if before is not None:
-            q = q.where(E.c.seq < before)
-        if after is not None:
-            q = q.where(E.c.seq > after)
-            q = q.order_by(E.c.seq.asc())
-        else:
-            q = q.order_by(E.c.seq.desc())
-        rows = (await conn.execute(q.limit(limit + 1))).all()
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        evs = [event_from_row(r) for r in rows]
-        if after is None:
-            evs.reverse()
-        return evs, has_more
 
     # --- edits and deletes -----------------------------------------------------------------
     async def message_seqs(self, conn: AsyncConnection, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:

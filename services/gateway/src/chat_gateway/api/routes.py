@@ -6,6 +6,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
+import orjson
 from chat_proto import auth_api, messages_api, ops
 from chat_proto.bounds import INT64_MAX, INT64_MIN, MAX_SEQ, ClientMsgId, SeqRef, clamp
 from chat_proto.errors import ChatError, ErrorCode
@@ -272,7 +273,9 @@ async def history(
     q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=clamp(limit, 1, 200))
     page = wire(await res.rpc.request(ops.messages.HISTORY, q, user=caller.user_id))
     page["events"] = [res.signer.event(e, caller.user_id) for e in page.get("events", [])]
-    return page
+    # Rendered here: FastAPI's jsonable_encoder walks every value of a returned dict (~1 ms
+    # for a page of 50; bench/history.py).
+    return Response(orjson.dumps(page), media_type="application/json")
 
 
 class SendBody(BaseModel):
