@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_common.app import install_error_handlers, install_ops_routes, observe_rpc, unexpected_error
 from chat_common.db import make_engine, migrate
+from chat_common.heap import freeze_startup_heap
 from chat_common.logging import setup_logging
 from chat_common.runtime_metrics import LoopLagMonitor, track_rpc_server
 from chat_common.settings import DatabaseSettings, ServiceSettings
@@ -115,6 +116,7 @@ def service_app(
                 async with setup(ctx):
                     await server.start()
                     app.state.ctx = ctx
+                    freeze_startup_heap()  # heap.py: full collections skip start-up's objects
                     try:
                         yield
                     finally:

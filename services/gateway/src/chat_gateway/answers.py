@@ -16,6 +16,8 @@ from typing import Any
 from chat_proto import frames as F
 from chat_proto.errors import ChatError, ErrorCode
 
+from chat_gateway.light import Queue
+
 log = logging.getLogger("chat.gateway.ws")
 
 # An answer: frames to write, then an optional action run right after they are queued.
@@ -34,7 +36,8 @@ def done(value: Any) -> asyncio.Future[Any]:
 
 class Answers:
     def __init__(self, max_inflight: int, write: Callable[[str], Awaitable[None]], conn_id: str) -> None:
-        self._q: asyncio.Queue[asyncio.Future[Answer | None]] = asyncio.Queue(max_inflight)
+        # light.Queue: asyncio.Queue's ~3 KiB per connection are allocated up front
+        self._q: Queue[asyncio.Future[Answer | None]] = Queue(max_inflight)
         self._write = write
         self._conn_id = conn_id
         # Set by close_after(): written behind the last answer.

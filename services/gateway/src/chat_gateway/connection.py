@@ -30,6 +30,7 @@ from typing import Any
 from chat_proto.frames import CLOSE_SLOW_CONSUMER, CLOSE_TOKEN_EXPIRED
 from prometheus_client import Counter, Gauge
 
+from chat_gateway.light import Flag
 from chat_gateway.ports import Transport
 from chat_gateway.wire import FrameSink, OutFrame, out_frame
 
@@ -44,6 +45,39 @@ COALESCE_BYTES = 64 * 1024
 
 
 class Connection:
+    # One per connection, most of them idle: attributes in slots, no instance dict.
+    __slots__ = (
+        "_batch",
+        "_batch_bytes",
+        "_busy",
+        "_close",
+        "_expiry",
+        "_flusher",
+        "_held_bytes",
+        "_held_n",
+        "_holds",
+        "_live_bytes",
+        "_live_n",
+        "_q",
+        "_reply_bytes",
+        "_room",
+        "_wake",
+        "closed",
+        "convs",
+        "floor",
+        "held",
+        "id",
+        "issued_at",
+        "last",
+        "max_bytes",
+        "max_frames",
+        "presence_seen",
+        "replayed",
+        "sink",
+        "user",
+        "ws",
+    )
+
     def __init__(self, ws: Transport, max_frames: int, max_bytes: int, sink: FrameSink | None = None) -> None:
         self.ws = ws
         # the same socket taking prepared frames synchronously (fast path), if it can
@@ -54,7 +88,9 @@ class Connection:
         self.issued_at: float = 0.0
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self._q: deque[tuple[OutFrame, bool]] = deque()
+        # what the writer task writes, in order (None until first used: most connections
+        # never queue anything)
+        self._q: deque[tuple[OutFrame, bool]] | None = None
         # live frames to write at the end of this loop iteration (nothing queued ahead)
         self._batch: list[OutFrame] = []
         self._batch_bytes = 0
@@ -67,11 +103,12 @@ class Connection:
         self._held_n = 0
         self._held_bytes = 0
         self._reply_bytes = 0
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
+        # (asyncio's Event allocates its waiters' deque up front: ~0.8 KiB each, per connection)
+        self._wake = Flag()
+        self._room = Flag()
         self._room.set()
         self._close: tuple[int, str] | None = None
-        self.closed = asyncio.Event()
+        self.closed = Flag()
         # conv -> last seq written (or queued) on this connection
         self.last: dict[str, int] = {}
         # conv -> the conversation's last seq when this connection started receiving it live;
@@ -133,7 +170,7 @@ class Connection:
             batch.append(frame)
             self._batch_bytes += size
             return
-        self._q.append((frame, True))
+        self._queue().append((frame, True))
         self._wake.set()
 
     async def push_reply(self, frame: str | OutFrame) -> None:
@@ -141,7 +178,7 @@ class Connection:
             self._room.clear()
             await self._room.wait()
         self._reply_bytes += len(frame)
-        self._q.append((out_frame(frame), False))
+        self._queue().append((out_frame(frame), False))
         self._wake.set()
 
     def flush(self) -> None:
@@ -160,7 +197,7 @@ class Connection:
             self._live_bytes -= size
             sink.write(batch[0].wire if n == 1 else b"".join([f.wire for f in batch]))
             return
-        self._q.extendleft([(f, True) for f in reversed(batch)])
+        self._queue().extendleft([(f, True) for f in reversed(batch)])
         self._wake.set()
 
     def start_live(self, conv: str, after: int) -> None:
@@ -223,7 +260,8 @@ class Connection:
 
     def close_now(self, code: int, reason: str = "") -> None:
         """Drop what is queued and close (auth failures, policy violations)."""
-        self._q.clear()
+        if self._q:
+            self._q.clear()
         self._batch.clear()
         self._close = (code, reason)
         self._wake.set()
@@ -239,6 +277,7 @@ class Connection:
                     if self._batch:
                         self.flush()  # older than the queue: written (or queued) first
                     if not self._q:
+                        self._q = None  # all written: the deque goes (~0.8 KiB) until needed
                         break
                     self._busy = True
                     try:
@@ -260,6 +299,12 @@ class Connection:
             if self._expiry is not None:
                 self._expiry.cancel()
 
+    def _queue(self) -> deque[tuple[OutFrame, bool]]:
+        q = self._q
+        if q is None:
+            q = self._q = deque()
+        return q
+
     def _find_flusher(self) -> _Flusher:
         loop = asyncio.get_running_loop()
         f = _FLUSHERS.get(loop)
@@ -269,7 +314,7 @@ class Connection:
         return f
 
     def _take(self) -> OutFrame:
-        frame, live = self._q.popleft()
+        frame, live = self._queue().popleft()
         if live:
             self._live_n -= 1
             self._live_bytes -= len(frame)
@@ -295,7 +340,7 @@ class Connection:
         sink.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def info(self) -> dict[str, Any]:
-        return {"conn": self.id, "user": self.user, "queued": len(self._q) + len(self._batch)}
+        return {"conn": self.id, "user": self.user, "queued": len(self._q or ()) + len(self._batch)}
 
 
 class _Flusher:

@@ -20,6 +20,8 @@ from chat_proto.frames import CLOSE_SERVICE_RESTART
 from prometheus_client import Counter, Gauge
 from starlette.websockets import WebSocket
 
+from chat_gateway.light import Waitable
+
 log = logging.getLogger("chat.gateway.drain")
 
 DRAIN_CLOSES = Counter("chat_gateway_drain_closes_total", "WebSocket connections closed with 1012 by the drain")
@@ -35,7 +37,7 @@ class Drainable(Protocol):
         """Close with 1012 once the answers to the frames already read are written."""
 
     @property
-    def closed(self) -> asyncio.Event: ...
+    def closed(self) -> Waitable: ...
 
 
 class Drain:

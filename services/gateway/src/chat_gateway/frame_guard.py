@@ -52,7 +52,7 @@ class FrameGuard:
         self._bucket = TokenBucket(frames, clock()) if frames.enabled else None
         self.abuse_max = abuse_max
         self.abuse_window_s = abuse_window_s
-        self._refused: deque[float] = deque()
+        self._refused: deque[float] | None = None  # built on the first refusal (~0.8 KiB)
         self._retry_at: dict[str, float] = {}  # kind -> when the last refusal said to retry
 
     def admit(self, user: str, frame: Any) -> Refusal | None:
@@ -81,6 +81,8 @@ class FrameGuard:
 
     def _abusive(self, now: float) -> bool:
         q = self._refused
+        if q is None:
+            q = self._refused = deque()
         q.append(now)
         while q and q[0] <= now - self.abuse_window_s:
             q.popleft()

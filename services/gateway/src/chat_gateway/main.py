@@ -5,19 +5,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from chat_bus import bus, streams
 from chat_bus.rpc import RpcClient
 from chat_common.app import install_error_handlers, install_ops_routes, problem_response
+from chat_common.heap import freeze_startup_heap
 from chat_common.logging import setup_logging
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.logctx import bind
-from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat_gateway.admission import Admission
 from chat_gateway.api.accounts import router as accounts_router
@@ -49,6 +52,7 @@ from chat_gateway.tokens import TokenVerifier
 from chat_gateway.typing_relay import TypingRelay
 from chat_gateway.web import install_web, origin_allowed
 from chat_gateway.ws import Session
+from chat_gateway.ws_protocol import DirectWebSocket
 
 log = logging.getLogger("chat.gateway")
 WS_ORIGIN_REFUSED = Counter(
@@ -60,6 +64,44 @@ HTTP_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+class RequestLog:
+    """Every HTTP request: an id (``X-Request-Id``, bound on its log lines here and in the
+    services it calls), its latency metric and, under /v1, one log line; /v1 refused while
+    draining. Pure ASGI: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) runs each
+    request through an extra task and memory streams (bench/history.py)."""
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app = app
+        self.drain = drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.drain.draining and scope["path"].startswith("/v1"):
+            err = ChatError(ErrorCode.UNAVAILABLE, "gateway shutting down; retry", retry_after_ms=1000)
+            await problem_response(err, Request(scope))(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:16]
+        bind(request=request_id)  # on this request's log lines here and in the services it calls
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+        path = getattr(scope.get("route"), "path", "unmatched")
+        HTTP_LATENCY.labels(scope["method"], path, str(status)).observe(time.perf_counter() - started)
+        if path.startswith("/v1"):
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            log.info("request", extra={"method": scope["method"], "route": path, "status": status, "ms": ms})
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -119,6 +161,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.nc = nc
         ops = OpsPort(settings.metrics_host, settings.metrics_port, ready, app)
         await ops.start()
+        freeze_startup_heap()  # chat_common.heap: full collections skip start-up's objects
         try:
             yield
         finally:
@@ -148,30 +191,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # middleware below, so refusals are logged and measured like any answer.
     app.add_middleware(BodyLimit, limit_for=lambda scope: _body_limit(settings, scope))
 
-    @app.middleware("http")
-    async def limits_and_logs(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if drain.draining and request.url.path.startswith("/v1"):
-            err = ChatError(ErrorCode.UNAVAILABLE, "gateway shutting down; retry", retry_after_ms=1000)
-            return problem_response(err, request)
-        started = time.perf_counter()
-        request_id = uuid.uuid4().hex[:16]
-        bind(request=request_id)  # on this request's log lines here and in the services it calls
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request_id
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - started)
-        if path.startswith("/v1"):
-            log.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "route": path,
-                    "status": response.status_code,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
-        return response
+    app.add_middleware(RequestLog, drain=drain)
 
     @app.websocket("/ws")
     async def ws_endpoint(websocket: WebSocket) -> None:
@@ -196,6 +216,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             expose_headers=["Retry-After", "X-Request-Id"],
             max_age=600,
         )
+    # Outermost of our middlewares: /ws straight to its endpoint, past the HTTP-only layers
+    # and the router (each held a coroutine frame per connection; ws_protocol.py).
+    app.add_middleware(DirectWebSocket, path="/ws", endpoint=ws_endpoint)
     install_web(app, settings.web_dir)  # last: its catch-all never shadows a route above
     return app
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import jwt
 from chat_bus.rpc import RpcClient
@@ -21,16 +21,15 @@ ALLOWED_ALGS = ["EdDSA", "RS256"]  # asymmetric only: "none" and HS* can never v
 JWKS_MIN_REFRESH_S = 5.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
+    """What the gateway uses of a verified access token (a connection keeps it for its
+    life: not the whole claims dict)."""
+
     user_id: str
     exp: float
     session: str | None
-    claims: dict[str, Any]
-
-    @property
-    def iat(self) -> float:
-        return float(self.claims["iat"])
+    iat: float
 
 
 class DenyList(Protocol):
@@ -103,7 +102,7 @@ class TokenVerifier:
             raise ChatError(ErrorCode.UNAUTHORIZED, "invalid token") from exc
         if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(claims.get("sub"), str):
             raise ChatError(ErrorCode.UNAUTHORIZED, "not an access token")
-        principal = Principal(claims["sub"], float(claims["exp"]), claims.get("sid"), claims)
+        principal = Principal(claims["sub"], float(claims["exp"]), claims.get("sid"), float(claims["iat"]))
         if self.deny is not None:
             await self.deny.ensure_loaded()
             if self.revoked(principal):

@@ -22,6 +22,7 @@ from chat_gateway.answers import NOTHING, Answer, Answers, done
 from chat_gateway.connection import CONNECTIONS, Connection
 from chat_gateway.core import Core
 from chat_gateway.frame_guard import FrameGuard
+from chat_gateway.light import Flag
 from chat_gateway.limits import CONNECTIONS_KIND, RATE_LIMITED
 from chat_gateway.sync import ConnectionSync
 from chat_gateway.tokens import Principal
@@ -44,7 +45,7 @@ class Session:
         self.answers = Answers(s.max_inflight_frames, self.conn.push_reply, self.conn.id)
 
     @property
-    def closed(self) -> asyncio.Event:
+    def closed(self) -> Flag:
         return self.conn.closed
 
     async def run(self) -> None:
