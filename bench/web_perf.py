@@ -10,6 +10,10 @@ wire ≤ 300 KB.
     (cd bench/web && npm ci)          # lighthouse 12.2.3, once
     .venv/bin/python bench/web_perf.py --repeat 3
 
+``--web DIR`` serves that export (after ``python -m chat_gateway.web prepare DIR``) instead
+of building ``web/``; ``--keep DIR`` keeps the Lighthouse reports (JSON) there, with each
+run's trace (open it in the DevTools Performance panel).
+
 Bounded: ``--repeat`` runs of each form factor, each with a 120 s timeout; loopback only.
 """
 
@@ -39,10 +43,12 @@ CHROME_FLAGS = (
 BUDGET = {"accessibility": 0.95, "best-practices": 0.95, "performance": 0.90}
 
 
-def lighthouse(url: str, desktop: bool, out: Path) -> dict[str, Any]:
+def lighthouse(url: str, desktop: bool, out: Path, assets: bool = False) -> dict[str, Any]:
     cmd = [str(LIGHTHOUSE), url, "--quiet", "--output=json", f"--output-path={out}", f"--chrome-flags={CHROME_FLAGS}"]
     if desktop:
         cmd.append("--preset=desktop")
+    if assets:
+        cmd.append("--save-assets")  # the trace and DevTools log beside the report
     env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH", "/usr/bin/chromium")}
     subprocess.run(cmd, env=env, check=True, timeout=120, capture_output=True)
     report = json.loads(out.read_text())
@@ -60,12 +66,17 @@ def lighthouse(url: str, desktop: bool, out: Path) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--web", type=Path, help="serve this (prepared) export instead of building web/")
+    ap.add_argument("--keep", type=Path, help="keep the Lighthouse reports (JSON) in this directory")
     args = ap.parse_args()
+    assert 0 < args.repeat <= 20
     if not LIGHTHOUSE.exists():
         print("lighthouse missing: (cd bench/web && npm ci)", file=sys.stderr)
         return 2
-    web = ensure_built(REPO, required=True)
-    assert web is not None
+    web = args.web.resolve() if args.web else ensure_built(REPO, required=True)
+    assert web is not None and (web / "index.html").is_file()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {"desktop": [], "mobile": []}
     with tempfile.TemporaryDirectory(prefix="chat-bench-web-") as d:
         tmp = Path(d)
@@ -83,7 +94,7 @@ def main() -> int:
             url = c.gateway_url.rstrip("/") + "/"
             for i in range(args.repeat):
                 for form in ("desktop", "mobile"):
-                    r = lighthouse(url, form == "desktop", tmp / f"{form}-{i}.json")
+                    r = lighthouse(url, form == "desktop", (args.keep or tmp) / f"{form}-{i + 1}.json", bool(args.keep))
                     results[form].append(r)
                     print(json.dumps({"run": i + 1, "form": form, **r}), flush=True)
         finally:

@@ -12,6 +12,12 @@ so the last ``--check`` (default 100) are compared at the end: each present once
 
 "60 fps" is measured as no long task over 50 ms while the messages arrive. Bounded by its
 rate and duration (and a 60 s drain); loopback only.
+
+``--web DIR`` serves that export (after ``python -m chat_gateway.web prepare DIR``) instead
+of building ``web/``. ``--trace DIR`` records a Chromium performance trace of each run's
+streaming window (``DIR/run-N.json``, open it in the DevTools Performance panel) and prints
+what the long tasks were made of (``bench/web_trace.py``); ``--trace-js`` adds V8's sampling
+profiler (which functions; it slows the page, so such a run's long tasks are not comparable).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from chat_devtools.nats import NatsServer
 from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.webapp import ensure_built
 from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).parent))
+from web_trace import JS_SAMPLES, TRACE_CATEGORIES, long_task_report
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "bench web stream password"
@@ -117,7 +126,9 @@ async def write(ws_url: str, token: str, conv: str, rate: float, duration: float
         return len(acked), retries
 
 
-def one_run(c: Cluster, browser: Any, rate: float, duration: float, check: int) -> dict[str, Any]:
+def one_run(
+    c: Cluster, browser: Any, rate: float, duration: float, check: int, trace: Path | None = None, js: bool = False
+) -> dict[str, Any]:
     with httpx.Client(base_url=c.gateway_url, timeout=30) as http:
         writer, reader = account(http, "writer", "Writer"), account(http, "reader", "Reader")
         r = http.post(
@@ -139,6 +150,8 @@ def one_run(c: Cluster, browser: Any, rate: float, duration: float, check: int) 
     page.get_by_role("textbox", name="Message").wait_for()
     page.evaluate("window.__longTasks = []")
     rows_before = page.evaluate("window.__rows.size")
+    if trace is not None:
+        browser.start_tracing(page=page, path=str(trace), categories=TRACE_CATEGORIES + ([JS_SAMPLES] if js else []))
     tag = uuid.uuid4().hex[:6]
     started = time.monotonic()
     out: list[tuple[int, int]] = []  # the writer's own thread (Playwright's sync API owns this one's loop)
@@ -152,6 +165,8 @@ def one_run(c: Cluster, browser: Any, rate: float, duration: float, check: int) 
     last = f"{tag} {n - 1:05d}"
     page.get_by_text(last, exact=True).wait_for(timeout=60_000)
     seen_after_s = time.monotonic() - started - duration
+    if trace is not None:
+        browser.stop_tracing()
     long_tasks: list[int] = page.evaluate("window.__longTasks")
     rendered = page.evaluate("window.__rows.size") - rows_before
     region = page.get_by_role("region", name="Messages", exact=True)
@@ -184,10 +199,15 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--check", type=int, default=100, help="the last N messages compared in the DOM")
+    ap.add_argument("--web", type=Path, help="serve this (prepared) export instead of building web/")
+    ap.add_argument("--trace", type=Path, help="write a Chromium trace per run here and summarise its long tasks")
+    ap.add_argument("--trace-js", action="store_true", help="with --trace: also sample JavaScript (slows the page)")
     args = ap.parse_args()
-    assert 0 < args.rate <= 1000 and 0 < args.duration <= 120
-    web = ensure_built(REPO, required=True)
-    assert web is not None
+    assert 0 < args.rate <= 1000 and 0 < args.duration <= 120 and 0 < args.repeat <= 20
+    web = args.web.resolve() if args.web else ensure_built(REPO, required=True)
+    assert web is not None and (web / "index.html").is_file()
+    if args.trace:
+        args.trace.mkdir(parents=True, exist_ok=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="chat-bench-web-stream-") as d:
         tmp = Path(d)
@@ -208,9 +228,12 @@ def main() -> int:
                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
                 )
                 for i in range(args.repeat):
-                    r = one_run(c, browser, args.rate, args.duration, args.check)
+                    trace = args.trace / f"run-{i + 1}.json" if args.trace else None
+                    r = one_run(c, browser, args.rate, args.duration, args.check, trace, args.trace_js)
                     results.append(r)
                     print(json.dumps({"run": i + 1, **r}), flush=True)
+                    if trace is not None:
+                        print(long_task_report(trace), flush=True)
                 browser.close()
         finally:
             c.stop()
