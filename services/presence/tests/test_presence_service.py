@@ -131,3 +131,23 @@ async def test_last_seen_never_goes_back_in_time(store: LastSeenStore) -> None:
     assert await store.get(["bob"]) == {"bob": ("2026-01-01T00:00:05.000Z", False)}
     await store.save([("bob", "2026-01-01T00:00:06.000Z", True)])
     assert await store.marked_online() == {"bob": "2026-01-01T00:00:06.000Z"}
+
+
+async def test_a_change_is_durable_before_it_is_announced(store: LastSeenStore) -> None:
+    """A replica killed right after a client saw "bob online" must not come back calling bob
+    offline: the store holds every change a frame announced, at the moment it is published."""
+    clock = Clock()
+    seen_in_store: list[dict[str, tuple[str, bool]]] = []
+
+    class CheckingFanout(Fanout):
+        async def publish(self, conv: str, frame: bytes) -> None:
+            seen_in_store.append(await store.get(["bob"]))
+            await super().publish(conv, frame)
+
+    state = PresenceState(now=clock(), grace_s=3.0, dead_after=2.5, warmup_s=6.0)
+    svc = PresenceService(
+        state, CheckingFanout(), Directory(), store, clock=clock, coalesce_s=0.25, persist_interval_s=30.0
+    )
+    svc.on_report(delta(["bob"]))
+    await svc.step()
+    assert seen_in_store == [{"bob": ("2026-01-01T00:00:01.000Z", True)}] * 2

@@ -82,6 +82,12 @@ class PresenceService:
         self.state.tick(now)
         changes = self.state.drain()
         if changes:
+            # Written before it is announced: what a client was told survives a restart of
+            # this replica (a fresh one answers from the store until the gateways' reports
+            # arrive). A failed write does not hold the announcement back; it is retried.
+            for c in changes:
+                self._unsaved[c.user_id] = (c.last_seen, c.status == "online")
+            await self._save()
             await self._publish(changes)
         if now - self._persisted_at >= self.persist_interval_s:
             self._persisted_at = now
@@ -105,7 +111,6 @@ class PresenceService:
                 await self.fanout.publish(conv, frame)
                 n += 1
             CHANGES.labels(c.status).inc()
-            self._unsaved[c.user_id] = (c.last_seen, c.status == "online")
         FRAMES.inc(n)
 
     async def _save(self) -> None:
