@@ -1,8 +1,12 @@
 /** Whether this browser may hold a session cookie (the cookie is HttpOnly, so it cannot be
  * seen): set at login, cleared at logout or when a resume finds no session. Without it no
  * refresh is tried, so a signed-out visit makes no failing request. Kept apart from
- * session.ts (which pulls in the client) so that the first page can decide what to load. */
+ * session.ts (which pulls in the client) so that the first page can decide what to load.
+ *
+ * The hint is mirrored in the `chat_hint` cookie (not a credential: "1" or absent) so that
+ * the gateway can answer a signed-out visit to `/` with the login page straight away. */
 const HINT = "chat-session";
+const COOKIE = "chat_hint";
 
 export function hasSessionHint(): boolean {
   try {
@@ -12,7 +16,19 @@ export function hasSessionHint(): boolean {
   }
 }
 
+function setHintCookie(on: boolean): void {
+  try {
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = on
+      ? `${COOKIE}=1; Path=/; Max-Age=31536000; SameSite=Strict${secure}`
+      : `${COOKIE}=; Path=/; Max-Age=0; SameSite=Strict${secure}`;
+  } catch {
+    /* no document (tests) */
+  }
+}
+
 export function setSessionHint(on: boolean): void {
+  setHintCookie(on);
   try {
     if (on) localStorage.setItem(HINT, "1");
     else localStorage.removeItem(HINT);

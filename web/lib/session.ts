@@ -32,7 +32,7 @@ export async function getSession(): Promise<ChatClient | null> {
   });
   const c = await resuming;
   current = c ?? current;
-  if (!current) setHint(false);
+  setHint(current !== null); // (a session from before the hint cookie gets it now)
   return current;
 }
 

@@ -78,7 +78,7 @@ def test_prepare_writes_the_manifest_and_compressed_siblings(export: Path) -> No
 
 async def test_html_gets_its_own_strict_csp(export: Path) -> None:
     c = client(export)
-    r = await c.get("/", headers={"accept-encoding": "identity"})
+    r = await c.get("/", headers={"accept-encoding": "identity", "cookie": "chat_hint=1"})
     assert r.status_code == 200 and r.content == PAGE
     policy = r.headers["content-security-policy"]
     script_src = next(d for d in policy.split("; ") if d.startswith("script-src"))
@@ -146,3 +146,14 @@ def test_origins() -> None:
     assert not origin_allowed("null", "gw:8080", allowed)
     assert not origin_allowed("https://app.example.com.evil.example", "gw:8080", allowed)
     assert origin_allowed("https://anything", "gw:8080", ["*"])
+
+
+async def test_signed_out_visit_to_the_root_goes_straight_to_the_login_page(export: Path) -> None:
+    c = client(export)
+    r = await c.get("/")
+    assert r.status_code == 307 and r.headers["location"] == "/login/"
+    assert r.headers["cache-control"] == "no-store" and "Cookie" in r.headers["vary"]
+    assert (await c.get("/", headers={"cookie": "chat_hint=1"})).status_code == 200  # may hold a session
+    assert (await c.get("/login/")).status_code == 200
+    (export / "login.html").unlink()
+    assert (await client(export).get("/")).status_code == 200  # an export without a login page

@@ -17,6 +17,12 @@ Headers:
   precompressed ``.br`` / ``.gz`` sibling (made by ``prepare``) when the client accepts it
   (``Vary: Accept-Encoding``).
 
+**Signed out at ``/``.** A request for ``/`` without the ``chat_hint`` cookie (set by the
+app beside its session hint at login, cleared at logout: ``web/lib/session-hint.ts``; it
+is not a credential, only "this browser may hold a session") is answered 307 to
+``/login/`` when the export has that page: a signed-out visitor gets the pre-rendered login
+form in the first response instead of a loading screen whose script then navigates there.
+
 **/docs** is Swagger UI for ``/openapi.json`` from the ``swagger-ui-bundle`` package's files
 (never a CDN), started by a small script file rather than an inline one, under the same
 kind of CSP.
@@ -44,13 +50,15 @@ from urllib.parse import urlsplit
 
 from chat_proto.errors import ChatError, ErrorCode
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.datastructures import Headers
 
 CSP_MANIFEST = "csp-hashes.json"
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 IMMUTABLE = "public, max-age=31536000, immutable"
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+SESSION_HINT_COOKIE = "chat_hint"
+SIGNED_OUT_START = "login/"
 COMPRESSIBLE = {".html", ".js", ".css", ".json", ".txt", ".svg", ".map", ".xml", ".webmanifest"}
 
 
@@ -182,6 +190,10 @@ class WebApp:
         return None
 
     def response(self, request: Request, path: str) -> Response:
+        if not path.strip("/") and SESSION_HINT_COOKIE not in request.cookies and self.resolve(SIGNED_OUT_START):
+            return RedirectResponse(
+                "/" + SIGNED_OUT_START, 307, headers={"Cache-Control": "no-store", "Vary": "Cookie"}
+            )
         f = self.resolve(path)
         status = 200
         if f is None:
