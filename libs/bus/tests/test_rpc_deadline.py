@@ -84,3 +84,40 @@ async def test_unexpected_errors_are_mapped_or_internal(tmp_path: Path) -> None:
             await rpc.stop()
             await nc.close()
     assert codes == [(ErrorCode.UNAVAILABLE, "away"), (ErrorCode.INTERNAL, ChatError(ErrorCode.INTERNAL).message)]
+
+
+async def test_request_wire_passes_the_reply_on_unread(tmp_path: Path) -> None:
+    """``request`` reads the reply into the op's model; ``request_wire`` returns it as the
+    service sent it (the gateway passes a page of history on), and refuses a non-object."""
+    from chat_proto.errors import ChatError, ErrorCode
+    from chat_proto.ops import Op
+    from chat_proto.replies import Events
+
+    op = Op("svc.test.page", Req, Events)
+
+    async def handler(req: Req, _ctx: RpcContext) -> Any:
+        if req.n == 1:
+            return [1, 2]
+        event = {"conv": "c1", "seq": 7, "kind": "message", "sender": "u", "ts": "t", "extra": 1}
+        return {"events": [event], "has_more": True}
+
+    with NatsServer(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        rpc = RpcServer(nc, "q")
+        rpc.add(op.subject, Req, handler)
+        await rpc.start()
+        client = RpcClient(nc, 5.0)
+        try:
+            raw = await client.request_wire(op, Req(n=0))
+            typed = await client.request(op, Req(n=0))
+            try:
+                await client.request_wire(op, Req(n=1))
+                bad = None
+            except ChatError as e:
+                bad = e.code
+        finally:
+            await rpc.stop()
+            await nc.close()
+    assert raw["events"][0]["extra"] == 1 and raw["has_more"] is True
+    assert typed.events[0].seq == raw["events"][0]["seq"] == 7
+    assert bad == ErrorCode.INTERNAL

@@ -229,3 +229,15 @@ class RpcClient:
         """Call ``op`` (chat_proto.ops) and read its typed reply; errors raise ``ChatError``."""
         payload = req if req is not None else op.request()
         return op.read(await self.call(op.subject, payload, user=user, timeout=timeout))
+
+    async def request_wire(
+        self, op: Op[Req, Resp], req: Req | None = None, *, user: str | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Call ``op`` and return its reply as the owning service sent it, not read into the
+        reply model: for a reply passed on to a client as it is (a page of history; reading
+        and dumping 50 events again was ~7 % of the gateway's CPU per page)."""
+        payload = req if req is not None else op.request()
+        out = await self.call(op.subject, payload, user=user, timeout=timeout)
+        if not isinstance(out, dict):
+            raise ChatError(ErrorCode.INTERNAL, f"{op.subject}: malformed reply")
+        return out

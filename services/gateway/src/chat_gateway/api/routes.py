@@ -271,7 +271,7 @@ async def history(
     limit: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX, description="clamped to 1..200")] = 50,
 ) -> Any:
     q = messages_api.HistoryQuery(conv=_conv(conv), before=before, after=after, limit=clamp(limit, 1, 200))
-    page = wire(await res.rpc.request(ops.messages.HISTORY, q, user=caller.user_id))
+    page = await res.rpc.request_wire(ops.messages.HISTORY, q, user=caller.user_id)
     page["events"] = [res.signer.event(e, caller.user_id) for e in page.get("events", [])]
     # Rendered here: FastAPI's jsonable_encoder walks every value of a returned dict (~1 ms
     # for a page of 50; bench/history.py).
