@@ -53,13 +53,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError, TransportError
+from opensearchpy.exceptions import AuthorizationException, ConflictError, NotFoundError, RequestError, TransportError
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 
 from chat_search.backends import (
@@ -87,13 +88,15 @@ NEXT_CHECK_S = 1.0
 """How stale a process's knowledge of a running rebuild may be (one alias check per period)."""
 NEXT_SETTLE_S = 2 * NEXT_CHECK_S + 0.5
 """A rebuild waits this long after creating its index before reading the store."""
+log = logging.getLogger("chat.search.opensearch")
+
 # Root causes of a search that a user's input (not the cluster) made fail: a 422, not a 503.
 _QUERY_ERRORS = frozenset(
     {"too_many_clauses", "query_shard_exception", "parse_exception", "illegal_argument_exception"}
 )
 
 
-def index_template(prefix: str, shards: int = 1, replicas: int = 0) -> dict[str, Any]:
+def index_template(prefix: str, shards: int = 1, replicas: int = 0, refresh_ms: int = 1000) -> dict[str, Any]:
     """The composable index template for ``{prefix}-*``."""
     return {
         "index_patterns": [f"{prefix}-*"],
@@ -103,6 +106,8 @@ def index_template(prefix: str, shards: int = 1, replicas: int = 0) -> dict[str,
             "settings": {
                 "number_of_shards": shards,
                 "number_of_replicas": replicas,
+                # how soon a write is searchable (OpenSearch's default is 1 s)
+                "refresh_interval": f"{refresh_ms}ms",
                 "gc_deletes": "10m",  # how long a delete's version is remembered (see Versions)
                 "analysis": {
                     "tokenizer": {"file_name_parts": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"}},
@@ -137,7 +142,8 @@ class OpenSearchBackend:
     ``hosts``: URLs (``http://127.0.0.1:9200``) or opensearch-py host dicts.
     ``index_prefix``: the alias name, and the prefix of the concrete indices and the
     template (tests give each their own). ``refresh``: make every write visible before it
-    returns (tests; the service relies on the 1 s refresh interval). ``client_options`` go to
+    returns (tests; the service relies on the index's refresh interval, ``refresh_ms``,
+    set in the template and, at start, on the index behind the alias). ``client_options`` go to
     :class:`opensearchpy.OpenSearch` (``http_auth``, ``use_ssl``, ``ca_certs``...)."""
 
     def __init__(
@@ -148,6 +154,7 @@ class OpenSearchBackend:
         refresh: bool = False,
         shards: int = 1,
         replicas: int = 0,
+        refresh_ms: int = 1000,
         **client_options: Any,
     ) -> None:
         self.alias = index_prefix
@@ -158,7 +165,8 @@ class OpenSearchBackend:
         self._next_checked = -NEXT_CHECK_S
         self._next_active = False
         self.template_name = f"{index_prefix}-template"
-        self._template = index_template(index_prefix, shards, replicas)
+        self._refresh_ms = refresh_ms
+        self._template = index_template(index_prefix, shards, replicas, refresh_ms)
         self._refresh = "true" if refresh else "false"
         options: dict[str, Any] = {"timeout": REQUEST_TIMEOUT, "max_retries": 0, "retry_on_timeout": False}
         options.update(client_options)
@@ -196,6 +204,12 @@ class OpenSearchBackend:
                 if e.error != "resource_already_exists_exception":
                     raise
         if await self._call(c.indices.exists_alias, name=self.alias):
+            # an index made before the setting changed follows it (a dynamic setting)
+            settings = {"index": {"refresh_interval": f"{self._refresh_ms}ms"}}
+            try:
+                await self._call(c.indices.put_settings, index=self.alias, body=settings, request_timeout=WRITE_TIMEOUT)
+            except AuthorizationException:  # a user without indices:admin/settings/update
+                log.warning("cannot set refresh_interval of the live index; new indices get it from the template")
             return
         try:
             body = {"aliases": {self.alias: {"is_write_index": True}}}

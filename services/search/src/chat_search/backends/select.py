@@ -18,6 +18,7 @@ def backend_from(s: SearchSettings) -> SearchBackend:
             index_prefix=s.index_prefix,
             shards=s.index_shards,
             replicas=s.index_replicas,
+            refresh_ms=s.refresh_ms,
             http_auth=auth,
         )
     from chat_search.backends.fts import FtsBackend
