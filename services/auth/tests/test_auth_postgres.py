@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from chat_common.db import make_engine, migrate
+from chat_devtools.postgres import scratch_database
 from chat_proto.errors import ChatError, ErrorCode
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_auth.accounts import AccountsService
@@ -38,25 +37,15 @@ async def pg_engine(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, 
         if os.environ.get("CI") == "true":
             pytest.fail("CHAT_TEST_PG_URL not set under CI")
         pytest.skip("CHAT_TEST_PG_URL not set (run the tests with `make test`)")
-    admin = make_engine(PG_URL)
-    db = f"auth_{uuid.uuid4().hex[:12]}"
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        icu = getattr(request, "param", "") == "icu"
-        icu_clause = " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'" if icu else ""
-        await conn.execute(text(f'CREATE DATABASE "{db}"{icu_clause}'))
-    url = PG_URL.rsplit("/", 1)[0] + f"/{db}"
-    engine = make_engine(url)
-    try:
-        await migrate(engine, MIGRATIONS, VERSION_TABLE)
-        await migrate(engine, MIGRATIONS, VERSION_TABLE)  # idempotent
-        yield url, engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE "{db}" WITH (FORCE)'))
-        await admin.dispose()
+    icu = getattr(request, "param", "") == "icu"
+    async with scratch_database(PG_URL.rsplit("/", 1)[0], "auth", icu=icu) as url:
+        engine = make_engine(url)
+        try:
+            await migrate(engine, MIGRATIONS, VERSION_TABLE)
+            await migrate(engine, MIGRATIONS, VERSION_TABLE)  # idempotent
+            yield url, engine
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ on PostgreSQL (``Store.read``), and a history page is a range scan of the primar
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from chat_common.db import make_engine, migrate
+from chat_devtools.postgres import scratch_database
 from chat_messages import history_store
 from chat_messages.conversations import Conversations
 from chat_messages.history_store import EVENT_COLUMNS, history_query, page_query, wire_from_row
@@ -43,21 +43,13 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         if os.environ.get("CI") == "true":
             pytest.fail("CHAT_TEST_PG_URL not set under CI")
         pytest.skip("CHAT_TEST_PG_URL not set (run the tests with `make test`)")
-    admin = make_engine(PG_URL)
-    db = f"messages_{uuid.uuid4().hex[:12]}"
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{db}"'))
-    engine = make_engine(PG_URL.rsplit("/", 1)[0] + f"/{db}", pool_size=1)  # one connection: reused
-    try:
-        await migrate(engine, MIGRATIONS, "alembic_version_messages")
-        yield Store(engine)
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE "{db}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(_BASE, "messages") as url:
+        engine = make_engine(url, pool_size=1)  # one connection: reused
+        try:
+            await migrate(engine, MIGRATIONS, "alembic_version_messages")
+            yield Store(engine)
+        finally:
+            await engine.dispose()
 
 
 class Everyone:

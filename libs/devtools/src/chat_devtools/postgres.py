@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import glob
 import os
 import pwd
@@ -17,6 +18,8 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
@@ -80,6 +83,33 @@ def create_database_sync(base_url: str, name: str) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, create()).result()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(base_url: str, prefix: str, *, icu: bool = False) -> AsyncIterator[str]:
+    """A fresh database on the server at ``base_url`` (``scheme://user@host:port``, no
+    database), dropped (``WITH (FORCE)``) on exit; yields its URL in ``base_url``'s scheme.
+    ``icu``: collated with ICU en-US instead of byte order."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    if not _IDENT.match(name):
+        raise ValueError(f"invalid database name: {name!r}")
+    admin = asyncpg_dsn(base_url, "postgres")
+    clause = " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'" if icu else ""
+    conn = await asyncpg.connect(admin, timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await conn.close()
+    try:
+        yield f"{base_url.rstrip('/')}/{name}"
+    finally:
+        conn = await asyncpg.connect(admin, timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 def asyncpg_dsn(base_url: str, dbname: str) -> str:
