@@ -75,6 +75,7 @@ from websockets.asyncio.client import ClientConnection, connect
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import centrifugo  # noqa: E402
+from aio_util import gather_limited  # noqa: E402
 from fanout_worker import bucket_ms  # noqa: E402
 from run import start_backend, summarize_profile  # noqa: E402
 
@@ -433,16 +434,6 @@ class Users:
     logged_in_at: float = 0.0
 
 
-async def _limited(n: int, coros: list[Any]) -> list[Any]:
-    sem = asyncio.Semaphore(n)
-
-    async def one(c: Any) -> Any:
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros))
-
-
 async def login(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
     r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
     r.raise_for_status()
@@ -472,7 +463,7 @@ async def setup_users(base: str, n: int) -> Users:
             r.raise_for_status()
             return u
 
-        receivers = await _limited(16, [member(i) for i in range(n)])
+        receivers = await gather_limited(16, [member(i) for i in range(n)])
     return Users(conv, owner, receivers, now())
 
 
@@ -481,7 +472,7 @@ async def fresh_tokens(base: str, users: Users) -> None:
         return
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         users.owner = await login(http, users.owner["name"])
-        users.receivers = await _limited(16, [login(http, u["name"]) for u in users.receivers])
+        users.receivers = await gather_limited(16, [login(http, u["name"]) for u in users.receivers])
     users.logged_in_at = now()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
+from aio_util import gather_limited
 from history_ws import WsClient
 
 PASSWORD = "bench-password-1"
@@ -59,16 +60,6 @@ async def login(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
     return body
 
 
-async def _limited(n: int, coros: list[Any]) -> list[Any]:
-    sem = asyncio.Semaphore(n)
-
-    async def one(c: Any) -> Any:
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros))
-
-
 async def setup_sync(base: str, convs: int, events: int) -> SyncSetup:
     t0 = time.monotonic()
     tag = uuid.uuid4().hex[:6]
@@ -83,7 +74,7 @@ async def setup_sync(base: str, convs: int, events: int) -> SyncSetup:
             c = r.json()
             return c["id"], int(c["last_seq"])
 
-        positions = dict(await _limited(8, [create(i) for i in range(convs)]))
+        positions = dict(await gather_limited(8, [create(i) for i in range(convs)]))
 
         async def post(conv: str, n: int) -> None:
             r = await http.post(
@@ -93,7 +84,7 @@ async def setup_sync(base: str, convs: int, events: int) -> SyncSetup:
             )
             r.raise_for_status()
 
-        await _limited(16, [post(conv, n) for n in range(events) for conv in positions])
+        await gather_limited(16, [post(conv, n) for n in range(events) for conv in positions])
     return SyncSetup(me["name"], poster["name"], positions, events, time.monotonic() - t0)
 
 

@@ -72,6 +72,7 @@ from chat_devtools.testing import NO_AUTH_BUDGETS
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from aio_util import gather_limited  # noqa: E402
 from fanout import cpu_seconds  # noqa: E402
 from idle_report import print_profile, print_table, summarize  # noqa: E402
 
@@ -203,16 +204,6 @@ class Users:
     logged_in_at: float = 0.0
 
 
-async def limited(n: int, coros: list[Any]) -> list[Any]:
-    sem = asyncio.Semaphore(n)
-
-    async def one(c: Any) -> Any:
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros))
-
-
 async def login(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
     r = await http.post("/v1/auth/login", json={"username": name, "password": PASSWORD})
     r.raise_for_status()
@@ -231,7 +222,7 @@ async def setup_users(base: str, n: int, group_size: int) -> Users:
             r.raise_for_status()
             return await login(http, name)
 
-        pairs = await limited(32, [user(name) for name in names])
+        pairs = await gather_limited(32, [user(name) for name in names])
         users = Users(names, [p[0] for p in pairs], [p[1] for p in pairs], group_size, t0)
 
         async def group(i: int) -> None:
@@ -246,7 +237,7 @@ async def setup_users(base: str, n: int, group_size: int) -> Users:
             r.raise_for_status()
 
         if group_size > 1:
-            await limited(32, [group(i) for i in range(0, n, group_size)])
+            await gather_limited(32, [group(i) for i in range(0, n, group_size)])
     return users
 
 
@@ -256,7 +247,7 @@ async def fresh_tokens(base: str, users: Users, needed_s: float) -> None:
         return
     t0 = now()
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-        pairs = await limited(32, [login(http, name) for name in users.names])
+        pairs = await gather_limited(32, [login(http, name) for name in users.names])
     users.tokens = [p[1] for p in pairs]
     users.logged_in_at = t0
 
@@ -276,7 +267,7 @@ async def presence_check(base: str, users: Users, n: int) -> dict[str, int]:
             r.raise_for_status()
             return [e["user_id"] for e in r.json()["presence"] if e["status"] == "online"]
 
-        online = await limited(16, [block(i, min(i + gs, n)) for i in range(0, n, gs)])
+        online = await gather_limited(16, [block(i, min(i + gs, n)) for i in range(0, n, gs)])
         stray = await block(n, min(n + gs, len(users.ids))) if n < len(users.ids) else []
     return {
         "online": sum(len(o) for o in online),

@@ -44,6 +44,7 @@ from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.testing import NO_AUTH_BUDGETS
 
 sys.path.insert(0, str(Path(__file__).parent))
+from aio_util import gather_limited
 from run import cpu_snapshot  # bench/run.py: CPU seconds per process tree
 
 PASSWORD = "bench-password-1"
@@ -112,16 +113,6 @@ class Client:
             await self.ws.close()
         if self.task is not None:
             await asyncio.wait([self.task], timeout=5)
-
-
-async def gather_limited(n: int, coros: list[Any]) -> list[Any]:
-    sem = asyncio.Semaphore(n)
-
-    async def one(c: Any) -> Any:
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(one(c) for c in coros))
 
 
 async def setup(gw_urls: list[str], n: int, group_size: int, layers: int) -> list[tuple[str, str]]:
