@@ -4,7 +4,7 @@ import { useRouter } from "next/navigation";
 import { Loader2, MessageSquare } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Sheet, SheetContent, SheetDescription, SheetTitle } from "@/components/ui/sheet";
-import { Sidebar, useSidebarOrder } from "@/components/sidebar";
+import { Sidebar, sidebarOrder } from "@/components/sidebar";
 import { ConversationView, MobileTopBar } from "@/components/conversation-view";
 import { ConnectionBanner } from "@/components/connection-banner";
 import { SearchDialog } from "@/components/search-dialog";
@@ -65,10 +65,9 @@ export function ChatApp() {
 }
 
 function Shell() {
+  // Not the conversations themselves: they change with every event, and this renders the whole app.
   const active = useChat((s) => s.active);
-  const conversations = useChat((s) => s.conversations);
   const loaded = useChat((s) => s.convsLoaded);
-  const order = useSidebarOrder();
   const sidebar = usePanelDialog("sidebar");
   const panel = usePanel();
 
@@ -78,14 +77,15 @@ function Shell() {
     if (!loaded || restored.current) return;
     restored.current = true;
     const want = new URLSearchParams(window.location.search).get("c");
+    const first = sidebarOrder(chat.state).all[0];
     if (want && ID_RE.test(want)) {
-      if (!conversations[want]) {
+      if (!chat.state.conversations[want]) {
         void chat.loadConversation(want).then((c) => (c ? chat.select(want) : undefined));
       } else chat.select(want);
-    } else if (window.matchMedia("(min-width: 768px)").matches && order.all[0]) {
-      chat.select(order.all[0].id);
+    } else if (window.matchMedia("(min-width: 768px)").matches && first) {
+      chat.select(first.id);
     }
-  }, [loaded, conversations, order.all]);
+  }, [loaded]);
 
   React.useEffect(() => {
     if (!restored.current) return;
@@ -94,7 +94,11 @@ function Shell() {
   }, [active]);
 
   // Unread total in the tab title.
-  const unread = React.useMemo(() => Object.values(conversations).reduce((n, c) => n + (c.unread > 0 ? 1 : 0), 0), [conversations]);
+  const unread = useChat((s) => {
+    let n = 0;
+    for (const id in s.conversations) if (s.conversations[id]!.unread > 0) n++;
+    return n;
+  });
   React.useEffect(() => {
     document.title = unread ? `(${unread}) Chat` : "Chat";
   }, [unread]);
@@ -108,7 +112,7 @@ function Shell() {
         return;
       }
       if (e.altKey && !e.ctrlKey && !e.metaKey && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
-        const list = order.all;
+        const list = sidebarOrder(chat.state).all;
         if (!list.length) return;
         e.preventDefault();
         const dir = e.key === "ArrowDown" ? 1 : -1;
@@ -126,7 +130,7 @@ function Shell() {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [order.all, panel]);
+  }, [panel]);
 
   return (
     <div className="h-dvh-safe flex flex-col">

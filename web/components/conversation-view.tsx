@@ -17,13 +17,16 @@ import { Lightbox } from "@/components/lightbox";
 import { ConfirmDialog, type ConfirmRequest } from "@/components/confirm-dialog";
 import { ConvIcon } from "@/components/sidebar";
 import { MembersSheet } from "@/components/members-panel";
-import { chat, convTitle, displayName, dmPeer, useChat } from "@/lib/store";
+import { chat, convTitle, displayName, dmPeer, sameConvShown, useChat, useChatEq } from "@/lib/store";
 import { openPanel } from "@/lib/ui";
 import { formatLastSeen } from "@/lib/format";
 import { reportError } from "@/lib/errors";
 
 export function ConversationView({ convId }: { convId: string }) {
-  const conv = useChat((s) => s.conversations[convId]);
+  // What this needs of the conversation, not the object (it changes with every event).
+  const exists = useChat((s) => s.conversations[convId] !== undefined);
+  const archived = useChat((s) => s.conversations[convId]?.archived === true);
+  const role = useChat((s) => s.conversations[convId]?.role);
   const [mode, setMode] = React.useState<ComposerMode>({ kind: "new" });
   const [image, setImage] = React.useState<Attachment | null>(null);
   const [confirm, setConfirm] = React.useState<ConfirmRequest | null>(null);
@@ -62,7 +65,7 @@ export function ConversationView({ convId }: { convId: string }) {
     }
   }, [convId]);
 
-  if (!conv) {
+  if (!exists) {
     return (
       <div className="flex flex-1 flex-col">
         <MobileTopBar title="Conversation" />
@@ -73,9 +76,9 @@ export function ConversationView({ convId }: { convId: string }) {
     );
   }
 
-  const disabledReason = conv.archived
+  const disabledReason = archived
     ? "This conversation is archived: it is read-only."
-    : conv.role === "guest"
+    : role === "guest"
       ? "Guests can read but not post here."
       : null;
 
@@ -114,7 +117,7 @@ export function MobileTopBar({ title }: { title: string }) {
 }
 
 function Header({ convId }: { convId: string }) {
-  const conv = useChat((s) => s.conversations[convId])!;
+  const conv = useChatEq((s) => s.conversations[convId], sameConvShown)!;
   const title = useChat((s) => convTitle(s, conv));
   const peer = useChat((s) => dmPeer(s, conv));
   const presence = useChat((s) => (peer ? s.presence[peer] : undefined));

@@ -2,8 +2,16 @@
 /**
  * The history of one conversation, windowed: at most MAX rows are in the DOM. The window is
  * kept by seq (not index), so pages prepended by infinite scroll do not move it; moving it
- * keeps the first visible row where it was on screen (an anchor), and while the reader is at
- * the bottom the list sticks to the newest message (also when images load).
+ * keeps the first visible row where it was on screen (an anchor), and while the reader follows
+ * the newest message the list stays pinned to the bottom (also when images load).
+ *
+ * "Follow the newest" is state of its own, changed only by the reader's intent: scrolling up
+ * away from the bottom (a scroll that follows a wheel, key, touch or scrollbar drag) ends it,
+ * reaching the bottom of the newest window or "Latest" starts it again, a jump ends it. It is
+ * never re-derived from the scroll position after a render: that position lags the render by
+ * up to a frame while rows arrive. Pinning writes the scroll position at most once per frame
+ * (in an animation frame, and in the ResizeObserver after layout), never in the render path,
+ * so a burst of messages does not force one synchronous layout of the window per message.
  */
 import * as React from "react";
 import { ArrowDown, Loader2 } from "lucide-react";
@@ -18,6 +26,8 @@ const STEP = 80; // rows added when the reader nears an edge of the window
 const INITIAL = 80;
 const EDGE_PX = 800;
 const GROUP_MS = 5 * 60_000;
+const BOTTOM_PX = 48; // this close to the end counts as "at the bottom"
+const INTENT_MS = 1000; // a scroll this soon after an input that scrolls up is the reader's
 const EMPTY: ChatEvent[] = [];
 const NO_OUTBOX: OutgoingMessage[] = [];
 
@@ -31,6 +41,35 @@ function lowerBound(items: ChatEvent[], seq: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/** The message with this seq, if loaded (items are sorted by seq). */
+function messageAt(items: ChatEvent[], seq: number): ChatEvent | undefined {
+  const e = items[lowerBound(items, seq)];
+  return e && e.seq === seq && e.kind === "message" ? e : undefined;
+}
+
+const UP_KEYS = new Set(["ArrowUp", "PageUp", "Home"]);
+
+/** An event's time and day, parsed once per event (the list is rendered for every new message). */
+const TIMES = new WeakMap<ChatEvent, { ms: number; day: string }>();
+function timeOf(ev: ChatEvent): { ms: number; day: string } {
+  let t = TIMES.get(ev);
+  if (!t) {
+    const d = parseTs(ev.ts);
+    t = { ms: d.getTime(), day: dayKey(d) };
+    TIMES.set(ev, t);
+  }
+  return t;
+}
+
+interface CachedRow {
+  deps: unknown[];
+  el: React.ReactElement;
+}
+
+function sameDeps(a: unknown[], b: unknown[]): boolean {
+  return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
 }
 
 interface Win {
@@ -53,11 +92,26 @@ export function MessageList({ convId }: { convId: string }) {
   const scrollRef = React.useRef<HTMLDivElement>(null);
   const contentRef = React.useRef<HTMLDivElement>(null);
   const [win, setWin] = React.useState<Win>({ endSeq: null });
-  const [atBottom, setAtBottom] = React.useState(true);
+  const [pinned, setPinned] = React.useState(true);
   const [flashSeq, setFlashSeq] = React.useState<number | null>(null);
-  const stick = React.useRef(true);
+  /** Follow the newest message (see the top of this file). */
+  const follow = React.useRef(true);
+  /** When the reader last asked to scroll up (wheel, key, touch), and whether a pointer holds the scrollbar or a finger the list. */
+  const upIntent = React.useRef(-Infinity);
+  const held = React.useRef(false);
+  /** scrollTop at the last scroll event or pin: a smaller one means the list moved up. */
+  const lastTop = React.useRef(0);
+  const frame = React.useRef(0);
   const anchor = React.useRef<{ key: string; top: number } | null>(null);
   const scrollToSeq = React.useRef<number | null>(null);
+  /** The row elements of the last render: one whose inputs did not change is the same element,
+   * which React skips without comparing its props (a new message re-renders only its own row). */
+  const rowCache = React.useRef(new Map<string, CachedRow>());
+
+  const setFollow = React.useCallback((v: boolean) => {
+    follow.current = v;
+    setPinned(v);
+  }, []);
 
   const startIdx = win.startSeq === undefined ? 0 : lowerBound(items, win.startSeq);
   const endIdx = win.endSeq === null ? items.length : Math.min(items.length, lowerBound(items, win.endSeq + 1));
@@ -77,21 +131,35 @@ export function MessageList({ convId }: { convId: string }) {
     }
   }, []);
 
-  const check = React.useCallback(() => {
+  // Where the reader is: follow or not, pull history at an edge, mark read. `scrolled`: from a
+  // scroll event (else from the frame after a render, when the list was just pinned).
+  const check = React.useCallback((scrolled: boolean) => {
     const el = scrollRef.current;
     if (!el || !tl) return;
-    const fromBottom = el.scrollHeight - el.scrollTop - el.clientHeight;
-    const bottom = fromBottom < 48;
-    stick.current = bottom && win.endSeq === null;
-    chat.atBottom = bottom && following;
-    setAtBottom(bottom);
-    if (el.scrollTop < EDGE_PX) {
+    const up = performance.now() - upIntent.current < INTENT_MS;
+    // A scroll the list made itself (pinning, a trimmed window) while following: nothing to
+    // decide, and no layout to read (the frame after the render checks the edges).
+    if (scrolled && follow.current && !up && !held.current) return;
+    const top = el.scrollTop;
+    const fromBottom = el.scrollHeight - top - el.clientHeight;
+    const bottom = fromBottom < BOTTOM_PX;
+    const movedUp = top < lastTop.current - 1;
+    lastTop.current = top;
+    if (follow.current) {
+      // The reader scrolled up (a drag or a finger: away from the bottom, too).
+      if (scrolled && movedUp && (up || (held.current && !bottom))) setFollow(false);
+    } else if (following && (up ? fromBottom <= 1 : bottom)) {
+      setFollow(true); // back at the bottom of the newest messages
+    }
+    chat.atBottom = follow.current && following;
+    if (top < EDGE_PX) {
       if (startIdx > 0) {
         const ns = Math.max(0, startIdx - STEP);
         const next: Win = { startSeq: items[ns]!.seq, endSeq: win.endSeq };
         if (endIdx - ns > MAX) {
           next.endSeq = items[ns + MAX - 1]!.seq;
-          stick.current = false;
+          setFollow(false);
+          chat.atBottom = false;
         }
         captureAnchor();
         setWin(next);
@@ -110,20 +178,40 @@ export function MessageList({ convId }: { convId: string }) {
       }
       if (tl.hasMoreAfter && !tl.loadingAfter) void chat.loadNewer(convId);
     }
-    if (bottom && following) chat.markActiveRead();
-  }, [tl, items, startIdx, endIdx, win, following, convId, captureAnchor]);
+    if (chat.atBottom) chat.markActiveRead();
+  }, [tl, items, startIdx, endIdx, win, following, convId, captureAnchor, setFollow]);
+
+  // Once per animation frame after renders: pin to the bottom while following (one layout per
+  // frame, however many messages arrived), then check where the reader is.
+  const checkRef = React.useRef(check);
+  React.useLayoutEffect(() => {
+    checkRef.current = check;
+  }, [check]);
+  const schedule = React.useCallback(() => {
+    if (frame.current) return;
+    frame.current = requestAnimationFrame(() => {
+      frame.current = 0;
+      const el = scrollRef.current;
+      if (el && follow.current && scrollToSeq.current === null) {
+        el.scrollTop = el.scrollHeight;
+        lastTop.current = el.scrollTop;
+      }
+      checkRef.current(false);
+    });
+  }, []);
+  React.useEffect(() => () => cancelAnimationFrame(frame.current), []);
 
   // Set the start of the window once there is history; trim the top while following the end.
   React.useLayoutEffect(() => {
     if (!items.length) return;
     if (win.startSeq === undefined) {
       setWin((w) => ({ ...w, startSeq: items[Math.max(0, items.length - INITIAL)]!.seq }));
-    } else if (win.endSeq === null && stick.current && endIdx - startIdx > MAX) {
+    } else if (win.endSeq === null && follow.current && endIdx - startIdx > MAX) {
       setWin((w) => ({ ...w, startSeq: items[Math.max(0, items.length - MAX + STEP)]!.seq }));
     }
   }, [items, win.startSeq, win.endSeq, startIdx, endIdx]);
 
-  // After each render: restore the anchor, or stick to the bottom, or show a jump target.
+  // After each render: show a jump target, or restore the anchor; then (in a frame) pin and check.
   React.useLayoutEffect(() => {
     const el = scrollRef.current;
     if (!el) return;
@@ -140,27 +228,69 @@ export function MessageList({ convId }: { convId: string }) {
       anchor.current = null;
       const row = el.querySelector<HTMLElement>(`[data-key="${a.key}"]`);
       if (row) el.scrollTop = row.offsetTop - a.top;
-    } else if (stick.current) {
-      el.scrollTop = el.scrollHeight;
     }
+    // Also keeps pulling history while the reader sits at an edge (a load changes nothing on screen).
+    schedule();
   });
 
-  // Keep pulling history while the reader sits at an edge (a load changes nothing on screen).
-  React.useEffect(() => {
-    const id = requestAnimationFrame(check);
-    return () => cancelAnimationFrame(id);
-  }, [check]);
-
-  // Content that grows below (images, a new row) keeps the list at the bottom when it was there.
+  // Content that changes size (images, rows) or a list that does: stay at the bottom while
+  // following (after layout, so this write forces none).
   React.useEffect(() => {
     const el = scrollRef.current;
     const content = contentRef.current;
     if (!el || !content || typeof ResizeObserver === "undefined") return;
     const ro = new ResizeObserver(() => {
-      if (stick.current) el.scrollTop = el.scrollHeight;
+      if (follow.current && scrollToSeq.current === null) {
+        el.scrollTop = el.scrollHeight;
+        lastTop.current = el.scrollTop;
+      }
     });
     ro.observe(content);
+    ro.observe(el);
     return () => ro.disconnect();
+  }, []);
+
+  // The reader's intent to scroll up: only a scroll that follows one ends following.
+  React.useEffect(() => {
+    const el = scrollRef.current;
+    if (!el) return;
+    const up = () => {
+      upIntent.current = performance.now();
+    };
+    const onWheel = (e: WheelEvent) => {
+      if (e.deltaY < 0) up();
+    };
+    const onKey = (e: KeyboardEvent) => {
+      if (UP_KEYS.has(e.key) || (e.key === " " && e.shiftKey)) up();
+    };
+    const onPointerDown = (e: PointerEvent) => {
+      if (e.target === el) held.current = true; // the scrollbar
+    };
+    const onTouchStart = () => {
+      held.current = true;
+    };
+    const release = () => {
+      if (held.current) up(); // a fling goes on after the finger lifts
+      held.current = false;
+    };
+    el.addEventListener("wheel", onWheel, { passive: true });
+    el.addEventListener("keydown", onKey);
+    el.addEventListener("pointerdown", onPointerDown);
+    el.addEventListener("touchstart", onTouchStart, { passive: true });
+    window.addEventListener("pointerup", release);
+    window.addEventListener("pointercancel", release);
+    el.addEventListener("touchend", release);
+    el.addEventListener("touchcancel", release);
+    return () => {
+      el.removeEventListener("wheel", onWheel);
+      el.removeEventListener("keydown", onKey);
+      el.removeEventListener("pointerdown", onPointerDown);
+      el.removeEventListener("touchstart", onTouchStart);
+      window.removeEventListener("pointerup", release);
+      window.removeEventListener("pointercancel", release);
+      el.removeEventListener("touchend", release);
+      el.removeEventListener("touchcancel", release);
+    };
   }, []);
 
   // A jump (search result, reply quote): window around the message, scroll it to the middle, flash it.
@@ -170,7 +300,7 @@ export function MessageList({ convId }: { convId: string }) {
     if (!items.length || idx >= items.length) return;
     const s = Math.max(0, idx - STEP);
     const e = Math.min(items.length, idx + STEP);
-    stick.current = false;
+    setFollow(false);
     chat.atBottom = false;
     scrollToSeq.current = items[idx]!.seq;
     setWin({ startSeq: items[s]!.seq, endSeq: e >= items.length && !tl?.hasMoreAfter ? null : items[e - 1]!.seq });
@@ -178,7 +308,7 @@ export function MessageList({ convId }: { convId: string }) {
     chat.clearJump();
     const t = setTimeout(() => setFlashSeq(null), 2600);
     return () => clearTimeout(t);
-  }, [jump, items, tl?.hasMoreAfter]);
+  }, [jump, items, tl?.hasMoreAfter, setFollow]);
 
   React.useEffect(() => {
     const onVis = () => {
@@ -193,13 +323,12 @@ export function MessageList({ convId }: { convId: string }) {
   }, []);
 
   const toLatest = () => {
-    stick.current = true;
+    setFollow(true);
     if (tl?.hasMoreAfter || win.endSeq !== null) {
       setWin({ endSeq: null });
       if (tl?.hasMoreAfter) void chat.loadLatest(convId);
     } else {
-      const el = scrollRef.current;
-      if (el) el.scrollTop = el.scrollHeight;
+      schedule();
     }
   };
 
@@ -224,41 +353,67 @@ export function MessageList({ convId }: { convId: string }) {
   const canDeleteOthers = conv?.kind !== "dm" && myRole !== undefined && ROLE_RANK[myRole] >= ROLE_RANK.admin;
   const canPost = myRole !== undefined && myRole !== "guest" && !conv?.archived;
 
-  const bySeq = React.useMemo(() => {
-    const m = new Map<number, ChatEvent>();
-    for (const e of items) if (e.kind === "message") m.set(e.seq, e);
-    return m;
-  }, [items]);
-
+  // The last item's seq is the highest: a sent message above it is not in the list yet.
   const outbox = React.useMemo(() => {
     if (!following) return NO_OUTBOX;
     const last = items[items.length - 1]?.seq ?? 0;
-    return outboxAll.filter(
-      (m) => m.conv === convId && (m.state !== "sent" || m.seq === undefined || (m.seq > last && !bySeq.has(m.seq))),
+    const mine = outboxAll.filter(
+      (m) => m.conv === convId && (m.state !== "sent" || m.seq === undefined || m.seq > last),
     );
-  }, [outboxAll, convId, following, items, bySeq]);
+    return mine.length ? mine : NO_OUTBOX;
+  }, [outboxAll, convId, following, items]);
 
+  // Searched from the read position (a binary search), not through the whole history.
+  const hasTl = tl !== undefined;
+  const readSeqAtOpen = tl?.readSeqAtOpen ?? 0;
+  const hasMoreBefore = tl?.hasMoreBefore ?? false;
   const firstNew = React.useMemo(() => {
-    if (!tl) return -1;
-    const i = items.findIndex((e) => e.seq > tl.readSeqAtOpen && e.sender !== meId && e.kind === "message");
-    return i > 0 || (i === 0 && tl.hasMoreBefore) ? items[i]!.seq : -1;
-  }, [items, tl, meId]);
+    if (!hasTl) return -1;
+    let i = lowerBound(items, Math.floor(readSeqAtOpen) + 1);
+    while (i < items.length && (items[i]!.sender === meId || items[i]!.kind !== "message")) i++;
+    if (i >= items.length) return -1;
+    return i > 0 || hasMoreBefore ? items[i]!.seq : -1;
+  }, [items, readSeqAtOpen, hasMoreBefore, meId, hasTl]);
 
   const rows: React.ReactNode[] = [];
+  const cache = rowCache.current;
+  const nextCache = new Map<string, CachedRow>();
+  const row = (key: string, deps: unknown[], make: () => React.ReactElement) => {
+    const old = cache.get(key);
+    const hit = old !== undefined && sameDeps(old.deps, deps);
+    const entry = hit ? old : { deps, el: make() };
+    nextCache.set(key, entry);
+    rows.push(entry.el);
+  };
+  const archived = conv?.archived === true;
   let prev: ChatEvent | undefined;
+  let prevTime: { ms: number; day: string } | undefined;
   for (let i = startIdx; i < endIdx; i++) {
     const ev = items[i]!;
-    const d = parseTs(ev.ts);
-    const newDay = !prev || dayKey(parseTs(prev.ts)) !== dayKey(d);
-    if (newDay) rows.push(<div key={`d${ev.seq}`} data-key={`d${ev.seq}`}><DayDivider label={formatDay(d)} /></div>);
-    if (ev.seq === firstNew) rows.push(<div key="new" data-key="new"><NewDivider /></div>);
+    const time = timeOf(ev);
+    const newDay = !prevTime || prevTime.day !== time.day;
+    if (newDay) {
+      const label = formatDay(new Date(time.ms));
+      row(`d${ev.seq}`, [label], () => (
+        <div key={`d${ev.seq}`} data-key={`d${ev.seq}`}>
+          <DayDivider label={label} />
+        </div>
+      ));
+    }
+    if (ev.seq === firstNew) {
+      row("new", [], () => (
+        <div key="new" data-key="new">
+          <NewDivider />
+        </div>
+      ));
+    }
     if (ev.kind === "message") {
       const compact =
         !newDay &&
         ev.seq !== firstNew &&
         prev?.kind === "message" &&
         prev.sender === ev.sender &&
-        d.getTime() - parseTs(prev.ts).getTime() < GROUP_MS &&
+        time.ms - prevTime!.ms < GROUP_MS &&
         ev.reply_to == null;
       const mine = ev.sender === meId;
       const tick: Tick | undefined = mine
@@ -266,7 +421,12 @@ export function MessageList({ convId }: { convId: string }) {
         : undefined;
       const patch = tl?.patches[ev.seq];
       const deleted = patch?.deleted || ev.deleted;
-      rows.push(
+      const replyOriginal = ev.reply_to != null ? messageAt(items, ev.reply_to) : undefined;
+      const replyPatch = ev.reply_to != null ? tl?.patches[ev.reply_to] : undefined;
+      const canEdit = mine && canPost && !deleted;
+      const canDelete = !deleted && !archived && (mine || canDeleteOthers);
+      const flash = flashSeq === ev.seq;
+      row(`e${ev.seq}`, [ev, patch, compact, mine, tick, replyOriginal, replyPatch, canEdit, canDelete, flash], () => (
         <div key={`e${ev.seq}`} data-key={`e${ev.seq}`}>
           <MessageRow
             ev={ev}
@@ -274,31 +434,34 @@ export function MessageList({ convId }: { convId: string }) {
             compact={compact}
             mine={mine}
             tick={tick}
-            replyOriginal={ev.reply_to != null ? bySeq.get(ev.reply_to) : undefined}
-            replyPatch={ev.reply_to != null ? tl?.patches[ev.reply_to] : undefined}
-            canEdit={mine && canPost && !deleted}
-            canDelete={!deleted && !conv?.archived && (mine || canDeleteOthers)}
-            flash={flashSeq === ev.seq}
+            replyOriginal={replyOriginal}
+            replyPatch={replyPatch}
+            canEdit={canEdit}
+            canDelete={canDelete}
+            flash={flash}
           />
-        </div>,
-      );
+        </div>
+      ));
     } else {
-      rows.push(
+      row(`e${ev.seq}`, [ev], () => (
         <div key={`e${ev.seq}`} data-key={`e${ev.seq}`}>
           <SystemRow ev={ev} />
-        </div>,
-      );
+        </div>
+      ));
     }
     prev = ev;
+    prevTime = time;
   }
+  rowCache.current = nextCache;
 
+  const onScroll = () => check(true);
   const loadingTop = tl?.loadingBefore;
   const showStart = tl?.loaded && !tl.failed && !tl.hasMoreBefore && startIdx === 0;
   return (
     <div className="relative min-h-0 flex-1">
       <div
         ref={scrollRef}
-        onScroll={check}
+        onScroll={onScroll}
         className="scroll-anchor-none h-full overflow-y-auto overscroll-contain"
         role="region"
         aria-label="Messages"
@@ -339,7 +502,7 @@ export function MessageList({ convId }: { convId: string }) {
           )}
         </div>
       </div>
-      {(!atBottom || !following) && tl?.loaded && (
+      {(!pinned || !following) && tl?.loaded && (
         <Button
           size="sm"
           variant="secondary"

@@ -34,29 +34,42 @@ import {
 } from "@/components/ui/dropdown-menu";
 import { Tip } from "@/components/ui/tooltip";
 import { UserAvatar } from "@/components/user-avatar";
-import { chat, convTitle, dmPeer, sortConversations, useChat } from "@/lib/store";
+import { chat, convTitle, dmPeer, sameConvShown, sameList, sortConversations, useChat, useChatEq, type State } from "@/lib/store";
 import { openPanel } from "@/lib/ui";
 import { useTheme, type ThemeChoice } from "@/lib/theme";
 import { setCurrentClient } from "@/lib/session";
 import { cn } from "@/lib/utils";
 
 /** Sidebar order: channels, then dms and groups, each by name (also used by keyboard navigation). */
-export function useSidebarOrder(): { channels: Conversation[]; direct: Conversation[]; all: Conversation[] } {
-  const conversations = useChat((s) => s.conversations);
-  const users = useChat((s) => s.users);
-  const members = useChat((s) => s.members);
-  const me = useChat((s) => s.me);
-  return React.useMemo(() => {
-    const ctx = { users, members, me };
-    const list = Object.values(conversations);
-    const channels = sortConversations(ctx, list.filter((c) => c.kind === "channel"));
-    const direct = sortConversations(ctx, list.filter((c) => c.kind !== "channel"));
-    return { channels, direct, all: [...channels, ...direct] };
-  }, [conversations, users, members, me]);
+export function sidebarOrder(s: Pick<State, "conversations" | "users" | "members" | "me">): {
+  channels: Conversation[];
+  direct: Conversation[];
+  all: Conversation[];
+} {
+  const list = Object.values(s.conversations);
+  const channels = sortConversations(s, list.filter((c) => c.kind === "channel"));
+  const direct = sortConversations(s, list.filter((c) => c.kind !== "channel"));
+  return { channels, direct, all: [...channels, ...direct] };
+}
+
+interface SidebarIds {
+  channels: string[];
+  direct: string[];
+}
+
+const sameIds = (a: SidebarIds, b: SidebarIds) => sameList(a.channels, b.channels) && sameList(a.direct, b.direct);
+
+/** The ids in sidebar order: a new event changes a conversation but not the order, so the
+ * sidebar does not re-render for it (its item does, when what it shows changed). */
+function useSidebarIds(): SidebarIds {
+  return useChatEq((s) => {
+    const { channels, direct } = sidebarOrder(s);
+    return { channels: channels.map((c) => c.id), direct: direct.map((c) => c.id) };
+  }, sameIds);
 }
 
 export function Sidebar({ onNavigate, inSheet }: { onNavigate?: () => void; inSheet?: boolean }) {
-  const { channels, direct } = useSidebarOrder();
+  const { channels, direct } = useSidebarIds();
   const loaded = useChat((s) => s.convsLoaded);
   return (
     <nav aria-label="Conversations" className="flex h-full min-h-0 flex-col bg-sidebar text-sidebar-foreground">
@@ -99,8 +112,8 @@ export function Sidebar({ onNavigate, inSheet }: { onNavigate?: () => void; inSh
               </DropdownMenu>
             }
           >
-            {channels.map((c) => (
-              <ConvItem key={c.id} conv={c} onNavigate={onNavigate} />
+            {channels.map((id) => (
+              <ConvItem key={id} id={id} onNavigate={onNavigate} />
             ))}
             {loaded && channels.length === 0 && (
               <li>
@@ -124,8 +137,8 @@ export function Sidebar({ onNavigate, inSheet }: { onNavigate?: () => void; inSh
               </Tip>
             }
           >
-            {direct.map((c) => (
-              <ConvItem key={c.id} conv={c} onNavigate={onNavigate} />
+            {direct.map((id) => (
+              <ConvItem key={id} id={id} onNavigate={onNavigate} />
             ))}
             {loaded && direct.length === 0 && (
               <li className="px-2 py-1.5 text-sm text-muted-foreground">No conversations yet.</li>
@@ -153,10 +166,12 @@ function Section({ title, action, children }: { title: string; action?: React.Re
   );
 }
 
-function ConvItem({ conv, onNavigate }: { conv: Conversation; onNavigate?: () => void }) {
-  const active = useChat((s) => s.active === conv.id);
-  const title = useChat((s) => convTitle(s, conv));
-  const peer = useChat((s) => dmPeer(s, conv));
+function ConvItem({ id, onNavigate }: { id: string; onNavigate?: () => void }) {
+  const conv = useChatEq((s) => s.conversations[id], sameConvShown);
+  const active = useChat((s) => s.active === id);
+  const title = useChat((s) => (conv ? convTitle(s, conv) : ""));
+  const peer = useChat((s) => (conv ? dmPeer(s, conv) : undefined));
+  if (!conv) return null;
   const unread = conv.unread;
   const label = unread > 0 ? `${title}, ${unread} unread` : title;
   return (

@@ -4,7 +4,7 @@
  * components through `useChat(selector)` (useSyncExternalStore). Every update replaces the
  * objects it changes, so a selector that returns a slice re-renders only when that slice changed.
  */
-import { useSyncExternalStore } from "react";
+import { useRef, useSyncExternalStore } from "react";
 import {
   ChatError,
   type ChatClient,
@@ -165,6 +165,10 @@ export class ChatStore {
   private notified = new Set<string>();
   private wasOpen = false;
   private jumpNonce = 0;
+  /** Receipts for the events of one task (a burst after a gap is filled), sent once at its end. */
+  private delivered = new Map<string, number>();
+  private readActive = false;
+  private receiptsQueued = false;
   /** Whether the active conversation is scrolled to its newest message (set by the list). */
   atBottom = true;
 
@@ -650,7 +654,7 @@ export class ChatStore {
       void this.loadConversation(e.conv);
     }
 
-    if (e.sender !== me && e.kind === "message") this.client?.markDelivered(e.conv, e.seq);
+    if (e.sender !== me && e.kind === "message") this.delivered.set(e.conv, Math.max(e.seq, this.delivered.get(e.conv) ?? 0));
     // Sending implies having read everything before it (also when sent from another device).
     if (e.sender === me && e.kind === "message" && conv && e.seq > conv.read_seq) this.client?.markRead(e.conv, e.seq);
 
@@ -704,7 +708,25 @@ export class ChatStore {
       return out;
     });
     this.ensureUsers([e.sender, ...(e.user_id ? [e.user_id] : [])]);
-    if (e.conv === this.state.active) this.markActiveRead();
+    if (e.conv === this.state.active) this.readActive = true;
+    this.queueReceipts();
+  }
+
+  /** Mark read (the active conversation, when on screen) and delivered once after the events
+   * of this task, not once per event. */
+  private queueReceipts(): void {
+    if (this.receiptsQueued) return;
+    this.receiptsQueued = true;
+    queueMicrotask(() => {
+      this.receiptsQueued = false;
+      if (this.readActive) {
+        this.readActive = false;
+        this.markActiveRead(); // implies delivered
+      }
+      const c = this.client;
+      for (const [conv, seq] of this.delivered) c?.markDelivered(conv, seq);
+      this.delivered.clear();
+    });
   }
 
   private onReceipt(r: Receipt): void {
@@ -841,6 +863,39 @@ export function useChat<T>(selector: (s: State) => T): T {
     () => selector(chat.state),
     () => selector(SERVER_STATE),
   );
+}
+
+/** useChat for a selector that builds a new value: while `equal` says it did not change, the
+ * previous one is returned (so the component does not re-render). */
+export function useChatEq<T>(selector: (s: State) => T, equal: (a: T, b: T) => boolean): T {
+  const last = useRef<{ v: T } | null>(null);
+  const pick = (s: State) => {
+    const v = selector(s);
+    if (last.current && equal(last.current.v, v)) return last.current.v;
+    last.current = { v };
+    return v;
+  };
+  return useSyncExternalStore(
+    chat.subscribe,
+    () => pick(chat.state),
+    () => selector(SERVER_STATE),
+  );
+}
+
+const COUNTERS = new Set(["last_seq", "delivered_seq", "read_seq"]);
+
+/** The same conversation but for its seq counters (which change with every event): what a
+ * header or a sidebar item shows (the unread count is compared). */
+export function sameConvShown(a: Conversation | undefined, b: Conversation | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => COUNTERS.has(k) || Object.is(a[k], b[k]));
+}
+
+export function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a === b || (a.length === b.length && a.every((x, i) => Object.is(x, b[i])));
 }
 
 // --- derived helpers (pure) ----------------------------------------------------------------
