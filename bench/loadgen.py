@@ -35,6 +35,7 @@ class Stats:
     acked: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     ack_lat: list[float] = field(default_factory=list)
+    ack_sent: list[float] = field(default_factory=list)  # when each acked send was due
     recv_lat: list[float] = field(default_factory=list)
     received: int = 0
     ack_times: list[float] = field(default_factory=list)
@@ -108,6 +109,7 @@ async def client(
                 st.acked += 1
                 st.ack_times.append(now)
                 st.ack_lat.append(now - sent_at[f["client_msg_id"]])
+                st.ack_sent.append(sent_at[f["client_msg_id"]])
                 st.answer_lat.append(now - sent_at[f["client_msg_id"]])
                 st.acked_seq[f["client_msg_id"]] = f["seq"]
                 answered.set()
@@ -222,7 +224,17 @@ async def run(args: argparse.Namespace) -> dict:
         "answer_ms": {"p99": round(pct(st.answer_lat, 0.99), 2), "max": round(max(st.answer_lat, default=0) * 1000, 2)},
         "answered_within_2s": sum(1 for x in st.answer_lat if x <= 2.0),
         "acked_not_stored": lost,
+        "ack_ms_by_second": by_second(st.ack_sent, st.ack_lat, t0),
     }
+
+
+def by_second(sent: list[float], lat: list[float], t0: float) -> list[list[float]]:
+    """[second since start, acks, p50 ms, p99 ms] of the acked sends due in each second: where
+    in the run the tail happened (a start-up transient, or spread over the run)."""
+    buckets: dict[int, list[float]] = {}
+    for s, x in zip(sent, lat, strict=True):
+        buckets.setdefault(int(s - t0), []).append(x)
+    return [[k, len(v), round(pct(v, 0.5), 1), round(pct(v, 0.99), 1)] for k, v in sorted(buckets.items())]
 
 
 async def verify(gateway: str, user: dict, conv: str, acked: dict[str, int]) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from prometheus_client import REGISTRY, Histogram
@@ -76,10 +76,15 @@ def track_rpc_server(server: _InFlight) -> None:
 
 class LoopLagMonitor:
     """Observes the event loop's lag into ``chat_event_loop_lag_seconds`` every ``interval``
-    seconds while started (a task of the running loop)."""
+    seconds while started (a task of the running loop); ``on_lag`` (if given) is told each
+    measure too, and ``observe=False`` leaves the histogram to another monitor."""
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(
+        self, interval: float = 0.5, on_lag: Callable[[float], None] | None = None, observe: bool = True
+    ) -> None:
         self.interval = interval
+        self.on_lag = on_lag
+        self.observe = observe
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -98,4 +103,8 @@ class LoopLagMonitor:
         while True:
             started = loop.time()
             await asyncio.sleep(self.interval)
-            LOOP_LAG.observe(max(0.0, loop.time() - started - self.interval))
+            lag = max(0.0, loop.time() - started - self.interval)
+            if self.observe:
+                LOOP_LAG.observe(lag)
+            if self.on_lag is not None:
+                self.on_lag(lag)

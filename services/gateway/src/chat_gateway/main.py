@@ -14,6 +14,7 @@ from chat_bus.rpc import RpcClient
 from chat_common.app import install_error_handlers, install_ops_routes, problem_response
 from chat_common.heap import freeze_startup_heap
 from chat_common.logging import setup_logging
+from chat_common.runtime_metrics import LoopLagMonitor
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.logctx import bind
 from fastapi import FastAPI, Request, WebSocket
@@ -121,6 +122,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.send_min_inflight,
             settings.send_target_s,
             factor=settings.send_target_factor,
+            floor_s=settings.send_target_floor_s,
+            # a quiet gateway still takes two clients' whole pipelines at once (a reconnect
+            # flushing its outbox is a burst, not overload)
+            idle_limit=2 * settings.connection_max_inflight_sends,
         )
         media = (
             MediaClient(settings.media_url, settings.media_token.get_secret_value(), settings.media_timeout_s)
@@ -139,6 +144,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         sender.limits = limits = Limits(rules_from(settings))
         await sender.start()
+        # admission also judges by this gateway's own delay (admission.py)
+        lag_watch = LoopLagMonitor(interval=0.05, on_lag=admission.loop_lag, observe=False)
+        lag_watch.start()
         app.state.hub = Hub(nbus, messages, settings.gap_fill_after_s, settings.gap_give_up_s)
         app.state.hub.personalize = signer.event
         # Presence: who is connected here, reported to the presence service; typing relay.
@@ -166,6 +174,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await ops.stop()
+            await lag_watch.stop()
             await receipts.stop()
             if media is not None:
                 await media.close()

@@ -162,6 +162,7 @@ class Sender:
             reason = CONNECTION
         elif self.admission.inflight >= int(self.admission.limit):
             reason = GATEWAY
+            self.admission.refusing()
         else:
             return None
         REFUSED.labels(reason).inc()

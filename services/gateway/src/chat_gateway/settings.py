@@ -45,6 +45,9 @@ class GatewaySettings(ServiceSettings):
     send_target_s: float = Field(default=0.25, gt=0)
     # ... kept near this many times the lowest send latency seen lately (at most TARGET_S)
     send_target_factor: float = Field(default=6.0, ge=1)
+    # ... and at least this (a few commit cycles of the store: below capacity its latencies
+    # already spread over several times the lowest)
+    send_target_floor_s: float = Field(default=0.1, gt=0)
     connection_max_inflight_sends: int = Field(default=250, ge=1)
     rpc_timeout_s: float = 5.0
     # Ordering: how long out-of-order events are held waiting for a missing seq.
