@@ -241,6 +241,8 @@ def main() -> None:
             "MEDIA_S3_SECURE": "false",
             "MEDIA_S3_REGION": "us-east-1",
             "MEDIA_RATE_BURST": "0",
+            # the gateway's per-user REST write bucket (120 + 5/s) would cap the uploader
+            "GATEWAY_RATE_WRITE_BURST": "0",
             "MEDIA_QUOTA_BYTES": "0",
         }
         c = Cluster(
