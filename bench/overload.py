@@ -35,7 +35,7 @@ import httpx
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from run import bench_system  # noqa: E402  (bench/run.py: NATS, backend, 2 gateways)
+from run import _metric_sums, bench_system  # noqa: E402  (bench/run.py: NATS, backend, 2 gateways)
 
 RAMP = (500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000)
 NO_ADMISSION = [
@@ -101,11 +101,7 @@ class AdmissionWatch:
                     text = httpx.get(url, timeout=2).text
                 except httpx.HTTPError:
                     continue
-                values = {}
-                for line in text.splitlines():
-                    name, _, value = line.partition(" ")
-                    if name in WATCHED:
-                        values[name] = float(value)
+                values = _metric_sums(text, WATCHED)
                 row += [
                     round(values.get(WATCHED[0], 0) * 1000),
                     round(values.get(WATCHED[1], 0)),

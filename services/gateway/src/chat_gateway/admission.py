@@ -103,9 +103,13 @@ class Admission:
         self.lag = 0.0  # the event loop's recent lag (see loop_lag)
         LIMIT.set(self.limit)
 
+    def full(self) -> bool:
+        """No room for another send now."""
+        return self.inflight >= int(self.limit)
+
     def enter(self) -> None:
         """Admit one send, or raise ``unavailable`` with a retry time."""
-        if self.inflight >= int(self.limit):
+        if self.full():
             REFUSED.labels(GATEWAY).inc()
             self.refusing()
             raise overloaded(self.retry_after_ms())

@@ -160,7 +160,7 @@ class Sender:
         an exception per frame. A refusal gives the rate-limit token back, as ``send`` does."""
         if connection is not None and connection.inflight >= connection.max:
             reason = CONNECTION
-        elif self.admission.inflight >= int(self.admission.limit):
+        elif self.admission.full():
             reason = GATEWAY
             self.admission.refusing()
         else:
