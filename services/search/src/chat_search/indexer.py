@@ -13,6 +13,12 @@ A batch is written with one bulk call (documents with versions, and the stream p
 covers) and acked after it; a failure (index down) naks it for later: the backlog drains when
 the index is back. Indexing lag (event time → indexed) is a histogram.
 
+**Redelivery.** The consumer's ``ack_wait`` is short (``SEARCH_ACK_WAIT_S``, 10 s): events a
+killed replica held, or that a NATS restart lost on the way, are delivered again (to any
+replica) that soon, not after a minute. What a live replica holds longer than a third of it
+(queued behind a backlog, or in a slow bulk write) is kept alive with in-progress acks, so a
+busy index is never a reason for redelivery.
+
 **Gaps.** At start and every ``gap_check_s`` the indexer compares the stored position with
 the stream: events below the stream's first sequence that were never indexed (the stream's
 retention dropped them while search was down or behind; search deployed on a system with
@@ -59,12 +65,17 @@ FetchMessage = Callable[[str, int], Awaitable[dict[str, Any] | None]]
 Rebuild = Callable[[], Awaitable[object]]
 
 
-def consumer_config() -> ConsumerConfig:
+ACK_WAIT_S = 10.0
+
+
+def consumer_config(ack_wait_s: float = ACK_WAIT_S) -> ConsumerConfig:
+    """The index consumer (created, or updated in place when it exists: ``ack_wait`` is
+    editable)."""
     return ConsumerConfig(
         durable_name=subjects.SEARCH_EVENTS_CONSUMER,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
-        ack_wait=60.0,
+        ack_wait=ack_wait_s,
         max_deliver=-1,
         max_ack_pending=20_000,
         filter_subject=subjects.EVT_SUBJECTS,
@@ -124,6 +135,7 @@ class Indexer:
         rebuild: Rebuild | None = None,
         gap_check_s: float = 60.0,
         inflight: int = 2,
+        ack_wait_s: float = ACK_WAIT_S,
     ) -> None:
         self.backend = backend
         self.fetch = fetch
@@ -131,11 +143,14 @@ class Indexer:
         self.window_s = window_s
         self.rebuild = rebuild
         self.gap_check_s = gap_check_s
+        self.ack_wait_s = ack_wait_s
         # batches written at once: versions make their order irrelevant, and a second bulk
         # in flight keeps the index busy while the first one's answer travels back
         self._slots = asyncio.Semaphore(max(1, inflight))
         self._writes: set[asyncio.Task[None]] = set()
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        # every message taken and not yet acked, nacked or terminated: id -> (msg, taken at)
+        self._held: dict[int, tuple[Msg, float]] = {}
         self._stream = ""  # the event stream's identity (its creation time)
         self.ready = False
 
@@ -143,16 +158,17 @@ class Indexer:
         js = nc.jetstream()
         while True:  # the stream is created by the messages service: wait for it
             try:
-                await js.add_consumer(subjects.EVT_STREAM, consumer_config())
+                await js.add_consumer(subjects.EVT_STREAM, consumer_config(self.ack_wait_s))
                 break
             except Exception as exc:
                 log.info("event stream not ready yet", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
         self._stream = (await stream_position(js)).stream
-        pull = PullStream(nc, subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER, self._queue.put_nowait, batch=1024)
+        pull = PullStream(nc, subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER, self._take, batch=1024)
         await pull.start()
         self.ready = True
         gaps = asyncio.create_task(self._watch_gaps(js))
+        alive = asyncio.create_task(self._keep_alive())
         try:
             while True:
                 msgs = [await self._queue.get()]
@@ -174,9 +190,14 @@ class Indexer:
                 task.add_done_callback(self._writes.discard)
         finally:
             gaps.cancel()
+            alive.cancel()
             for task in list(self._writes):
                 task.cancel()
             await pull.stop()
+
+    def _take(self, m: Msg) -> None:
+        self._held[id(m)] = (m, time.monotonic())
+        self._queue.put_nowait(m)
 
     async def _apply_then_release(self, msgs: list[Msg]) -> None:
         try:
@@ -184,7 +205,24 @@ class Indexer:
         except Exception as exc:  # never silently: the messages come again after ack_wait
             log.warning("index batch failed", extra={"error": repr(exc), "events": len(msgs)})
         finally:
+            for m in msgs:  # settled, or left to redelivery
+                self._held.pop(id(m), None)
             self._slots.release()
+
+    async def _keep_alive(self) -> None:
+        """In-progress acks for what is held longer than a third of ``ack_wait``."""
+        every = self.ack_wait_s / 3
+        while True:
+            await asyncio.sleep(every)
+            old = time.monotonic() - every
+            for key, (m, taken) in list(self._held.items()):
+                if taken > old or key not in self._held:
+                    continue
+                try:
+                    await m.in_progress()
+                except Exception as exc:  # NATS away: the held events may come again, harmless
+                    log.info("in-progress acks not sent", extra={"error": repr(exc)})
+                    break
 
     async def _watch_gaps(self, js: Any) -> None:
         while True:
@@ -241,7 +279,10 @@ class Indexer:
         except Exception as exc:  # the index is down: everything comes again later
             log.warning("index write failed; retrying later", extra={"error": repr(exc), "events": len(events)})
             for m, _ in events:
-                await m.nak(delay=2.0)
+                try:
+                    await m.nak(delay=2.0)
+                except Exception:  # NATS away: redelivered after ack_wait instead
+                    break
             return
         now = time.time()
         for m, ev in events:

@@ -41,6 +41,7 @@ async def setup(ctx: ServiceContext[SearchSettings]) -> AsyncIterator[None]:
         rebuild=rebuild_now,
         gap_check_s=s.gap_check_s,
         inflight=s.inflight,
+        ack_wait_s=s.ack_wait_s,
     )
     ctx.background(indexer.run(ctx.nc), "indexer")
     ctx.checks["events"] = lambda: indexer.ready

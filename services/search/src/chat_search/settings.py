@@ -41,6 +41,9 @@ class SearchSettings(ServiceSettings):
     # how often the indexer compares its position with the event stream for lost events
     # (a rebuild from the messages store follows a loss); also checked at start
     gap_check_s: float = Field(default=60.0, gt=0)
+    # an event a replica took and did not settle within this is delivered again (a killed
+    # replica, a NATS restart); a live replica keeps what it holds alive meanwhile
+    ack_wait_s: float = Field(default=10.0, ge=1, le=600)
     # a rebuild whose heartbeat is older than this is taken over by the next one
     rebuild_stale_s: float = Field(default=60.0, ge=5)
 

@@ -257,7 +257,7 @@ async def check(w: Workload, r: Report) -> Report:
     await check_views(w, histories, r, cfg.budget(w.baseline_s))
     await check_uploads(w, r, cfg.budget(w.baseline_s))
     await asyncio.gather(
-        check_search(w, r, cfg.budget(w.baseline_s, extra_s=cfg.search_redelivery_s)),
+        check_search(w, r, cfg.budget(w.baseline_s, extra_s=cfg.search_redeliveries * cfg.search_redelivery_s)),
         check_presence(w, r, cfg.budget(w.baseline_s, extra_s=4 * cfg.heartbeat_s)),
     )
     if w.rec.errors:

@@ -52,8 +52,11 @@ class ChaosConfig:
     chat_before_s: float = 2.0  # chatting before the first fault and after the last
     heartbeat_s: float = HEARTBEAT_S
     # the search index consumer's ack_wait: an event a killed replica (or a NATS crash) left
-    # unacknowledged is delivered again only after it (chat_search.indexer.consumer_config)
-    search_redelivery_s: float = 60.0
+    # unacknowledged is delivered again only after it (chat_search.indexer.consumer_config);
+    # the search deadline allows ``search_redeliveries`` of them in a row (one event can be
+    # hit by the search replica's kill and then by the NATS crash)
+    search_redelivery_s: float = 10.0
+    search_redeliveries: int = 3
     # floors of the deadlines (seconds); each deadline is floor + slack x baseline
     floor_s: float = 30.0
     slack: float = 100.0

@@ -6,6 +6,9 @@ import asyncio
 import time
 from typing import Any
 
+import nats
+from chat_proto import subjects
+
 from chat_devtools.chaos.check import Report, check
 from chat_devtools.chaos.config import ChaosConfig
 from chat_devtools.chaos.faults import plan, run_schedule
@@ -35,7 +38,31 @@ async def run_chaos(c: Cluster, cfg: ChaosConfig, pg: Any = None) -> Report:
         await w.stop()
         r.problems += [f"{p.name} is not running after the run" for p in c.dead()]
         await check(w, r)
+        if r.searchable < r.acked:
+            r.notes.append(await search_consumer_state(c))
     finally:
         await w.close()
         r.duration_s = time.monotonic() - t0
     return r
+
+
+async def search_consumer_state(c: Cluster) -> str:
+    """The index consumer as NATS sees it (for a run where messages were not searchable:
+    still pending or waiting for redelivery, or settled and so lost on the way)."""
+    try:
+        nc = await (c.account.connect(c.nats_url) if c.account is not None else nats.connect(c.nats_url))
+        try:
+            js = nc.jetstream()
+            info = await js.consumer_info(subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER)
+            stream = await js.stream_info(subjects.EVT_STREAM)
+        finally:
+            await nc.close()
+    except Exception as exc:
+        return f"search consumer: not readable ({exc!r})"
+    floor = info.ack_floor.stream_seq if info.ack_floor else None
+    delivered = info.delivered.stream_seq if info.delivered else None
+    return (
+        f"search consumer: pending {info.num_pending}, ack pending {info.num_ack_pending}, "
+        f"redelivered {info.num_redelivered}, ack floor {floor}, delivered {delivered}, "
+        f"stream last seq {stream.state.last_seq}, ack_wait {info.config.ack_wait}s"
+    )
