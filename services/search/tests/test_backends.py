@@ -618,6 +618,7 @@ async def test_fts_file_of_the_first_layout_is_upgraded_in_place(tmp_path: Path)
     await b.start()
     try:
         assert _fts_check(path) == (2, 2)  # old rows stay in the trigram table (sub = 1)
+        assert _ids_are_keys(path) == 2
         assert await found(b, "北京", ["A"]) == {("A", 2)}
         assert await found(b, "plain", ["A"]) == {("A", 1)}
         # an old plain row edited and removed: its trigram entry goes with it
@@ -632,3 +633,35 @@ async def test_fts_file_of_the_first_layout_is_upgraded_in_place(tmp_path: Path)
     await b2.start()
     await b2.close()
     assert _fts_check(path) == (2, 0)
+    assert _ids_are_keys(path) == 2
+
+
+def _ids_are_keys(path: Path) -> int:
+    """Every row's id is (its conversation's slot << 31) | seq; returns how many rows."""
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM search_meta WHERE key = 'layout'").fetchone() == ("2",)
+        rows = db.execute(
+            "SELECT d.id, c.slot, d.seq FROM search_docs d JOIN search_convs c ON c.conv = d.conv"
+        ).fetchall()
+        assert len(rows) == db.execute("SELECT count(*) FROM search_docs").fetchone()[0]
+    assert all(i == (slot << 31) | seq for i, slot, seq in rows), rows
+    return len(rows)
+
+
+async def test_fts_a_conversations_documents_are_one_id_range(tmp_path: Path) -> None:
+    """Ids are keys: a document written again keeps its id, conversations are ranges, and a
+    search reads only the caller's range (the other conversation's rows are not scored)."""
+    b = FtsBackend(tmp_path / "k.db")
+    await b.start()
+    try:
+        await b.upsert([doc("A", 1, "apple one"), doc("B", 1, "apple two"), doc("A", 2, "apple three")])
+        await b.upsert([doc("A", 1, "apple one again", version=5)])
+        assert _ids_are_keys(b.path) == 3
+        assert await found(b, "apple", ["A"]) == {("A", 1), ("A", 2)}
+        assert await found(b, "apple", ["A", "B"], conv="B") == {("B", 1)}
+        assert await found(b, "apple", ["A"], conv="B") == set()  # not the caller's
+        await b.delete_conv("A")
+        assert await found(b, "apple", ["A", "B"]) == {("B", 1)}
+        assert _fts_check(b.path) == (1, 0)
+    finally:
+        await b.close()
