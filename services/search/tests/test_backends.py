@@ -32,7 +32,8 @@ from chat_search.backends import (
     Removal,
     SearchBackend,
 )
-from chat_search.backends.fts import FtsBackend
+from chat_search.backends._query import gram_token, grams_of, short_substring_term
+from chat_search.backends.fts import LAYOUT, FtsBackend
 from chat_search.backends.opensearch import OpenSearchBackend
 
 BASE_TS = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -541,6 +542,10 @@ def _fts_check(path: Path) -> tuple[int, int]:
         db.execute("INSERT INTO search_tri (search_tri) VALUES ('integrity-check')")
         words = db.execute("SELECT count(*) FROM search_words_docsize").fetchone()[0]
         tri = db.execute("SELECT count(*) FROM search_tri_docsize").fetchone()[0]
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'search_grams'").fetchone():  # not in old files
+            db.execute("INSERT INTO search_grams (search_grams) VALUES ('integrity-check')")
+            grams = db.execute("SELECT count(*) FROM search_grams_docsize").fetchone()[0]
+            assert grams == tri  # the same rows: those with substring characters
     return words, tri
 
 
@@ -639,13 +644,58 @@ async def test_fts_file_of_the_first_layout_is_upgraded_in_place(tmp_path: Path)
 def _ids_are_keys(path: Path) -> int:
     """Every row's id is (its conversation's slot << 31) | seq; returns how many rows."""
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM search_meta WHERE key = 'layout'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM search_meta WHERE key = 'layout'").fetchone() == (LAYOUT,)
         rows = db.execute(
             "SELECT d.id, c.slot, d.seq FROM search_docs d JOIN search_convs c ON c.conv = d.conv"
         ).fetchall()
         assert len(rows) == db.execute("SELECT count(*) FROM search_docs").fetchone()[0]
     assert all(i == (slot << 31) | seq for i, slot, seq in rows), rows
     return len(rows)
+
+
+async def test_fts_short_substring_terms_are_found_from_their_own_index(tmp_path: Path) -> None:
+    """One or two CJK characters or symbols: found through the grams index exactly where
+    ``LIKE '%term%'`` finds them (inside sentences, in file names, not across a gap), and
+    edits and deletes take their grams along; a mixed short term still uses LIKE."""
+    b = FtsBackend(tmp_path / "g.db")
+    await b.start()
+    try:
+        await b.upsert(
+            [
+                doc("A", 1, "我们明天去北京开会"),
+                doc("A", 2, "北 京 apart"),
+                doc("A", 3, "see", attachments=["老北京.png"]),
+                doc("A", 4, "party 🎉🎉 tonight"),
+                doc("A", 5, "a北 mixed"),
+                doc("B", 1, "北京 elsewhere"),
+            ]
+        )
+        assert _fts_check(b.path) == (6, 6)
+        assert await found(b, "北京", ["A"]) == {("A", 1), ("A", 3)}
+        assert await found(b, "京", ["A"]) == {("A", 1), ("A", 2), ("A", 3)}
+        assert await found(b, "🎉", ["A"]) == {("A", 4)}
+        assert await found(b, "🎉🎉", ["A"]) == {("A", 4)}
+        assert await found(b, "a北", ["A"]) == {("A", 5)}  # mixed: LIKE
+        assert await found(b, "北京", ["A", "B"], conv="B") == {("B", 1)}
+        await b.upsert([doc("A", 1, "no longer", version=9)])
+        await b.write([], [Removal("A", 3, 10)])
+        assert _fts_check(b.path) == (5, 4)
+        assert await found(b, "北京", ["A"]) == set()
+        assert await found(b, "京", ["A"]) == {("A", 2)}
+    finally:
+        await b.close()
+
+
+def test_grams_are_what_like_finds() -> None:
+    text = "x北京🎉y 东"
+    tokens = set(grams_of(text).split())
+    for i in range(len(text)):
+        for n in (1, 2):
+            term = text[i : i + n]
+            if len(term) == n and short_substring_term(term):
+                assert gram_token(term) in tokens, term
+    assert gram_token("京🎉") in tokens and gram_token("🎉东") not in tokens  # a space between
+    assert not short_substring_term("a北") and not short_substring_term("北京城")
 
 
 async def test_fts_a_conversations_documents_are_one_id_range(tmp_path: Path) -> None:

@@ -70,6 +70,36 @@ def has_substring_chars(text: str) -> bool:
     return any(_is_substring_char(ch) for ch in text)
 
 
+def gram_token(chars: str) -> str:
+    """The index token of one or two substring characters: ASCII, one word to any word
+    tokenizer (``北京`` -> ``g5317x4eac``)."""
+    return "g" + "x".join(f"{ord(ch):x}" for ch in chars)
+
+
+def grams_of(*texts: str) -> str:
+    """Every single substring character of ``texts`` and every adjacent pair of them, as
+    tokens: a term of one or two such characters is in a text exactly when its token is in
+    this (what ``LIKE '%term%'`` finds, from an index)."""
+    out: dict[str, None] = {}
+    for text in texts:
+        prev = ""
+        for ch in text:
+            if not _is_substring_char(ch):
+                prev = ""
+                continue
+            out[gram_token(ch)] = None
+            if prev:
+                out[gram_token(prev + ch)] = None
+            prev = ch
+    return " ".join(out)
+
+
+def short_substring_term(text: str) -> bool:
+    """A term of one or two characters, all substring characters (its token is in
+    :func:`grams_of`); longer ones go to the trigram index, mixed ones to ``LIKE``."""
+    return 0 < len(text) <= 2 and all(_is_substring_char(ch) for ch in text)
+
+
 def _clean(q: str) -> str:
     """Control characters (NUL included) and lone surrogates become spaces."""
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in q)

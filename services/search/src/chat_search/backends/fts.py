@@ -10,15 +10,20 @@ Tables (one database file of its own, created by :meth:`FtsBackend.start`):
   ``foo.png`` and ``foo`` finds it too (not ``food.png``);
 - ``search_tri``: FTS5 over the same columns with the ``trigram`` tokenizer: substring
   search for spaceless scripts. ``unicode61`` keeps a CJK sentence as one token, so
-  ``北京`` inside ``我们明天去北京开会`` is only found this way. Trigrams need 3 characters:
-  a shorter such term (``北京``, an emoji) is searched with ``LIKE`` on ``search_docs``
-  (escaped, and only within the caller's conversations). Only rows with such characters
-  (``search_docs.sub``) are in the trigram table and in the partial index the ``LIKE``
-  walks: most chat text has none, and the trigram table was half the indexing time.
+  ``北京开`` inside ``我们明天去北京开会`` is only found this way;
+- ``search_grams``: FTS5 over ``search_docs.grams``, every single such character and every
+  adjacent pair of them as an ASCII token (``_query.grams_of``): trigrams need 3
+  characters, and a shorter term of them (``北京``, ``京``, an emoji) is one token here,
+  found exactly where ``LIKE '%北京%'`` would find it, from an index. A short term that
+  mixes them with letters (``a北``, rare) is still searched with ``LIKE`` on ``search_docs``
+  (escaped, and only within the caller's conversations).
+  Only rows with such characters (``search_docs.sub``) are in the trigram and grams tables
+  and in the partial index the ``LIKE`` walks: most chat text has none, and the trigram
+  table was half the indexing time.
 
 **Ids are keys.** A document's id is ``(slot << 31) | seq``, ``slot`` its conversation's
 number in ``search_convs`` (seqs are below 2^31): a conversation's documents are one id
-range, in both FTS indexes too. A search keeps a match only when its id's slot is one of the
+range, in every FTS index too. A search keeps a match only when its id's slot is one of the
 caller's (``(rowid >> 31) IN slots``, before ``bm25`` scores it or any row is read), so a
 query costs what the caller can see, not the whole index (at 1,000,000 messages, a word
 query of a user in 1,000 of 5,000 conversations: 13.2 -> 4.2 ms mean, bench/README.md). A
@@ -82,8 +87,11 @@ from chat_search.backends._query import (
     ParsedQuery,
     decode_cursor,
     encode_cursor,
+    gram_token,
+    grams_of,
     has_substring_chars,
     parse_query,
+    short_substring_term,
     ts_millis,
 )
 
@@ -116,7 +124,8 @@ CREATE TABLE IF NOT EXISTS search_docs (
     event TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 0,
     gen INTEGER NOT NULL DEFAULT 0,
-    sub INTEGER NOT NULL DEFAULT 1
+    sub INTEGER NOT NULL DEFAULT 1,
+    grams TEXT NOT NULL DEFAULT ''
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(
     body, attachments, content='search_docs', content_rowid='id',
@@ -125,8 +134,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(
 CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(
     body, attachments, content='search_docs', content_rowid='id', tokenize='trigram'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS search_grams USING fts5(
+    grams, content='search_docs', content_rowid='id', tokenize='unicode61'
+);
 """
-LAYOUT = "2"  # search_meta 'layout': ids are keys (1, unmarked: ids were assigned in insert order)
+# search_meta 'layout': 3 = ids are keys and short substring terms have their own index
+# (unmarked: ids were assigned in insert order, no such index)
+LAYOUT = "3"
 # An older file: its rows get their keys as ids and both FTS indexes are made again (one
 # transaction; the triggers are dropped first and made again afterwards).
 _RELAYOUT = """
@@ -137,50 +151,61 @@ DROP TRIGGER IF EXISTS search_docs_au;
 DROP TRIGGER IF EXISTS search_docs_ai2;
 DROP TRIGGER IF EXISTS search_docs_ad2;
 DROP TRIGGER IF EXISTS search_docs_au2;
+DROP TRIGGER IF EXISTS search_docs_ai3;
+DROP TRIGGER IF EXISTS search_docs_ad3;
+DROP TRIGGER IF EXISTS search_docs_au3;
 DROP INDEX IF EXISTS search_docs_sub;
 DROP TABLE IF EXISTS search_words;
 DROP TABLE IF EXISTS search_tri;
+DROP TABLE IF EXISTS search_grams;
 INSERT OR IGNORE INTO search_convs (conv) SELECT DISTINCT conv FROM search_docs ORDER BY conv;
 ALTER TABLE search_docs RENAME TO search_docs_before;
 {docs}
-INSERT INTO search_docs (id, conv, seq, sender, ts, ts_ms, body, attachments, event, version, gen, sub)
+INSERT INTO search_docs (id, conv, seq, sender, ts, ts_ms, body, attachments, event, version, gen, sub, grams)
 SELECT (c.slot << 31) | d.seq, d.conv, d.seq, d.sender, d.ts, d.ts_ms, d.body, d.attachments, d.event,
-       d.version, d.gen, d.sub
+       d.version, d.gen, d.sub, CASE WHEN d.sub THEN chat_grams(d.body, d.attachments) ELSE '' END
 FROM search_docs_before AS d JOIN search_convs AS c ON c.conv = d.conv;
 DROP TABLE search_docs_before;
 INSERT INTO search_words (search_words) VALUES ('rebuild');
 INSERT INTO search_tri (rowid, body, attachments) SELECT id, body, attachments FROM search_docs WHERE sub;
+INSERT INTO search_grams (rowid, grams) SELECT id, grams FROM search_docs WHERE sub;
 INSERT OR REPLACE INTO search_meta (key, value) VALUES ('layout', '{layout}');
 COMMIT;
 """
 
-# The triggers that keep both FTS tables in step. Only a row whose text has characters of a
+# The triggers that keep the FTS tables in step. Only a row whose text has characters of a
 # spaceless script or symbols (``sub``: what a substring term can match, _query.py) goes into
-# the trigram table: for most chat text that is half the indexing work and most of the file
-# saved. Created in one transaction with the removal of the first version's triggers (which
-# put every row into the trigram table; such rows have sub = 1, the column's default).
+# the trigram and grams tables: for most chat text that is half the indexing work and most of
+# the file saved. Created in one transaction with the removal of earlier versions' triggers.
 _TRIGGERS = """
 BEGIN IMMEDIATE;
 DROP TRIGGER IF EXISTS search_docs_ai;
 DROP TRIGGER IF EXISTS search_docs_ad;
 DROP TRIGGER IF EXISTS search_docs_au;
-CREATE TRIGGER IF NOT EXISTS search_docs_ai2 AFTER INSERT ON search_docs BEGIN
+DROP TRIGGER IF EXISTS search_docs_ai2;
+DROP TRIGGER IF EXISTS search_docs_ad2;
+DROP TRIGGER IF EXISTS search_docs_au2;
+CREATE TRIGGER IF NOT EXISTS search_docs_ai3 AFTER INSERT ON search_docs BEGIN
     INSERT INTO search_words (rowid, body, attachments) VALUES (new.id, new.body, new.attachments);
     INSERT INTO search_tri (rowid, body, attachments) SELECT new.id, new.body, new.attachments WHERE new.sub;
+    INSERT INTO search_grams (rowid, grams) SELECT new.id, new.grams WHERE new.sub;
 END;
-CREATE TRIGGER IF NOT EXISTS search_docs_ad2 AFTER DELETE ON search_docs BEGIN
+CREATE TRIGGER IF NOT EXISTS search_docs_ad3 AFTER DELETE ON search_docs BEGIN
     INSERT INTO search_words (search_words, rowid, body, attachments)
         VALUES ('delete', old.id, old.body, old.attachments);
     INSERT INTO search_tri (search_tri, rowid, body, attachments)
         SELECT 'delete', old.id, old.body, old.attachments WHERE old.sub;
+    INSERT INTO search_grams (search_grams, rowid, grams) SELECT 'delete', old.id, old.grams WHERE old.sub;
 END;
-CREATE TRIGGER IF NOT EXISTS search_docs_au2 AFTER UPDATE ON search_docs BEGIN
+CREATE TRIGGER IF NOT EXISTS search_docs_au3 AFTER UPDATE ON search_docs BEGIN
     INSERT INTO search_words (search_words, rowid, body, attachments)
         VALUES ('delete', old.id, old.body, old.attachments);
     INSERT INTO search_tri (search_tri, rowid, body, attachments)
         SELECT 'delete', old.id, old.body, old.attachments WHERE old.sub;
+    INSERT INTO search_grams (search_grams, rowid, grams) SELECT 'delete', old.id, old.grams WHERE old.sub;
     INSERT INTO search_words (rowid, body, attachments) VALUES (new.id, new.body, new.attachments);
     INSERT INTO search_tri (rowid, body, attachments) SELECT new.id, new.body, new.attachments WHERE new.sub;
+    INSERT INTO search_grams (rowid, grams) SELECT new.id, new.grams WHERE new.sub;
 END;
 CREATE INDEX IF NOT EXISTS search_docs_sub ON search_docs (conv) WHERE sub;
 COMMIT;
@@ -190,15 +215,15 @@ COMMIT;
 # one (the COALESCE subquery on search_meta); a rebuild's own writes pass theirs.
 _CONV = "INSERT OR IGNORE INTO search_convs (conv) VALUES (?)"
 _UPSERT = """
-INSERT INTO search_docs (id, conv, seq, sender, ts, ts_ms, body, attachments, event, version, sub, gen)
+INSERT INTO search_docs (id, conv, seq, sender, ts, ts_ms, body, attachments, event, version, sub, grams, gen)
 SELECT ((SELECT slot FROM search_convs WHERE conv = :conv) << 31 | :seq),
-    :conv, :seq, :sender, :ts, :ts_ms, :body, :attachments, :event, :version, :sub, COALESCE(:gen, (
+    :conv, :seq, :sender, :ts, :ts_ms, :body, :attachments, :event, :version, :sub, :grams, COALESCE(:gen, (
     SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) FROM search_meta WHERE key IN ('gen', 'gen_next')))
 WHERE NOT EXISTS (SELECT 1 FROM search_gone WHERE conv = :conv AND seq = :seq AND version > :version)
 ON CONFLICT (id) DO UPDATE SET
     sender = excluded.sender, ts = excluded.ts, ts_ms = excluded.ts_ms, body = excluded.body,
     attachments = excluded.attachments, event = excluded.event, version = excluded.version,
-    sub = excluded.sub, gen = MAX(search_docs.gen, excluded.gen)
+    sub = excluded.sub, grams = excluded.grams, gen = MAX(search_docs.gen, excluded.gen)
 WHERE excluded.version >= search_docs.version
 """
 _REMOVE = (
@@ -225,6 +250,10 @@ _WORDS = (
 )
 _TRI = (
     "SELECT rowid AS id, bm25(search_tri) AS r FROM search_tri WHERE search_tri MATCH ?"
+    " AND (rowid >> 31) IN (SELECT slot FROM slots)"
+)
+_GRAMS = (
+    "SELECT rowid AS id, -1.0 AS r FROM search_grams WHERE search_grams MATCH ?"
     " AND (rowid >> 31) IN (SELECT slot FROM slots)"
 )
 _LIKE = (
@@ -315,8 +344,9 @@ class FtsBackend:
         if "sub" not in columns:  # a file whose every row is in the trigram table
             await db.execute("ALTER TABLE search_docs ADD COLUMN sub INTEGER NOT NULL DEFAULT 1")
         await db.commit()
-        layout = await db.execute_fetchall("SELECT value FROM search_meta WHERE key = 'layout'")
-        if not layout:
+        layout = list(await db.execute_fetchall("SELECT value FROM search_meta WHERE key = 'layout'"))
+        if not layout or layout[0][0] != LAYOUT:
+            await db.create_function("chat_grams", 2, _grams_of_row, deterministic=True)
             await db.executescript(_RELAYOUT.format(docs=_SCHEMA_DOCS, layout=LAYOUT))
 
     async def close(self) -> None:
@@ -390,7 +420,8 @@ class FtsBackend:
                 "attachments": "\n".join(d.attachments),
                 "event": json.dumps(d.event, ensure_ascii=False, separators=(",", ":")),
                 "version": d.ver,
-                "sub": int(has_substring_chars(d.body) or any(map(has_substring_chars, d.attachments))),
+                "sub": int(sub := has_substring_chars(d.body) or any(map(has_substring_chars, d.attachments))),
+                "grams": grams_of(d.body, *d.attachments) if sub else "",
                 "gen": gen,
             }
             for d in docs
@@ -544,6 +575,10 @@ class _FtsRebuild:
         )
 
 
+def _grams_of_row(body: str, attachments: str) -> str:
+    return grams_of(body, *attachments.split("\n"))
+
+
 def _build_search(
     parsed: ParsedQuery, members: list[str], conv: str | None, after: tuple[float, int, str, int] | None, size: int
 ) -> tuple[str, list[Any]]:
@@ -559,7 +594,10 @@ def _build_search(
         matches.append(_TRI)
         params.append(" OR ".join(trigram))
     for t in parsed.terms:
-        if t.substring and len(t.text) < 3:
+        if short_substring_term(t.text):
+            matches.append(_GRAMS)
+            params.append(fts5_string(gram_token(t.text)))
+        elif t.substring and len(t.text) < 3:
             matches.append(_LIKE)
             params += [like_pattern(t.text)] * 2
     if after is not None:
