@@ -520,8 +520,8 @@ async def test_fts_searches_do_not_wait_for_an_open_write(tmp_path: Path) -> Non
     writer = b._conn()
     await writer.execute("BEGIN IMMEDIATE")
     await writer.execute(
-        "INSERT INTO search_docs (conv, seq, sender, ts, ts_ms, body, attachments, event) "
-        "VALUES ('A', 2, 'u1', '', 0, 'hello uncommitted', '', '{}')"
+        "INSERT INTO search_docs (key, conv, seq, sender, ts, ts_ms, body, attachments, event) "
+        "VALUES (12345, 'A', 2, 'u1', '', 0, 'hello uncommitted', '', '{}')"
     )
     try:
         pages = await asyncio.wait_for(asyncio.gather(*(b.search("hello", ["A"], 10, None) for _ in range(5))), 30)
@@ -642,11 +642,12 @@ async def test_fts_file_of_the_first_layout_is_upgraded_in_place(tmp_path: Path)
 
 
 def _ids_are_keys(path: Path) -> int:
-    """Every row's id is (its conversation's slot << 31) | seq; returns how many rows."""
+    """Every row's key (its rowid in the FTS indexes) is (its conversation's slot << 31) | seq;
+    returns how many rows."""
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM search_meta WHERE key = 'layout'").fetchone() == (LAYOUT,)
         rows = db.execute(
-            "SELECT d.id, c.slot, d.seq FROM search_docs d JOIN search_convs c ON c.conv = d.conv"
+            "SELECT d.key, c.slot, d.seq FROM search_docs d JOIN search_convs c ON c.conv = d.conv"
         ).fetchall()
         assert len(rows) == db.execute("SELECT count(*) FROM search_docs").fetchone()[0]
     assert all(i == (slot << 31) | seq for i, slot, seq in rows), rows
@@ -699,8 +700,9 @@ def test_grams_are_what_like_finds() -> None:
 
 
 async def test_fts_a_conversations_documents_are_one_id_range(tmp_path: Path) -> None:
-    """Ids are keys: a document written again keeps its id, conversations are ranges, and a
-    search reads only the caller's range (the other conversation's rows are not scored)."""
+    """FTS rowids are keys: a document written again keeps its key, conversations are
+    ranges, and a search reads only the caller's (the other conversation's rows are not
+    scored)."""
     b = FtsBackend(tmp_path / "k.db")
     await b.start()
     try:

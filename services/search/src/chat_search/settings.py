@@ -20,6 +20,8 @@ class SearchSettings(ServiceSettings):
     fts_path: str = "data/search.db"
     # read-only SQLite connections for searches (0: searches share the writer's connection)
     fts_readers: int = Field(default=3, ge=0, le=16)
+    # the FTS index writer's SQLite page cache
+    fts_cache_mib: int = Field(default=64, ge=2, le=4096)
     opensearch_url: str = ""
     opensearch_user: str = ""
     opensearch_password: SecretStr = SecretStr("")
