@@ -15,6 +15,8 @@ import json
 import os
 import re
 import sqlite3
+import sys
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,7 @@ from chat_search.backends import (
     RebuildBusy,
     Removal,
     SearchBackend,
+    _query,
 )
 from chat_search.backends._query import gram_token, grams_of, short_substring_term
 from chat_search.backends.fts import LAYOUT, FtsBackend
@@ -685,6 +688,19 @@ async def test_fts_short_substring_terms_are_found_from_their_own_index(tmp_path
         assert await found(b, "京", ["A"]) == {("A", 2)}
     finally:
         await b.close()
+
+
+def test_substring_chars_are_spaceless_scripts_and_symbols() -> None:
+    """The one compiled class agrees with its definition on every code point."""
+    spaceless = re.compile(f"[{_query._SPACELESS_CLASS}]")
+    wrong = [
+        cp
+        for cp in range(sys.maxunicode + 1)
+        if not 0xD800 <= cp <= 0xDFFF
+        and _query._is_substring_char(chr(cp))
+        != (spaceless.match(chr(cp)) is not None or unicodedata.category(chr(cp)) == "So")
+    ]
+    assert wrong == []
 
 
 def test_grams_are_what_like_finds() -> None:

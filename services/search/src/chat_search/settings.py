@@ -22,6 +22,8 @@ class SearchSettings(ServiceSettings):
     fts_readers: int = Field(default=3, ge=0, le=16)
     # the FTS index writer's SQLite page cache
     fts_cache_mib: int = Field(default=64, ge=2, le=4096)
+    # the FTS index file is read through a memory map of up to this size (0: read() calls)
+    fts_mmap_mib: int = Field(default=1024, ge=0, le=1 << 20)
     opensearch_url: str = ""
     opensearch_user: str = ""
     opensearch_password: SecretStr = SecretStr("")

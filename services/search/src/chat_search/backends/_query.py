@@ -30,10 +30,28 @@ from chat_search.backends import MAX_QUERY_CHARS, MAX_TERMS, QueryInvalid
 
 # Scripts written without spaces between words (Han, Kana, Hangul syllables and jamo, their
 # half/full-width forms): a word is found *inside* a run of them by substring search.
-_SPACELESS = re.compile(
-    "[\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+_SPACELESS_CLASS = (
+    "\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 )
+SO_SCAN_LIMIT = 0x20000  # every "So" (other symbol) character is below it (Unicode 15: U+1FBCA)
+
+
+def _symbol_class() -> str:
+    """The "So" characters as a regex class body (emoji, dingbats, ...), built once."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(SO_SCAN_LIMIT):
+        if unicodedata.category(chr(cp)) == "So":
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges)
+
+
+# Characters only substring search finds: a spaceless script, or a symbol. One compiled
+# class, so that checking a whole text is one C-level scan (on every document indexed).
+_SUBSTRING = re.compile(f"[{_SPACELESS_CLASS}{_symbol_class()}]")
 _CHUNK = re.compile(r'"([^"]*)"|([^\s"]+)')
 _MAX_CURSOR_CHARS = 1024
 _MAX_KEY_STR = 1024
@@ -61,13 +79,13 @@ class ParsedQuery:
 
 
 def _is_substring_char(ch: str) -> bool:
-    return bool(_SPACELESS.match(ch)) or unicodedata.category(ch) == "So"
+    return _SUBSTRING.match(ch) is not None
 
 
 def has_substring_chars(text: str) -> bool:
     """Whether ``text`` has a character that only substring search finds (a document
     without one can never match a ``substring`` term)."""
-    return any(_is_substring_char(ch) for ch in text)
+    return _SUBSTRING.search(text) is not None
 
 
 def gram_token(chars: str) -> str:

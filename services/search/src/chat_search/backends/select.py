@@ -24,4 +24,4 @@ def backend_from(s: SearchSettings) -> SearchBackend:
     from chat_search.backends.fts import FtsBackend
 
     Path(s.fts_path).parent.mkdir(parents=True, exist_ok=True)
-    return FtsBackend(s.fts_path, readers=s.fts_readers, cache_mib=s.fts_cache_mib)
+    return FtsBackend(s.fts_path, readers=s.fts_readers, cache_mib=s.fts_cache_mib, mmap_mib=s.fts_mmap_mib)
