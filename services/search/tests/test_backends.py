@@ -731,5 +731,15 @@ async def test_fts_a_conversations_documents_are_one_id_range(tmp_path: Path) ->
         await b.delete_conv("A")
         assert await found(b, "apple", ["A", "B"]) == {("B", 1)}
         assert _fts_check(b.path) == (1, 0)
+        # a conversation's first document written after a search, by another process on
+        # the same file (a second replica): found (slots are remembered only once given)
+        assert await found(b, "apple", ["B", "C"]) == {("B", 1)}
+        other = FtsBackend(b.path, readers=0)
+        await other.start()
+        try:
+            await other.upsert([doc("C", 7, "apple from elsewhere")])
+        finally:
+            await other.close()
+        assert await found(b, "apple", ["B", "C"]) == {("B", 1), ("C", 7)}
     finally:
         await b.close()

@@ -100,6 +100,7 @@ from chat_search.backends._query import (
 )
 
 NAME = "fts"
+SLOT_CACHE = 200_000  # conversations whose slot a backend remembers (then it starts over)
 
 _SCHEMA_BASE = """
 CREATE TABLE IF NOT EXISTS search_convs (slot INTEGER PRIMARY KEY, conv TEXT NOT NULL UNIQUE);
@@ -277,7 +278,7 @@ _LIKE = (
 _AFTER = " WHERE s.r > ? OR (s.r = ? AND (d.ts_ms < ? OR (d.ts_ms = ? AND (d.conv > ? OR (d.conv = ? AND d.seq > ?)))))"
 _SEARCH = """
 WITH member(conv) AS (SELECT value FROM json_each(?)),
-slots(slot) AS MATERIALIZED (SELECT slot FROM search_convs WHERE conv IN (SELECT conv FROM member)),
+slots(slot) AS MATERIALIZED (SELECT value FROM json_each(?)),
 matched(id, r) AS MATERIALIZED ({matches}),
 scored(id, r) AS (SELECT id, ROUND(SUM(r), 9) FROM matched GROUP BY id),
 page(id, r, ts_ms, conv, seq) AS (
@@ -322,6 +323,7 @@ class FtsBackend:
         # a bulk write or behind another search. 0, or an in-memory database: the writer's.
         self._readers_wanted = 0 if str(path) == ":memory:" else readers
         self._readers: list[aiosqlite.Connection] = []
+        self._slots: dict[str, int] = {}  # conversation -> slot, as far as seen
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -470,6 +472,8 @@ class FtsBackend:
                     await db.executemany(_CONV, [(c,) for c in convs])
                     slots: dict[str, int] = {c: n for c, n in await db.execute_fetchall(_SLOTS, (json.dumps(convs),))}
                     keys = [slots[d.conv] << 31 | d.seq for d in docs]
+                    if len(self._slots) < SLOT_CACHE:
+                        self._slots.update(slots)
                     for row, key in zip(rows, keys, strict=True):
                         row["key"] = key
                     rows = [row for _, row in sorted(zip(keys, rows, strict=True), key=lambda kr: kr[0])]
@@ -546,6 +550,18 @@ class FtsBackend:
                 raise BackendUnavailable(f"rebuild step failed: {e}") from e
 
     # -- search ---------------------------------------------------------------------------
+    async def _slots_of(self, db: aiosqlite.Connection, convs: list[str]) -> list[int]:
+        """The slots of ``convs`` (those with documents; a slot never changes once given),
+        remembered, so a search does not look a thousand conversations up each time."""
+        known = self._slots
+        missing = [c for c in convs if c not in known]
+        if missing:
+            if len(known) + len(missing) > SLOT_CACHE:
+                known.clear()
+            for c, n in await db.execute_fetchall(_SLOTS, (json.dumps(missing),)):
+                known[c] = n
+        return [n for c in convs if (n := known.get(c)) is not None]
+
     async def search(self, q: str, convs: list[str], limit: int, cursor: str | None, conv: str | None = None) -> Page:
         parsed = parse_query(q, conv)
         after = decode_cursor(cursor, NAME, parsed.fingerprint) if cursor is not None else None
@@ -555,9 +571,10 @@ class FtsBackend:
             return Page([], None)
         if conv is not None:
             members = [conv]
-        sql, params = _build_search(parsed, members, conv, after, limit + 1)
         try:
             async with self._reader() as db:
+                slots = await self._slots_of(db, members)
+                sql, params = _build_search(parsed, members, slots, after, limit + 1)
                 rows = await db.execute_fetchall(sql, params)
         except sqlite3.OperationalError as e:
             if "fts5" in str(e).lower():  # not expected (terms are quoted), but never a 500
@@ -619,11 +636,11 @@ def _grams_of_row(body: str, attachments: str) -> str:
 
 
 def _build_search(
-    parsed: ParsedQuery, members: list[str], conv: str | None, after: tuple[float, int, str, int] | None, size: int
+    parsed: ParsedQuery, members: list[str], slots: list[int], after: tuple[float, int, str, int] | None, size: int
 ) -> tuple[str, list[Any]]:
     """The search statement from constant fragments, and its parameters in order."""
     matches: list[str] = []
-    params: list[Any] = [json.dumps(members)]
+    params: list[Any] = [json.dumps(members), json.dumps(slots)]
     words = [fts5_string(t.text) for t in parsed.terms if t.words]
     if words:
         matches.append(_WORDS)
