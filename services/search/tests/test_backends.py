@@ -35,7 +35,7 @@ from chat_search.backends import (
     SearchBackend,
     _query,
 )
-from chat_search.backends._query import gram_token, grams_of, short_substring_term
+from chat_search.backends._query import gram_token, grams_of, parse_query, short_substring_term
 from chat_search.backends.fts import LAYOUT, FtsBackend
 from chat_search.backends.opensearch import OpenSearchBackend
 
@@ -701,6 +701,18 @@ def test_substring_chars_are_spaceless_scripts_and_symbols() -> None:
         != (spaceless.match(chr(cp)) is not None or unicodedata.category(chr(cp)) == "So")
     ]
     assert wrong == []
+
+
+def test_ascii_folds_character_for_character() -> None:
+    """The highlighter's ASCII shortcut (no per-character fold) is what folding gives."""
+    from chat_search.backends import _highlight
+
+    text = "".join(chr(c) for c in range(128)) + " Foo.PNG MiXeD"
+    folded, origin = _highlight._folded(text)
+    assert origin is None and folded == "".join(_highlight._fold(ch) for ch in text)
+    assert _highlight.highlight("Report Q3.PDF final", parse_query("q3.pdf").terms) == (
+        "Report <mark>Q3.PDF</mark> final"
+    )
 
 
 def test_grams_are_what_like_finds() -> None:

@@ -14,6 +14,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from chat_search.backends._query import Term
 
@@ -22,14 +23,18 @@ _BEFORE = 60  # characters of context kept before the first match of a long body
 _ELLIPSIS = "…"
 
 
+@lru_cache(maxsize=8192)
 def _fold(ch: str) -> str:
     """``ch`` without accents, case-folded (may be 0..n characters)."""
     decomposed = unicodedata.normalize("NFD", ch)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _folded(text: str) -> tuple[str, list[int]]:
-    """``text`` folded, and for each folded character the index of its source character."""
+def _folded(text: str) -> tuple[str, list[int] | None]:
+    """``text`` folded, and for each folded character the index of its source character
+    (None: the same index; ASCII text, most chat, folds character for character)."""
+    if text.isascii():
+        return text.lower(), None
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
@@ -39,6 +44,7 @@ def _folded(text: str) -> tuple[str, list[int]]:
     return "".join(out), origin
 
 
+@lru_cache(maxsize=1024)
 def _pattern(term: Term) -> re.Pattern[str] | None:
     folded = "".join(_fold(ch) for ch in term.text)
     if term.substring:
@@ -59,7 +65,10 @@ def match_spans(body: str, terms: Sequence[Term]) -> list[tuple[int, int]]:
             continue
         for m in pattern.finditer(folded):
             if m.end() > m.start():
-                spans.append((origin[m.start()], origin[m.end() - 1] + 1))
+                if origin is None:
+                    spans.append((m.start(), m.end()))
+                else:
+                    spans.append((origin[m.start()], origin[m.end() - 1] + 1))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
