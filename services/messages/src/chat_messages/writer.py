@@ -90,9 +90,10 @@ class Writer:
             await self._check_blocks(conn, cmds, pending, kinds, outcomes)
             await self._check_replies(conn, cmds, pending, outcomes)
             ts = now_ts()
+            firsts = await self.store.allocate_many(conn, {conv: len(idx) for conv, idx in pending.items()})
             for conv in sorted(pending):
                 idx = pending[conv]
-                first = await self.store.allocate(conn, conv, len(idx))
+                first = firsts[conv]
                 for n, i in enumerate(idx):
                     cmd = cmds[i]
                     ev = Event(
