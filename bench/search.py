@@ -5,7 +5,7 @@ backends over a generated corpus, and event → searchable through a whole runni
    vocabulary — stop words, common words, names, a long tail of jargon —, ~6 % CJK sentences,
    ~3 % with file attachments such as ``report-2024.pdf``) over ``--convs`` conversations are
    indexed through the backend itself (``FtsBackend`` / ``OpenSearchBackend`` on a real
-   OpenSearch 2.19.1), in batches of 500 (the service's batch size; OpenSearch with
+   OpenSearch 2.19.1), in batches of 2,000 (the service's batch size; OpenSearch with
    ``--os-inflight`` bulk requests in flight, SQLite one at a time: it has one connection).
    Reported: messages/s (wall time, OpenSearch's final ``_refresh`` included), the index
    size on disk (SQLite: the file and its ``-wal``; OpenSearch: ``_stats/store`` of the
@@ -61,7 +61,7 @@ from overload import NO_ADMISSION  # noqa: E402
 from run import BENCH_ENV, cpu_snapshot  # noqa: E402
 
 PASSWORD = "bench-password-1"
-BATCH = 500  # the search service's batch (SEARCH_BATCH)
+BATCH = 2000  # the search service's batch (SEARCH_BATCH)
 INDEX_PREFIX = "bench-search"
 INDEX_CAP_S = 3600.0  # no indexing run may take longer
 QUERY_CAP_S = 600.0  # nor one query measurement
@@ -262,7 +262,7 @@ def start_opensearch(args: argparse.Namespace, data_dir: Path) -> OpenSearchServ
 
 
 async def index_all(backend: SearchBackend, docs: list[Doc], inflight: int) -> float:
-    """Seconds to upsert ``docs`` in batches of 500, ``inflight`` at a time."""
+    """Seconds to upsert ``docs`` in batches of BATCH, ``inflight`` at a time."""
     batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
     started = time.perf_counter()
     next_batch = 0

@@ -125,6 +125,34 @@ async def test_relevance_both_words_rank_first(backend: SearchBackend) -> None:
     assert await found(backend, '"report is ready"', ["A"]) == {("A", 2)}
 
 
+async def test_a_hit_carries_the_event_exactly_as_indexed(backend: SearchBackend, tmp_path: Path) -> None:
+    # as the indexer makes them: every field of the wire event, attachments as objects
+    full = {
+        "conv": "A",
+        "seq": 1,
+        "kind": "message",
+        "sender": "u7",
+        "ts": ts(1000),
+        "client_msg_id": "c-1",
+        "body": "invoice attached",
+        "attachments": [{"media_id": "m1", "mime": "application/pdf", "size": 10, "name": "invoice.pdf"}],
+        "reply_to": None,
+    }
+    odd = {"conv": "A", "seq": 2, "kind": "message", "body": "invoice without a sender field"}
+    await backend.upsert(
+        [
+            Doc("A", 1, "u7", ts(1000), "invoice attached", ["invoice.pdf"], full),
+            Doc("A", 2, "", ts(2000), "invoice without a sender field", [], odd),
+        ]
+    )
+    page = await backend.search("invoice", ["A"], 10, None)
+    assert {h.event["seq"]: h.event for h in page.hits} == {1: full, 2: odd}
+    if isinstance(backend, FtsBackend):  # the row does not keep the fields twice
+        stored = {s: json.loads(e) for s, e in await backend._read("SELECT seq, event FROM search_docs")}
+        assert stored[1] == {k: v for k, v in full.items() if k not in ("conv", "seq", "sender", "ts", "body")}
+        assert stored[2] == odd  # not every column field in the event: kept whole
+
+
 async def test_edit_replaces_the_text(backend: SearchBackend) -> None:
     await backend.upsert([doc("A", 1, "banana split")])
     assert await found(backend, "banana", ["A"]) == {("A", 1)}

@@ -130,7 +130,7 @@ class Indexer:
         backend: SearchBackend,
         fetch: FetchMessage,
         *,
-        batch: int = 500,
+        batch: int = 2000,
         window_s: float = 0.05,
         rebuild: Rebuild | None = None,
         gap_check_s: float = 60.0,

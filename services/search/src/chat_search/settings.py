@@ -35,7 +35,7 @@ class SearchSettings(ServiceSettings):
     # template and, at start, to the live index). Shorter: fresher results, more refresh work.
     refresh_ms: int = Field(default=1000, ge=100, le=60_000)
     # events indexed per bulk write, at most (and at most this long a wait for more)
-    batch: int = Field(default=500, ge=1, le=5000)
+    batch: int = Field(default=2000, ge=1, le=5000)
     batch_window_s: float = Field(default=0.05, ge=0)
     # bulk writes in flight at once (their order does not matter: documents carry versions)
     inflight: int = Field(default=2, ge=1, le=8)

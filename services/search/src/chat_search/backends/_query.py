@@ -84,8 +84,9 @@ def _is_substring_char(ch: str) -> bool:
 
 def has_substring_chars(text: str) -> bool:
     """Whether ``text`` has a character that only substring search finds (a document
-    without one can never match a ``substring`` term)."""
-    return _SUBSTRING.search(text) is not None
+    without one can never match a ``substring`` term). ASCII has none: most chat text is
+    answered without a scan."""
+    return not text.isascii() and _SUBSTRING.search(text) is not None
 
 
 def gram_token(chars: str) -> str:

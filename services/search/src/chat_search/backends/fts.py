@@ -3,7 +3,8 @@
 Tables (one database file of its own, created by :meth:`FtsBackend.start`):
 
 - ``search_docs``: one row per message, key ``(conv, seq)``, with the body, the attachment
-  names (one per line), ``ts_ms`` (for ordering) and the event as JSON;
+  names (one per line), ``ts_ms`` (for ordering) and the event as JSON (without the
+  fields that have columns: :func:`stored_event`, put together again by :func:`hit_event`);
 - ``search_words``: FTS5 over ``body`` and ``attachments`` with the ``unicode61`` tokenizer
   (``remove_diacritics 2``): words, case- and accent-insensitive. File names split into
   words at ``.``/``-``/``_``, and a term matches as a phrase, so ``foo.png`` finds
@@ -286,7 +287,7 @@ page(id, r, ts_ms, conv, seq) AS (
     ORDER BY s.r ASC, d.ts_ms DESC, d.conv ASC, d.seq ASC
     LIMIT ?
 )
-SELECT p.conv, p.seq, p.ts_ms, d.body, d.event, p.r
+SELECT p.conv, p.seq, p.ts_ms, d.body, d.event, p.r, d.sender, d.ts
 FROM page AS p JOIN search_docs AS d ON d.key = p.id
 ORDER BY p.r ASC, p.ts_ms DESC, p.conv ASC, p.seq ASC
 """
@@ -451,7 +452,7 @@ class FtsBackend:
                 "ts_ms": ts_millis(d.ts),
                 "body": d.body,
                 "attachments": "\n".join(d.attachments),
-                "event": orjson.dumps(d.event).decode(),
+                "event": orjson.dumps(stored_event(d)).decode(),
                 "version": d.ver,
                 "sub": int(sub := has_substring_chars(d.body) or any(map(has_substring_chars, d.attachments))),
                 "grams": grams_of(d.body, *d.attachments) if sub else "",
@@ -583,10 +584,10 @@ class FtsBackend:
         except sqlite3.Error as e:
             raise BackendUnavailable(f"search failed: {e}") from e
         rows = list(rows)
-        hits = [Hit(json.loads(row[4]), highlight(row[3], parsed.terms)) for row in rows[:limit]]
+        hits = [Hit(hit_event(row), highlight(row[3], parsed.terms)) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
-            c, s, ts_ms, _, _, r = rows[limit - 1]
+            c, s, ts_ms, _, _, r, _, _ = rows[limit - 1]
             next_cursor = encode_cursor(NAME, parsed.fingerprint, [r, ts_ms, c, s])
         return Page(hits, next_cursor)
 
@@ -629,6 +630,32 @@ class _FtsRebuild:
         await self.backend._rebuild_step(
             self.owner, self.gen, [("DELETE FROM search_meta WHERE key IN ('gen_next', 'rebuild')", ())]
         )
+
+
+def stored_event(d: Doc) -> dict[str, Any]:
+    """What the ``event`` column keeps: the event without the fields that have columns of
+    their own (about a third of a row), when all of them are there and equal; else all of it."""
+    ev = d.event
+    if (
+        ev.get("conv") == d.conv
+        and ev.get("seq") == d.seq
+        and ev.get("sender") == d.sender
+        and ev.get("ts") == d.ts
+        and ev.get("body") == d.body
+    ):
+        return {k: v for k, v in ev.items() if k not in _COLUMN_FIELDS}
+    return ev
+
+
+_COLUMN_FIELDS = frozenset(("conv", "seq", "sender", "ts", "body"))
+
+
+def hit_event(row: Any) -> dict[str, Any]:
+    """The event of a search row (conv, seq, ts_ms, body, event, r, sender, ts), whole again."""
+    stored: dict[str, Any] = orjson.loads(row[4])
+    if "conv" in stored:  # kept whole (written before columns were left out, or unusual)
+        return stored
+    return {"conv": row[0], "seq": row[1], "sender": row[6], "ts": row[7], "body": row[3], **stored}
 
 
 def _grams_of_row(body: str, attachments: str) -> str:
