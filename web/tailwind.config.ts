@@ -6,7 +6,7 @@ export default {
   // Colours are CSS variables (app/globals.css): light by default, dark from
   // prefers-color-scheme, and the .light / .dark class on <html> when the user picked one.
   darkMode: ["class", ".dark"],
-  content: ["./app/**/*.{ts,tsx}", "./components/**/*.{ts,tsx}", "./lib/**/*.{ts,tsx}"],
+  content: ["./app/**/*.{ts,tsx}", "./pages/**/*.{ts,tsx}", "./components/**/*.{ts,tsx}", "./lib/**/*.{ts,tsx}"],
   theme: {
     extend: {
       colors: {

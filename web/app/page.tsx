@@ -1,9 +1,8 @@
 "use client";
 import * as React from "react";
 import dynamic from "next/dynamic";
-import { useRouter } from "next/navigation";
 import { Loader2 } from "lucide-react";
-import { hasSessionHint } from "@/lib/session-hint";
+import { goToLogin, hasSessionHint } from "@/lib/session-hint";
 
 function Loading() {
   return (
@@ -21,11 +20,10 @@ const ChatApp = dynamic(() => import("@/components/chat-app").then((m) => m.Chat
 });
 
 export default function Home() {
-  const router = useRouter();
   const [signedIn, setSignedIn] = React.useState(false);
   React.useEffect(() => {
     if (hasSessionHint()) setSignedIn(true);
-    else router.replace("/login/");
-  }, [router]);
+    else goToLogin();
+  }, []);
   return signedIn ? <ChatApp /> : <Loading />;
 }

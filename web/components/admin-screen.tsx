@@ -1,7 +1,6 @@
 "use client";
 import * as React from "react";
 import Link from "next/link";
-import { useRouter } from "next/navigation";
 import { ArrowLeft, Loader2, Shield, UserX } from "lucide-react";
 import type { ChatClient, User } from "@chat/client";
 import { Button } from "@/components/ui/button";
@@ -10,13 +9,13 @@ import { Label } from "@/components/ui/label";
 import { UserAvatar } from "@/components/user-avatar";
 import { ConfirmDialog, type ConfirmRequest } from "@/components/confirm-dialog";
 import { getSession } from "@/lib/session";
+import { goToLogin } from "@/lib/session-hint";
 import { describeError, reportError } from "@/lib/errors";
 import { toast } from "@/lib/toast";
 
 type Me = User & { admin?: boolean };
 
 export function AdminScreen() {
-  const router = useRouter();
   const [client, setClient] = React.useState<ChatClient | null>(null);
   const [me, setMe] = React.useState<Me | null>(null);
   const [error, setError] = React.useState<string | null>(null);
@@ -28,7 +27,7 @@ export function AdminScreen() {
         const c = await getSession();
         if (!live) return;
         if (!c) {
-          router.replace("/login/");
+          goToLogin();
           return;
         }
         setClient(c);
@@ -40,7 +39,7 @@ export function AdminScreen() {
     return () => {
       live = false;
     };
-  }, [router]);
+  }, []);
 
   return (
     <main className="mx-auto flex min-h-screen w-full max-w-2xl flex-col gap-6 p-4 sm:p-8">

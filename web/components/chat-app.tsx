@@ -1,6 +1,5 @@
 "use client";
 import * as React from "react";
-import { useRouter } from "next/navigation";
 import { Loader2, MessageSquare } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Sheet, SheetContent, SheetDescription, SheetTitle } from "@/components/ui/sheet";
@@ -11,13 +10,13 @@ import { SearchDialog } from "@/components/search-dialog";
 import { BrowseChannelsDialog, CreateChannelDialog, NewMessageDialog, ShortcutsDialog } from "@/components/new-conversation";
 import { chat, useChat } from "@/lib/store";
 import { getSession, setCurrentClient } from "@/lib/session";
+import { goToLogin } from "@/lib/session-hint";
 import { describeError } from "@/lib/errors";
 import { openPanel, usePanel, usePanelDialog } from "@/lib/ui";
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function ChatApp() {
-  const router = useRouter();
   const phase = useChat((s) => s.phase);
   const [bootError, setBootError] = React.useState<unknown>(null);
   const [attempt, setAttempt] = React.useState(0);
@@ -28,21 +27,21 @@ export function ChatApp() {
     getSession()
       .then((c) => {
         if (!live) return;
-        if (!c) router.replace("/login/");
+        if (!c) goToLogin();
         else void chat.start(c);
       })
       .catch((e: unknown) => live && setBootError(e));
     return () => {
       live = false;
     };
-  }, [router, attempt]);
+  }, [attempt]);
 
   React.useEffect(() => {
     if (phase === "signed-out") {
       setCurrentClient(null);
-      router.replace("/login/");
+      goToLogin();
     }
-  }, [phase, router]);
+  }, [phase]);
 
   if (bootError) {
     const { title, description } = describeError(bootError);

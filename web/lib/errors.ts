@@ -12,7 +12,8 @@ function detail(e: ChatError): string | null {
   return m.endsWith(".") ? m : `${m}.`;
 }
 
-/** What a person should read for an error: never raw JSON or a stack. */
+/** What a person should read for an error: never raw JSON or a stack. (The static login page's
+ * script, lib/login-page.ts, repeats this table: it imports nothing. Change both.) */
 export function describeError(err: unknown): { title: string; description?: string } {
   const e = err instanceof ChatError ? err : null;
   if (!e) {

@@ -4,7 +4,8 @@
  * session.ts (which pulls in the client) so that the first page can decide what to load.
  *
  * The hint is mirrored in the `chat_hint` cookie (not a credential: "1" or absent) so that
- * the gateway can answer a signed-out visit to `/` with the login page straight away. */
+ * the gateway can answer a signed-out visit to `/` with the login page straight away.
+ * (lib/login-page.ts, the static login page's script, repeats the writing: change both.) */
 const HINT = "chat-session";
 const COOKIE = "chat_hint";
 
@@ -25,6 +26,13 @@ function setHintCookie(on: boolean): void {
   } catch {
     /* no document (tests) */
   }
+}
+
+/** Where a signed-out browser goes. The login page is static HTML outside the App Router
+ * (pages/login.tsx): a full navigation, as router.replace would first ask for an RSC payload
+ * that the page does not have. */
+export function goToLogin(): void {
+  window.location.replace("/login/");
 }
 
 export function setSessionHint(on: boolean): void {

@@ -35,15 +35,3 @@ export async function getSession(): Promise<ChatClient | null> {
   setHint(current !== null); // (a session from before the hint cookie gets it now)
   return current;
 }
-
-export async function logIn(username: string, password: string): Promise<ChatClient> {
-  const c = await ChatClient.login(username, password, clientOptions());
-  current = c;
-  setHint(true);
-  return c;
-}
-
-export async function signUp(username: string, password: string, displayName?: string): Promise<ChatClient> {
-  await ChatClient.register(username, password, displayName, clientOptions());
-  return logIn(username, password);
-}
