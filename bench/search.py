@@ -604,6 +604,20 @@ def index_lag(url: str) -> dict[str, Any]:
     return {"events": int(count), "mean_ms": round(1000 * total / count, 1) if count else None, **share}
 
 
+def refresh_stats(url: str) -> dict[str, Any]:
+    """The chat index's refreshes over the run (how often a write could become searchable)
+    and its indexing time, from ``_stats``."""
+    st = httpx.get(f"{url}/{INDEX_PREFIX}/_stats/refresh,indexing", timeout=10).json()["_all"]["primaries"]
+    ref, idx = st["refresh"], st["indexing"]
+    n = max(1, ref["total"])
+    return {
+        "refreshes": ref["total"],
+        "refresh_mean_ms": round(ref["total_time_in_millis"] / n, 1),
+        "indexed": idx["index_total"],
+        "index_ms_per_doc": round(idx["index_time_in_millis"] / max(1, idx["index_total"]), 3),
+    }
+
+
 def e2e_part(args: argparse.Namespace, name: str, vocab: Vocabulary) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="chat-bench-search-") as d:
         tmp = Path(d)
@@ -641,6 +655,8 @@ def e2e_part(args: argparse.Namespace, name: str, vocab: Vocabulary) -> dict[str
             except ImportError:
                 res = asyncio.run(e2e_run(c, args, vocab, os_pid))
             res = {"backend": name, **res}
+            if server is not None:
+                res["opensearch_refresh"] = refresh_stats(server.url)
             print(json.dumps(res), flush=True)
             return res
         finally:

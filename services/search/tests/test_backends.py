@@ -37,7 +37,7 @@ from chat_search.backends import (
 )
 from chat_search.backends._query import gram_token, grams_of, parse_query, short_substring_term
 from chat_search.backends.fts import LAYOUT, FtsBackend
-from chat_search.backends.opensearch import OpenSearchBackend
+from chat_search.backends.opensearch import OpenSearchBackend, index_template
 
 BASE_TS = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -532,13 +532,49 @@ async def test_opensearch_layout(opensearch_server: OpenSearchServer) -> None:
         assert index["settings"]["index"]["number_of_replicas"] == "0"
         props = index["mappings"]["properties"]
         assert props["event"] == {"type": "object", "enabled": False}
-        assert props["body"]["fields"]["cjk"]["analyzer"] == "cjk"
+        assert props["body"] == {"type": "text", "analyzer": "standard"}  # analyzed once
+        assert props["body_cjk"] == {"type": "text", "analyzer": "cjk"}
         tokens = client.indices.analyze(index=prefix, body={"field": "attachments", "text": "IMG_2024-01.Final.PDF"})
         assert [t["token"] for t in tokens["tokens"]] == ["img", "2024", "01", "final", "pdf"]
     finally:
         await b.close()
         client.indices.delete(index=f"{prefix}-*")
         client.indices.delete_index_template(name=f"{prefix}-template")
+        client.close()
+
+
+async def test_opensearch_index_of_template_version_1_keeps_working(opensearch_server: OpenSearchServer) -> None:
+    """An index made before ``body_cjk`` (a ``body.cjk`` multi-field, whole events in
+    ``_source``) gains the field at start; old and new documents are both found, whole."""
+    prefix = f"t{uuid.uuid4().hex[:12]}-v1"
+    v1 = index_template(prefix)["template"]
+    props = v1["mappings"]["properties"]
+    del props["body_cjk"]
+    props["body"] = {"type": "text", "analyzer": "standard", "fields": {"cjk": {"type": "text", "analyzer": "cjk"}}}
+    client = opensearch_server.client()
+    old_event = {"conv": "A", "seq": 1, "kind": "message", "sender": "u1", "ts": ts(1000), "body": "旧的北京消息 alpha"}
+    new_event = {"conv": "A", "seq": 2, "kind": "message", "sender": "u2", "ts": ts(2000), "body": "新的北京消息 beta"}
+    try:
+        client.indices.create(index=f"{prefix}-000001", body={**v1, "aliases": {prefix: {"is_write_index": True}}})
+        old_src = {k: old_event[k] for k in ("conv", "seq", "sender", "ts", "body")}
+        client.index(index=prefix, id="A:1", body={**old_src, "attachments": [], "event": old_event}, refresh=True)
+        b = OpenSearchBackend(opensearch_server.url, index_prefix=prefix, refresh=True)
+        await b.start()
+        try:
+            await b.upsert([Doc("A", 2, "u2", ts(2000), new_event["body"], [], new_event)])
+            assert "body_cjk" in client.indices.get_mapping(index=prefix)[f"{prefix}-000001"]["mappings"]["properties"]
+            page = await b.search("北京", ["A"], 10, None)
+            assert {h.event["seq"]: h.event for h in page.hits} == {1: old_event, 2: new_event}
+            assert all("<mark>" in h.highlight for h in page.hits)
+            assert await found(b, "alpha", ["A"]) == {("A", 1)}
+            assert await found(b, "beta", ["A"]) == {("A", 2)}
+            stored = client.get(index=prefix, id="A:2")["_source"]
+            assert stored["event"] == {"kind": "message"} and stored["body_cjk"] == new_event["body"]
+        finally:
+            await b.close()
+    finally:
+        client.indices.delete(index=f"{prefix}-*")
+        client.indices.delete_index_template(name=f"{prefix}-template", ignore=[404])
         client.close()
 
 

@@ -123,6 +123,31 @@ class Doc:
     def ver(self) -> int:
         return self.version or self.seq
 
+    def stored_event(self) -> dict[str, Any]:
+        """What an index keeps of the event: without the fields it stores beside it
+        (``conv``, ``seq``, ``sender``, ``ts``, ``body``: about a third of a row) when all of
+        them are there and equal; else all of it. :func:`whole_event` puts it together again."""
+        ev = self.event
+        if (
+            ev.get("conv") == self.conv
+            and ev.get("seq") == self.seq
+            and ev.get("sender") == self.sender
+            and ev.get("ts") == self.ts
+            and ev.get("body") == self.body
+        ):
+            return {k: v for k, v in ev.items() if k not in _DOC_FIELDS}
+        return ev
+
+
+_DOC_FIELDS = frozenset(("conv", "seq", "sender", "ts", "body"))
+
+
+def whole_event(stored: dict[str, Any], conv: str, seq: int, sender: str, ts: str, body: str) -> dict[str, Any]:
+    """The event as indexed, from :meth:`Doc.stored_event` and the document's fields."""
+    if "conv" in stored:  # kept whole (written before fields were left out, or unusual)
+        return stored
+    return {"conv": conv, "seq": seq, "sender": sender, "ts": ts, "body": body, **stored}
+
 
 @dataclass(frozen=True)
 class Removal:

@@ -4,7 +4,7 @@ Tables (one database file of its own, created by :meth:`FtsBackend.start`):
 
 - ``search_docs``: one row per message, key ``(conv, seq)``, with the body, the attachment
   names (one per line), ``ts_ms`` (for ordering) and the event as JSON (without the
-  fields that have columns: :func:`stored_event`, put together again by :func:`hit_event`);
+  fields that have columns: ``Doc.stored_event``, put together again by :func:`hit_event`);
 - ``search_words``: FTS5 over ``body`` and ``attachments`` with the ``unicode61`` tokenizer
   (``remove_diacritics 2``): words, case- and accent-insensitive. File names split into
   words at ``.``/``-``/``_``, and a term matches as a phrase, so ``foo.png`` finds
@@ -86,6 +86,7 @@ from chat_search.backends import (
     RebuildTarget,
     Removal,
     clamp_limit,
+    whole_event,
 )
 from chat_search.backends._highlight import highlight
 from chat_search.backends._query import (
@@ -452,7 +453,7 @@ class FtsBackend:
                 "ts_ms": ts_millis(d.ts),
                 "body": d.body,
                 "attachments": "\n".join(d.attachments),
-                "event": orjson.dumps(stored_event(d)).decode(),
+                "event": orjson.dumps(d.stored_event()).decode(),
                 "version": d.ver,
                 "sub": int(sub := has_substring_chars(d.body) or any(map(has_substring_chars, d.attachments))),
                 "grams": grams_of(d.body, *d.attachments) if sub else "",
@@ -632,30 +633,9 @@ class _FtsRebuild:
         )
 
 
-def stored_event(d: Doc) -> dict[str, Any]:
-    """What the ``event`` column keeps: the event without the fields that have columns of
-    their own (about a third of a row), when all of them are there and equal; else all of it."""
-    ev = d.event
-    if (
-        ev.get("conv") == d.conv
-        and ev.get("seq") == d.seq
-        and ev.get("sender") == d.sender
-        and ev.get("ts") == d.ts
-        and ev.get("body") == d.body
-    ):
-        return {k: v for k, v in ev.items() if k not in _COLUMN_FIELDS}
-    return ev
-
-
-_COLUMN_FIELDS = frozenset(("conv", "seq", "sender", "ts", "body"))
-
-
 def hit_event(row: Any) -> dict[str, Any]:
     """The event of a search row (conv, seq, ts_ms, body, event, r, sender, ts), whole again."""
-    stored: dict[str, Any] = orjson.loads(row[4])
-    if "conv" in stored:  # kept whole (written before columns were left out, or unusual)
-        return stored
-    return {"conv": row[0], "seq": row[1], "sender": row[6], "ts": row[7], "body": row[3], **stored}
+    return whole_event(orjson.loads(row[4]), row[0], row[1], row[6], row[7], row[3])
 
 
 def _grams_of_row(body: str, attachments: str) -> str:

@@ -4,11 +4,15 @@ Layout, created by :meth:`OpenSearchBackend.start` (idempotent):
 
 - an index template ``{prefix}-template`` for ``{prefix}-*``: 1 shard, 0 replicas (a small
   single node; both configurable), strict mappings: ``conv``/``sender`` keyword, ``seq``
-  long, ``ts`` date, ``body`` text (``standard``) with a ``body.cjk`` multi-field (the
-  built-in ``cjk`` analyzer: overlapping bigrams, so a word is found inside a CJK sentence),
+  long, ``ts`` date, ``body`` text (``standard``), ``body_cjk`` the body again with the
+  built-in ``cjk`` analyzer (overlapping bigrams, so a word is found inside a CJK sentence),
+  only in documents whose body is not ASCII (most chat text is: one analysis, not two);
+  indices of template version 1 have a ``body.cjk`` multi-field instead, for every
+  document (searched too; at start such an index gains ``body_cjk``; a rebuild retires it),
   ``attachments`` text with a ``file_name`` analyzer (runs of letters and digits,
   lowercased: ``report-2024.pdf`` is ``report 2024 pdf``), ``event`` an object with
-  ``enabled: false`` (kept in ``_source``, returned in hits, never indexed);
+  ``enabled: false`` (kept in ``_source`` without the fields stored beside it,
+  :meth:`Doc.stored_event`; returned in hits whole again; never indexed);
 - the concrete index ``{prefix}-000001`` behind the alias ``{prefix}``. Every read and write
   goes through the alias, so a rebuild can fill ``{prefix}-000002`` and swap the alias.
 
@@ -35,15 +39,15 @@ the old index is deleted.
 Queries (user text only ever lands in a ``query`` *value*): a ``bool`` query whose
 ``filter`` always holds ``terms: {conv: convs}`` (and ``term: {conv}`` to narrow), and whose
 ``should`` holds one ``multi_match`` of type ``phrase`` per term over the fixed fields
-``body``, ``body.cjk``, ``attachments`` (``minimum_should_match: 1``). ``multi_match``
+``body``, ``body_cjk``, ``body.cjk``, ``attachments`` (``minimum_should_match: 1``). ``multi_match``
 analyzes its text and never parses it, so no operator, field name, wildcard or regex typed
 by a user means anything. Budget: ``timeout: 2s`` in the request (a slow shard answers with
 what it has) and a 2.5 s client timeout.
 
 Order: ``[_score desc, ts desc, conv asc, seq asc]`` and ``search_after`` with the last
 hit's sort values, which the cursor carries. Highlights come from OpenSearch's unified
-highlighter on ``body`` and ``body.cjk`` (``<mark>`` tags, ``html`` encoder; ``body.cjk``
-first for a CJK query: it marks whole bigrams), else from :mod:`._highlight`.
+highlighter on ``body`` and the CJK fields (``<mark>`` tags, ``html`` encoder; the CJK
+fields first for a CJK query: they mark whole bigrams), else from :mod:`._highlight`.
 
 The sync client in threads: ``aiohttp`` (needed by opensearch-py's async client) is not a
 dependency of the workspace; a request ties up one worker thread for at most 2.5 s.
@@ -75,12 +79,16 @@ from chat_search.backends import (
     RebuildTarget,
     Removal,
     clamp_limit,
+    whole_event,
 )
 from chat_search.backends._highlight import highlight
 from chat_search.backends._query import ParsedQuery, decode_cursor, encode_cursor, parse_query
 
 NAME = "opensearch"
-FIELDS = ("body", "body.cjk", "attachments")
+# body.cjk: the multi-field of indices made by template version 1 (a rebuild retires it)
+FIELDS = ("body", "body_cjk", "body.cjk", "attachments")
+BODY_CJK = {"type": "text", "analyzer": "cjk"}
+CJK_FIELDS = ("body_cjk", "body.cjk")
 SEARCH_TIMEOUT = "2s"
 REQUEST_TIMEOUT = 2.5
 WRITE_TIMEOUT = 30.0
@@ -101,7 +109,7 @@ def index_template(prefix: str, shards: int = 1, replicas: int = 0, refresh_ms: 
     return {
         "index_patterns": [f"{prefix}-*"],
         "priority": 100,
-        "_meta": {"owner": "chat-search", "version": 1},
+        "_meta": {"owner": "chat-search", "version": 2},
         "template": {
             "settings": {
                 "number_of_shards": shards,
@@ -123,11 +131,9 @@ def index_template(prefix: str, shards: int = 1, replicas: int = 0, refresh_ms: 
                     "seq": {"type": "long"},
                     "sender": {"type": "keyword"},
                     "ts": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
-                    "body": {
-                        "type": "text",
-                        "analyzer": "standard",
-                        "fields": {"cjk": {"type": "text", "analyzer": "cjk"}},
-                    },
+                    "body": {"type": "text", "analyzer": "standard"},
+                    # the body again for CJK bigrams, only in documents with non-ASCII text
+                    "body_cjk": BODY_CJK,
                     "attachments": {"type": "text", "analyzer": "file_name"},
                     "event": {"type": "object", "enabled": False},
                 },
@@ -168,6 +174,7 @@ class OpenSearchBackend:
         self._refresh_ms = refresh_ms
         self._template = index_template(index_prefix, shards, replicas, refresh_ms)
         self._refresh = "true" if refresh else "false"
+        self._body_cjk = True  # False: the live index has no body_cjk (and cannot get it)
         options: dict[str, Any] = {"timeout": REQUEST_TIMEOUT, "max_retries": 0, "retry_on_timeout": False}
         options.update(client_options)
         self._client = OpenSearch(hosts=[hosts] if isinstance(hosts, str) else hosts, **options)
@@ -210,6 +217,14 @@ class OpenSearchBackend:
                 await self._call(c.indices.put_settings, index=self.alias, body=settings, request_timeout=WRITE_TIMEOUT)
             except AuthorizationException:  # a user without indices:admin/settings/update
                 log.warning("cannot set refresh_interval of the live index; new indices get it from the template")
+            # an index of template version 1 has body.cjk for every document instead: it
+            # gains the field (adding a field is allowed on a live index)
+            mapping = {"properties": {"body_cjk": BODY_CJK}}
+            try:
+                await self._call(c.indices.put_mapping, index=self.alias, body=mapping, request_timeout=WRITE_TIMEOUT)
+            except AuthorizationException:
+                log.warning("cannot add body_cjk to the live index; its body.cjk keeps serving until a rebuild")
+                self._body_cjk = False
             return
         try:
             body = {"aliases": {self.alias: {"is_write_index": True}}}
@@ -244,7 +259,7 @@ class OpenSearchBackend:
         targets = [self.alias]
         if await self._rebuilding():
             targets.append(self.next_alias)
-        actions = _actions(docs, removals, targets)
+        actions = _actions(docs, removals, targets, body_cjk=self._body_cjk)
         if position is not None:
             actions.append(
                 {
@@ -402,7 +417,7 @@ class OpenSearchBackend:
         )
         raw = resp["hits"]["hits"]
         cjk_first = any(t.substring for t in parsed.terms)
-        hits = [Hit(h["_source"].get("event", {}), _highlight_of(h, parsed, cjk_first)) for h in raw[:limit]]
+        hits = [Hit(_event_of(h["_source"]), _highlight_of(h, parsed, cjk_first)) for h in raw[:limit]]
         next_cursor = None
         if len(raw) > limit:
             next_cursor = encode_cursor(NAME, parsed.fingerprint, raw[limit - 1]["sort"])
@@ -480,9 +495,12 @@ class _OpenSearchRebuild:
             pass  # taken over meanwhile: the lock is the new owner's
 
 
-def _actions(docs: list[Doc], removals: list[Removal], targets: list[str]) -> list[dict[str, Any]]:
+def _actions(
+    docs: list[Doc], removals: list[Removal], targets: list[str], body_cjk: bool = True
+) -> list[dict[str, Any]]:
     """Bulk actions writing ``docs`` and ``removals`` to each of ``targets`` (the first is the
-    live alias or a concrete index; a second is the rebuild's alias, required to exist)."""
+    live alias or a concrete index; a second is the rebuild's alias, required to exist).
+    ``body_cjk``: a document with non-ASCII text has its body in ``body_cjk`` too."""
     out: list[dict[str, Any]] = []
     for n, target in enumerate(targets):
         extra = {"require_alias": True} if n else {}
@@ -497,7 +515,8 @@ def _actions(docs: list[Doc], removals: list[Removal], targets: list[str]) -> li
                     "ts": d.ts,
                     "body": d.body,
                     "attachments": list(d.attachments),
-                    "event": d.event,
+                    "event": d.stored_event(),
+                    **({} if not body_cjk or d.body.isascii() else {"body_cjk": d.body}),
                 }
             )
         for r in removals:
@@ -520,7 +539,7 @@ def search_body(
         "size": size,
         "timeout": SEARCH_TIMEOUT,
         "track_total_hits": False,
-        "_source": ["event", "body"],
+        "_source": ["event", "conv", "seq", "sender", "ts", "body"],
         "highlight": {
             "type": "unified",
             "encoder": "html",
@@ -528,7 +547,7 @@ def search_body(
             "post_tags": ["</mark>"],
             "number_of_fragments": 1,
             "fragment_size": 200,
-            "fields": {"body": {}, "body.cjk": {}},
+            "fields": {"body": {}, "body_cjk": {}, "body.cjk": {}},
             # only the text terms: highlighting with the whole query also walks the
             # membership filter (bench: about half the server time of a search)
             "highlight_query": {"bool": {"should": should, "minimum_should_match": 1}},
@@ -539,9 +558,20 @@ def search_body(
     return body
 
 
+def _event_of(src: dict[str, Any]) -> dict[str, Any]:
+    return whole_event(
+        src.get("event") or {},
+        str(src.get("conv", "")),
+        int(src.get("seq", 0)),
+        str(src.get("sender", "")),
+        str(src.get("ts", "")),
+        str(src.get("body", "")),
+    )
+
+
 def _highlight_of(hit: dict[str, Any], parsed: ParsedQuery, cjk_first: bool) -> str:
     fragments = hit.get("highlight", {})
-    order = ("body.cjk", "body") if cjk_first else ("body", "body.cjk")
+    order = (*CJK_FIELDS, "body") if cjk_first else ("body", *CJK_FIELDS)
     for field in order:
         if fragments.get(field):
             return str(fragments[field][0])
