@@ -45,9 +45,9 @@ by a user means anything. Budget: ``timeout: 2s`` in the request (a slow shard a
 what it has) and a 2.5 s client timeout.
 
 Order: ``[_score desc, ts desc, conv asc, seq asc]`` and ``search_after`` with the last
-hit's sort values, which the cursor carries. Highlights come from OpenSearch's unified
-highlighter on ``body`` and the CJK fields (``<mark>`` tags, ``html`` encoder; the CJK
-fields first for a CJK query: they mark whole bigrams), else from :mod:`._highlight`.
+hit's sort values, which the cursor carries. Highlights are made here from the page's
+bodies by :mod:`._highlight` (the same as FTS5's): OpenSearch's highlighter cost 10 to 20 %
+of a query's server time (bench/README.md), and a page is at most 100 bodies.
 
 The sync client in threads: ``aiohttp`` (needed by opensearch-py's async client) is not a
 dependency of the workspace; a request ties up one worker thread for at most 2.5 s.
@@ -88,7 +88,6 @@ NAME = "opensearch"
 # body.cjk: the multi-field of indices made by template version 1 (a rebuild retires it)
 FIELDS = ("body", "body_cjk", "body.cjk", "attachments")
 BODY_CJK = {"type": "text", "analyzer": "cjk"}
-CJK_FIELDS = ("body_cjk", "body.cjk")
 SEARCH_TIMEOUT = "2s"
 REQUEST_TIMEOUT = 2.5
 WRITE_TIMEOUT = 30.0
@@ -416,8 +415,10 @@ class OpenSearchBackend:
             self._client.search, user_query=True, index=self.alias, body=body, request_timeout=REQUEST_TIMEOUT
         )
         raw = resp["hits"]["hits"]
-        cjk_first = any(t.substring for t in parsed.terms)
-        hits = [Hit(_event_of(h["_source"]), _highlight_of(h, parsed, cjk_first)) for h in raw[:limit]]
+        hits = [
+            Hit(_event_of(h["_source"]), highlight(str(h["_source"].get("body", "")), parsed.terms))
+            for h in raw[:limit]
+        ]
         next_cursor = None
         if len(raw) > limit:
             next_cursor = encode_cursor(NAME, parsed.fingerprint, raw[limit - 1]["sort"])
@@ -540,18 +541,6 @@ def search_body(
         "timeout": SEARCH_TIMEOUT,
         "track_total_hits": False,
         "_source": ["event", "conv", "seq", "sender", "ts", "body"],
-        "highlight": {
-            "type": "unified",
-            "encoder": "html",
-            "pre_tags": ["<mark>"],
-            "post_tags": ["</mark>"],
-            "number_of_fragments": 1,
-            "fragment_size": 200,
-            "fields": {"body": {}, "body_cjk": {}, "body.cjk": {}},
-            # only the text terms: highlighting with the whole query also walks the
-            # membership filter (bench: about half the server time of a search)
-            "highlight_query": {"bool": {"should": should, "minimum_should_match": 1}},
-        },
     }
     if after is not None:
         body["search_after"] = after
@@ -567,15 +556,6 @@ def _event_of(src: dict[str, Any]) -> dict[str, Any]:
         str(src.get("ts", "")),
         str(src.get("body", "")),
     )
-
-
-def _highlight_of(hit: dict[str, Any], parsed: ParsedQuery, cjk_first: bool) -> str:
-    fragments = hit.get("highlight", {})
-    order = (*CJK_FIELDS, "body") if cjk_first else ("body", *CJK_FIELDS)
-    for field in order:
-        if fragments.get(field):
-            return str(fragments[field][0])
-    return highlight(str(hit["_source"].get("body", "")), parsed.terms)
 
 
 def _root_causes(e: TransportError) -> set[str]:
