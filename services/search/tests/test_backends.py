@@ -515,15 +515,15 @@ async def test_opensearch_layout(opensearch_server: OpenSearchServer) -> None:
     client = opensearch_server.client()
     try:
         index_settings = client.indices.get_settings(index=prefix)[f"{prefix}-000001"]["settings"]["index"]
-        assert index_settings["refresh_interval"] == "1000ms"
+        assert index_settings["refresh_interval"] == "500ms"
         # a restart with another SEARCH_REFRESH_MS: the live index follows, and so does the template
-        restarted = OpenSearchBackend(opensearch_server.url, index_prefix=prefix, refresh_ms=500)
+        restarted = OpenSearchBackend(opensearch_server.url, index_prefix=prefix, refresh_ms=1000)
         await restarted.start()
         await restarted.close()
         index_settings = client.indices.get_settings(index=prefix)[f"{prefix}-000001"]["settings"]["index"]
-        assert index_settings["refresh_interval"] == "500ms"
+        assert index_settings["refresh_interval"] == "1000ms"
         (tpl,) = client.indices.get_index_template(name=f"{prefix}-template")["index_templates"]
-        assert tpl["index_template"]["template"]["settings"]["index"]["refresh_interval"] == "500ms"
+        assert tpl["index_template"]["template"]["settings"]["index"]["refresh_interval"] == "1000ms"
         assert set(client.indices.get_alias(name=prefix)) == {f"{prefix}-000001"}
         (template,) = client.indices.get_index_template(name=f"{prefix}-template")["index_templates"]
         assert template["index_template"]["index_patterns"] == [f"{prefix}-*"]

@@ -33,7 +33,7 @@ class SearchSettings(ServiceSettings):
     index_replicas: int = Field(default=0, ge=0, le=8)
     # how soon an indexed message is searchable (the index's refresh_interval; applied to the
     # template and, at start, to the live index). Shorter: fresher results, more refresh work.
-    refresh_ms: int = Field(default=1000, ge=100, le=60_000)
+    refresh_ms: int = Field(default=500, ge=100, le=60_000)
     # events indexed per bulk write, at most (and at most this long a wait for more)
     batch: int = Field(default=2000, ge=1, le=5000)
     batch_window_s: float = Field(default=0.05, ge=0)

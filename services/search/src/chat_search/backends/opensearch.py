@@ -103,7 +103,7 @@ _QUERY_ERRORS = frozenset(
 )
 
 
-def index_template(prefix: str, shards: int = 1, replicas: int = 0, refresh_ms: int = 1000) -> dict[str, Any]:
+def index_template(prefix: str, shards: int = 1, replicas: int = 0, refresh_ms: int = 500) -> dict[str, Any]:
     """The composable index template for ``{prefix}-*``."""
     return {
         "index_patterns": [f"{prefix}-*"],
@@ -159,7 +159,7 @@ class OpenSearchBackend:
         refresh: bool = False,
         shards: int = 1,
         replicas: int = 0,
-        refresh_ms: int = 1000,
+        refresh_ms: int = 500,
         **client_options: Any,
     ) -> None:
         self.alias = index_prefix
