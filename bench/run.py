@@ -345,6 +345,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200, help="membership: add/remove rounds")
     ap.add_argument("--convs", type=int, default=1000, help="membership: conversations of the listing user")
     args = ap.parse_args()
+    if args.scenario == "send" and not 1 <= args.send_convs <= args.clients:
+        ap.error("--send-convs must be between 1 and --clients (each channel needs a member who sends)")
     if args.scenario == "membership":
         run_membership(args)
         return
