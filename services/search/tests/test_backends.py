@@ -516,6 +516,8 @@ async def test_opensearch_layout(opensearch_server: OpenSearchServer) -> None:
     try:
         index_settings = client.indices.get_settings(index=prefix)[f"{prefix}-000001"]["settings"]["index"]
         assert index_settings["refresh_interval"] == "500ms"
+        # few segments (the membership filter is looked up in each)
+        assert index_settings["merge"]["policy"] == {"segments_per_tier": "4", "floor_segment": "32mb"}
         # a restart with another SEARCH_REFRESH_MS: the live index follows, and so does the template
         restarted = OpenSearchBackend(opensearch_server.url, index_prefix=prefix, refresh_ms=1000)
         await restarted.start()
