@@ -355,13 +355,34 @@ async def ladder(
     out: list[dict[str, Any]],
 ) -> None:
     n = workers.connected
+    idle = await idle_cpu(args, groups)
+    print(json.dumps({"server": label, "receivers": n, "idle_cpu_pct": idle}), flush=True)
     for k, d in enumerate(args.ladder):
         row = {"server": label, "receivers": n, **await run_step(k, d / n, args, sender, workers, groups)}
+        row["server_idle_cpu_pct"] = idle["server"]
+        # The same CPU less what the server spends with the receivers connected and nothing
+        # sent (heartbeats, timers, metrics): a fixed cost per process, not per delivery.
+        busy = row["server_cpu_pct"] - idle["server"]
+        per_s = row["delivered_per_s"]
+        row["us_per_delivery_above_idle"] = round(1e4 * busy / per_s, 2) if per_s else None
         out.append(row)
         print(json.dumps(row), flush=True)
         ok = row["p99_ms"] <= P99_BOUND_MS and row["lost"] == 0
         if d >= args.target and not ok:
             break
+
+
+async def idle_cpu(args: argparse.Namespace, groups: dict[str, list[int]]) -> dict[str, float]:
+    """Each group's CPU (% of one core) over --idle-s with the receivers connected, nothing sent."""
+    if args.idle_s <= 0:
+        return dict.fromkeys(groups, 0.0)
+    await asyncio.sleep(1.0)  # connections settle (presence, subscriptions)
+    cpu0 = cpu_snapshot_groups(groups)
+    t0 = now()
+    await asyncio.sleep(args.idle_s)
+    cpu1 = cpu_snapshot_groups(groups)
+    span = now() - t0
+    return {g: round(100 * (cpu1[g] - cpu0[g]) / span, 1) for g in groups}
 
 
 # --- the two servers ------------------------------------------------------------------------
@@ -581,6 +602,7 @@ def medians(rows: list[dict[str, Any]], args: argparse.Namespace) -> tuple[list[
             return statistics.median(r[f] for r in rs)
 
         us = [r["us_per_delivery"] for r in rs if r["us_per_delivery"] is not None]
+        above = [r["us_per_delivery_above_idle"] for r in rs if r["us_per_delivery_above_idle"] is not None]
         table.append(
             {
                 "server": server,
@@ -596,6 +618,9 @@ def medians(rows: list[dict[str, Any]], args: argparse.Namespace) -> tuple[list[
                 "server_cpu_pct": med("server_cpu_pct"),
                 "us_per_delivery": statistics.median(us) if us else None,
                 "us_runs": us,
+                "idle_cpu_pct": med("server_idle_cpu_pct"),
+                "us_above_idle": statistics.median(above) if above else None,
+                "us_above_idle_runs": above,
                 "runs": len(rs),
             }
         )
@@ -624,12 +649,19 @@ def medians(rows: list[dict[str, Any]], args: argparse.Namespace) -> tuple[list[
             summary[f"ratio {server} / centrifugo"] = round(v / cf, 2)
     if us.get("gateway x1") and us.get("gateway x2"):
         summary["ratio gateway x2 / gateway x1"] = round(us["gateway x2"] / us["gateway x1"], 2)
+        above = {
+            t["server"]: t["us_above_idle"]
+            for t in table
+            if t["offered"] == round(args.target) and t["server"] in ("gateway x1", "gateway x2")
+        }
+        if above.get("gateway x1") and above.get("gateway x2"):
+            summary["ratio gateway x2 / gateway x1, above idle"] = round(above["gateway x2"] / above["gateway x1"], 2)
     return table, summary
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
     cols = ["server", "N", "msg/s", "offered/s", "delivered/s", "p50 ms", "p99 ms", "lost", "unacked", "CPU %"]
-    cols.append("us/deliv")
+    cols += ["us/deliv", "idle CPU %", "us/deliv above idle"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for t in table:
@@ -646,6 +678,8 @@ def print_table(table: list[dict[str, Any]]) -> None:
             str(t["unacked"]),
             f"{t['server_cpu_pct']:.0f}",
             us,
+            f"{t['idle_cpu_pct']:.1f}",
+            "-" if t["us_above_idle"] is None else f"{t['us_above_idle']:.2f}",
         ]
         print("| " + " | ".join(cells) + " |")
 
@@ -695,6 +729,7 @@ def main() -> None:
     ap.add_argument("--target", type=int, default=50000, help="deliveries/s of the pass/fail ratio (in the ladder)")
     ap.add_argument("--duration", type=float, default=10.0, help="steady seconds per step (max 120)")
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--idle-s", type=float, default=5.0, help="idle CPU measured before each ladder (0: off)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--heartbeat-s", type=float, default=5.0, help="the reference pings as the gateway does")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
