@@ -6,7 +6,6 @@ Real store (SQLite) and writer; the JetStream messages and NATS publishing are r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -43,8 +42,9 @@ class FakeMsg:
     outcome: list[str] = field(default_factory=list)
 
     @property
-    def metadata(self) -> Any:
-        return SimpleNamespace(num_delivered=self.num_delivered)
+    def reply(self) -> str:
+        """The ack subject JetStream gives a delivered message (what its count is read from)."""
+        return f"$JS.ACK.CHAT_CMDS.messages.{self.num_delivered}.1.1.1733580000000000000.0"
 
     async def ack(self) -> None:
         self.outcome.append("ack")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chat_proto import subjects
+from nats.aio.msg import Msg
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -70,3 +71,14 @@ def messages_consumer(ack_wait_s: float = 30.0, max_ack_pending: int = 4096) -> 
 def backoff_s(num_delivered: int) -> float:
     """Redelivery delay for a transient failure: 0.1 s doubling to 30 s."""
     return float(min(30.0, 0.1 * (2 ** min(num_delivered, 9))))
+
+
+def times_delivered(msg: Msg) -> int:
+    """``msg.metadata.num_delivered``, read from the ack subject without building the whole
+    metadata (a timestamp, two dataclasses): the write path asks it of every command.
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>``;
+    any other form (a domain, an account hash) goes through nats-py."""
+    tokens = msg.reply.split(".") if msg.reply else []
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK" and tokens[4].isdigit():
+        return int(tokens[4])
+    return msg.metadata.num_delivered

@@ -156,7 +156,7 @@ class CommandConsumer:
         if not cmds:
             return None
         BATCH.observe(len(cmds))
-        replays = any(m.metadata.num_delivered > 1 for m in live)
+        replays = any(streams.times_delivered(m) > 1 for m in live)
         t0 = time.perf_counter()
         try:
             result = await self.writer.write_batch(cmds, maybe_replays=replays)
@@ -239,7 +239,7 @@ class CommandConsumer:
             again = [
                 o.event
                 for m, o in zip(live, result.outcomes, strict=True)
-                if o.event is not None and not o.created and m.metadata.num_delivered > 1
+                if o.event is not None and not o.created and streams.times_delivered(m) > 1
             ]
             await self.pub.publish_events(again)
         except Exception as exc:
@@ -309,6 +309,6 @@ def _describe(exc: ValidationError) -> str:
 
 async def _nak(m: Msg) -> None:
     try:
-        await m.nak(delay=streams.backoff_s(m.metadata.num_delivered))
+        await m.nak(delay=streams.backoff_s(streams.times_delivered(m)))
     except Exception:
         pass

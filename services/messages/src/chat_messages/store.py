@@ -155,10 +155,16 @@ class Store:
         ``allocate`` per conversation in sorted order would: no deadlock with another
         writer), not one round trip per conversation."""
         convs = sorted(counts)
-        if len(convs) < 3 or conn.dialect.name != "postgresql":
+        if len(convs) < 3:
             return {conv: await self.allocate(conn, conv, counts[conv]) for conv in convs}
-        await conn.execute(_LOCK_CONVS, {"ids": convs})
-        rows = (await conn.execute(_ALLOCATE_MANY, {"ids": convs, "ns": [counts[c] for c in convs]})).all()
+        if conn.dialect.name == "postgresql":
+            await conn.execute(_LOCK_CONVS, {"ids": convs})
+            rows = (await conn.execute(_ALLOCATE_MANY, {"ids": convs, "ns": [counts[c] for c in convs]})).all()
+        else:
+            # SQLite has one writer at a time (no row locks to order): one UPDATE ... RETURNING.
+            step = case({conv: counts[conv] for conv in convs}, value=C.c.id, else_=0)
+            q = update(C).where(C.c.id.in_(convs)).values(last_seq=C.c.last_seq + step)
+            rows = (await conn.execute(q.returning(C.c.id, C.c.last_seq))).all()
         first = {str(conv): int(last) - counts[str(conv)] + 1 for conv, last in rows}
         if len(first) != len(convs):  # a conversation vanished: as allocate would, fail the batch
             raise NoResultFound(f"conversations not found: {sorted(set(convs) - set(first))}")
