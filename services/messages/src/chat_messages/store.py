@@ -153,7 +153,7 @@ class Store:
         """``allocate`` for several conversations: the first seq of each. On PostgreSQL two
         statements whatever their number (the rows locked in id order first, as one
         ``allocate`` per conversation in sorted order would: no deadlock with another
-        writer), not one round trip per conversation."""
+        writer), on SQLite one; not one round trip per conversation."""
         convs = sorted(counts)
         if len(convs) < 3:
             return {conv: await self.allocate(conn, conv, counts[conv]) for conv in convs}

@@ -2,8 +2,9 @@
 
 Per batch: validate, find events already stored under the same idempotency key,
 check membership, role and archived state (``permissions.py``, the ``post`` row), allocate
-seqs per conversation (one UPDATE ... RETURNING each, conversations in sorted order so
-concurrent replicas never deadlock) and insert all new events. The caller publishes the
+every conversation's seqs (``Store.allocate_many``: the rows locked in id order, so
+concurrent replicas never deadlock, and one UPDATE ... RETURNING for the batch) and insert
+all new events. The caller publishes the
 events and only then acks the commands.
 """
 
