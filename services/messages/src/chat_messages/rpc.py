@@ -17,52 +17,52 @@ from chat_messages.sharing import Sharing
 
 
 def register(server: RpcServer, convs: Conversations, channels: Channels) -> None:
-    async def create(req: api.CreateConversation, ctx: RpcContext) -> Any:
+    async def create(req: api.CreateConversation, ctx: RpcContext) -> dict[str, Any]:
         return await convs.create(ctx.require_user(), req)
 
-    async def list_(req: api.Empty, ctx: RpcContext) -> Any:
+    async def list_(req: api.Empty, ctx: RpcContext) -> dict[str, Any]:
         return await convs.list_for(ctx.require_user())
 
-    async def get(req: api.ConvRef, ctx: RpcContext) -> Any:
+    async def get(req: api.ConvRef, ctx: RpcContext) -> dict[str, Any]:
         return await convs.get(ctx.require_user(), req.conv)
 
-    async def join(req: api.ConvRef, ctx: RpcContext) -> Any:
+    async def join(req: api.ConvRef, ctx: RpcContext) -> dict[str, Any]:
         return await convs.join(ctx.require_user(), req.conv)
 
-    async def add_member(req: api.AddMember, ctx: RpcContext) -> Any:
+    async def add_member(req: api.AddMember, ctx: RpcContext) -> dict[str, Any]:
         return await convs.add_member(ctx.require_user(), req)
 
-    async def remove_member(req: api.MemberRef, ctx: RpcContext) -> Any:
+    async def remove_member(req: api.MemberRef, ctx: RpcContext) -> dict[str, Any]:
         return await convs.remove_member(ctx.require_user(), req)
 
-    async def set_role(req: api.SetRole, ctx: RpcContext) -> Any:
+    async def set_role(req: api.SetRole, ctx: RpcContext) -> dict[str, Any]:
         return await convs.set_role(ctx.require_user(), req)
 
-    async def update(req: api.UpdateConversation, ctx: RpcContext) -> Any:
+    async def update(req: api.UpdateConversation, ctx: RpcContext) -> dict[str, Any]:
         return await channels.update(ctx.require_user(), req)
 
-    async def archive(req: api.SetArchived, ctx: RpcContext) -> Any:
+    async def archive(req: api.SetArchived, ctx: RpcContext) -> dict[str, Any]:
         return await channels.set_archived(ctx.require_user(), req)
 
-    async def directory(req: api.ChannelQuery, ctx: RpcContext) -> Any:
+    async def directory(req: api.ChannelQuery, ctx: RpcContext) -> dict[str, Any]:
         return await channels.directory(ctx.require_user(), req)
 
-    async def history(req: api.HistoryQuery, ctx: RpcContext) -> Any:
+    async def history(req: api.HistoryQuery, ctx: RpcContext) -> dict[str, Any]:
         return await convs.history(ctx.require_user(), req)
 
-    async def sync(req: api.SyncQuery, ctx: RpcContext) -> Any:
+    async def sync(req: api.SyncQuery, ctx: RpcContext) -> dict[str, Any]:
         return await convs.sync(ctx.require_user(), req)
 
-    async def lookup_send(req: api.LookupSend, ctx: RpcContext) -> Any:
+    async def lookup_send(req: api.LookupSend, ctx: RpcContext) -> dict[str, Any]:
         return await convs.lookup_send(ctx.require_user(), req.conv, req.client_msg_id)
 
-    async def user_convs(req: api.UserRef, ctx: RpcContext) -> Any:
+    async def user_convs(req: api.UserRef, ctx: RpcContext) -> dict[str, Any]:
         return await convs.user_convs(req.user_id)
 
-    async def events(req: api.EventsRange, ctx: RpcContext) -> Any:
+    async def events(req: api.EventsRange, ctx: RpcContext) -> dict[str, Any]:
         return await convs.events_range(req)
 
-    async def all_convs(req: api.ConvScan, ctx: RpcContext) -> Any:
+    async def all_convs(req: api.ConvScan, ctx: RpcContext) -> dict[str, Any]:
         return await convs.all_convs(req)
 
     server.route(ops.messages.CONV_CREATE, create)
@@ -84,22 +84,22 @@ def register(server: RpcServer, convs: Conversations, channels: Channels) -> Non
 
 
 def register_privacy(server: RpcServer, privacy: Privacy) -> None:
-    async def block(req: api.BlockRef, ctx: RpcContext) -> Any:
+    async def block(req: api.BlockRef, ctx: RpcContext) -> dict[str, Any]:
         return await privacy.block(ctx.require_user(), req.user_id)
 
-    async def unblock(req: api.BlockRef, ctx: RpcContext) -> Any:
+    async def unblock(req: api.BlockRef, ctx: RpcContext) -> dict[str, Any]:
         return await privacy.unblock(ctx.require_user(), req.user_id)
 
-    async def blocks(req: api.Empty, ctx: RpcContext) -> Any:
+    async def blocks(req: api.Empty, ctx: RpcContext) -> dict[str, Any]:
         return await privacy.blocks(ctx.require_user())
 
-    async def get_settings(req: api.Empty, ctx: RpcContext) -> Any:
+    async def get_settings(req: api.Empty, ctx: RpcContext) -> dict[str, Any]:
         return await privacy.settings(ctx.require_user())
 
-    async def set_settings(req: api.PrivacySettings, ctx: RpcContext) -> Any:
+    async def set_settings(req: api.PrivacySettings, ctx: RpcContext) -> dict[str, Any]:
         return await privacy.set_settings(ctx.require_user(), req.group_invites)
 
-    async def hide(req: api.ConvRef, ctx: RpcContext) -> Any:
+    async def hide(req: api.ConvRef, ctx: RpcContext) -> dict[str, Any]:
         return await privacy.hide(ctx.require_user(), req.conv)
 
     server.route(ops.messages.BLOCKS_ADD, block)
@@ -113,13 +113,13 @@ def register_privacy(server: RpcServer, privacy: Privacy) -> None:
 def register_sharing(server: RpcServer, sharing: Sharing) -> None:
     """internal: for the presence service (it passes the acting user in the request)."""
 
-    async def shared_with(req: api.SharedWith, ctx: RpcContext) -> Any:
+    async def shared_with(req: api.SharedWith, ctx: RpcContext) -> dict[str, Any]:
         return await sharing.shared_with(req)
 
-    async def presence_convs(req: api.PresenceConvs, ctx: RpcContext) -> Any:
+    async def presence_convs(req: api.PresenceConvs, ctx: RpcContext) -> dict[str, Any]:
         return await sharing.presence_convs(req)
 
-    async def readable(req: api.Readable, ctx: RpcContext) -> Any:
+    async def readable(req: api.Readable, ctx: RpcContext) -> dict[str, Any]:
         return await sharing.readable(req)
 
     server.route(ops.messages.SHARED_WITH, shared_with)
@@ -128,20 +128,20 @@ def register_sharing(server: RpcServer, sharing: Sharing) -> None:
 
 
 def register_receipts_and_edits(server: RpcServer, receipts: Receipts, edits: Edits) -> None:
-    async def apply_receipts(req: api.ReceiptBatch, ctx: RpcContext) -> Any:
+    async def apply_receipts(req: api.ReceiptBatch, ctx: RpcContext) -> dict[str, Any]:
         # internal: the gateway vouches for each update's user (its authenticated sockets)
         return {"changed": len(await receipts.apply(req.updates))}
 
-    async def list_receipts(req: api.ConvRef, ctx: RpcContext) -> Any:
+    async def list_receipts(req: api.ConvRef, ctx: RpcContext) -> dict[str, Any]:
         return await receipts.list_for(ctx.require_user(), req.conv)
 
-    async def set_receipt(req: api.SetReceipt, ctx: RpcContext) -> Any:
+    async def set_receipt(req: api.SetReceipt, ctx: RpcContext) -> dict[str, Any]:
         return await receipts.set_own(ctx.require_user(), req)
 
-    async def edit(req: api.EditMessage, ctx: RpcContext) -> Any:
+    async def edit(req: api.EditMessage, ctx: RpcContext) -> dict[str, Any]:
         return await edits.edit(ctx.require_user(), req)
 
-    async def delete(req: api.MessageRef, ctx: RpcContext) -> Any:
+    async def delete(req: api.MessageRef, ctx: RpcContext) -> dict[str, Any]:
         return await edits.delete(ctx.require_user(), req)
 
     server.route(ops.messages.RECEIPTS_APPLY, apply_receipts)

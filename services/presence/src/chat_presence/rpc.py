@@ -13,7 +13,7 @@ from chat_presence.service import PresenceService
 
 
 def register(server: RpcServer, service: PresenceService) -> None:
-    async def query(req: PresenceQuery, ctx: RpcContext) -> Any:
+    async def query(req: PresenceQuery, ctx: RpcContext) -> dict[str, Any]:
         out = await service.query(ctx.require_user(), req.user_ids)
         return {"presence": [e.model_dump() for e in out["presence"]]}
 
