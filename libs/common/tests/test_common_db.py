@@ -1,12 +1,17 @@
-"""The SQLite engine lends its one connection to one user at a time."""
+"""The SQLite engine lends its one connection to one user at a time; write_tx runs a write
+transaction in one hop (on SQLite on a writer thread with its own connection)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
-from chat_common.db import make_engine
+import pytest
+from chat_common.db import _SQLITE_WRITERS, make_engine, write_tx
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 async def test_probe_cannot_roll_back_an_open_write(tmp_path: Path) -> None:
@@ -76,3 +81,88 @@ async def test_database_unavailable_is_503_not_500() -> None:
         assert (r.status_code, r.json()["code"]) == (503, "unavailable")
         r = await client.get("/bug")
         assert (r.status_code, r.json()["code"]) == (500, "internal")
+
+
+# --- write_tx: a write transaction in one hop ---------------------------------------------
+
+
+def _insert(conn: Connection, values: list[int], fail: bool = False) -> str:
+    for v in values:
+        conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": v})
+    if fail:
+        raise ValueError("the batch is bad")
+    return threading.current_thread().name
+
+
+async def _rows(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text("SELECT x FROM t ORDER BY rowid"))).scalars().all())
+
+
+async def _table(url: str) -> AsyncEngine:
+    # make_engine is for files and servers; an in-memory database is one shared connection
+    engine = make_engine(url) if url.count("/") > 2 else create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    return engine
+
+
+async def test_write_tx_runs_whole_on_the_sqlite_writer_thread(tmp_path: Path) -> None:
+    engine = await _table(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    thread = await write_tx(engine, _insert, [1, 2])
+    assert thread.startswith("sqlite-writer")  # not the loop, not aiosqlite's thread
+    with pytest.raises(ValueError):
+        await write_tx(engine, _insert, [3], True)  # raised inside: rolled back whole
+    assert await _rows(engine) == [1, 2]  # committed, and seen by the engine's own connection
+    await engine.dispose()
+
+
+async def test_write_tx_waits_for_a_write_of_the_other_connection(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE: the writer takes SQLite's write lock before reading, so it waits for
+    a transaction the engine's connection has open (busy_timeout) instead of failing, and
+    what it reads inside is what it writes against."""
+    engine = await _table(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    holding = asyncio.Event()
+
+    async def other() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            await asyncio.sleep(0.3)
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    def count_then_insert(conn: Connection) -> int:
+        n = int(conn.execute(text("SELECT count(*) FROM t")).scalar_one())
+        conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": 10 + n})
+        return n
+
+    async def writer() -> int:
+        await holding.wait()
+        return await write_tx(engine, count_then_insert)
+
+    _, seen = await asyncio.gather(other(), writer())
+    assert seen == 2 and await _rows(engine) == [1, 2, 12]
+    await engine.dispose()
+
+
+async def test_write_tx_writer_is_closed_with_the_engine(tmp_path: Path) -> None:
+    engine = await _table(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    await write_tx(engine, _insert, [1])
+    writer = _SQLITE_WRITERS[engine.sync_engine]
+    await engine.dispose()
+    assert engine.sync_engine not in _SQLITE_WRITERS
+    with pytest.raises(RuntimeError):  # its thread is gone
+        writer.thread.submit(print)
+    await write_tx(engine, _insert, [2])  # a disposed engine may be used again: a new writer
+    assert await _rows(engine) == [1, 2]
+    await engine.dispose()
+
+
+async def test_write_tx_on_an_in_memory_database_uses_the_engine() -> None:
+    """A second connection to ``:memory:`` would be another database: the transaction runs
+    on the engine's connection (``run_sync``), on no thread of its own."""
+    engine = await _table("sqlite+aiosqlite://")
+    thread = await write_tx(engine, _insert, [7])
+    assert not thread.startswith("sqlite-writer")
+    assert await _rows(engine) == [7]
+    await engine.dispose()

@@ -93,7 +93,7 @@ def every_shape(conv: str) -> list[Event]:
 
 async def test_wire_from_row_is_to_wire_of_the_event(any_store: Store) -> None:
     async with any_store.tx() as conn:
-        await any_store.insert_events(conn, every_shape("c1"))
+        await conn.run_sync(any_store.insert_events, every_shape("c1"))
         rows = (await conn.execute(select(*EVENT_COLUMNS).where(E.c.conv_id == "c1").order_by(E.c.seq))).all()
     assert len(rows) == 9
     for r in rows:
@@ -126,7 +126,8 @@ async def test_history_sync_and_ranges(any_store: Store, any_convs: Conversation
     # a read leaves the pooled connection as it found it: a later transaction still rolls back
     with pytest.raises(RuntimeError):
         async with any_store.tx() as conn:
-            await any_store.insert_events(conn, [Event(conv=conv, seq=99, kind="message", sender="bob", ts="t")])
+            late = Event(conv=conv, seq=99, kind="message", sender="bob", ts="t")
+            await conn.run_sync(any_store.insert_events, [late])
             raise RuntimeError("roll back")
     assert [e["seq"] for e in (await any_convs.history("bob", HistoryQuery(conv=conv, limit=1)))["events"]] == [32]
 

@@ -69,10 +69,10 @@ class Conversations:
 
     # --- helpers -------------------------------------------------------------------------
     async def append(self, conn: AsyncConnection, conv: str, specs: list[dict[str, Any]]) -> list[Event]:
-        first = await self.store.allocate(conn, conv, len(specs))
+        first = await conn.run_sync(self.store.allocate, conv, len(specs))
         ts = now_ts()
         evs = [Event(conv=conv, seq=first + n, ts=ts, **s) for n, s in enumerate(specs)]
-        await self.store.insert_events(conn, evs)
+        await conn.run_sync(self.store.insert_events, evs)
         return evs
 
     async def announce(self, evs: list[Event]) -> None:
@@ -262,7 +262,7 @@ class Conversations:
 
     async def lookup_send(self, user: str, conv: str, client_msg_id: str) -> dict[str, Any]:
         async with self.store.tx() as conn:
-            found = await self.store.existing_sends(conn, [(conv, user, client_msg_id)])
+            found = await conn.run_sync(self.store.existing_sends, [(conv, user, client_msg_id)])
         if not found:
             raise ChatError(ErrorCode.NOT_FOUND, "no message with that client_msg_id yet")
         return next(iter(found.values())).to_wire()

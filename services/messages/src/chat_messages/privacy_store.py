@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,7 +45,7 @@ async def blocked_pairs(conn: AsyncConnection, pairs: Iterable[Pair]) -> set[Pai
     return {(r.user_id, r.blocked_id) for r in (await conn.execute(q)).all()} & wanted
 
 
-async def blocked_in_convs(conn: AsyncConnection, convs: Iterable[str], senders: Iterable[str]) -> set[Pair]:
+def blocked_in_convs(conn: Connection, convs: Iterable[str], senders: Iterable[str]) -> set[Pair]:
     """(conv, sender) where another member of ``conv`` blocked ``sender`` (the write path's
     check of dm sends: one query per batch that has any)."""
     convs, senders = set(convs), set(senders)
@@ -56,7 +56,7 @@ async def blocked_in_convs(conn: AsyncConnection, convs: Iterable[str], senders:
         .join(B, B.c.user_id == M.c.user_id)
         .where(M.c.conv_id.in_(convs), B.c.blocked_id.in_(senders))
     )
-    return {(r.conv_id, r.blocked_id) for r in (await conn.execute(q)).all()}
+    return {(r.conv_id, r.blocked_id) for r in conn.execute(q).all()}
 
 
 async def group_invites(conn: AsyncConnection, users: Iterable[str]) -> dict[str, str]:

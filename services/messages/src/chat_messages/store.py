@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
+import orjson
 from chat_proto.events import Event
 from sqlalchemy import Integer, and_, bindparam, case, delete, func, insert, or_, select, text, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +24,44 @@ _ALLOCATE_MANY = text(
     "UPDATE conversations AS c SET last_seq = c.last_seq + v.n"
     " FROM unnest(CAST(:ids AS text[]), CAST(:ns AS int[])) AS v(id, n)"
     " WHERE c.id = v.id RETURNING c.id, c.last_seq"
+)
+
+# allocate_many on SQLite: one statement, the counts as a JSON object {conv: n}
+_ALLOCATE_MANY_SQLITE = text(
+    "UPDATE conversations SET last_seq = last_seq"
+    " + (SELECT value FROM json_each(:counts) WHERE key = conversations.id)"
+    " WHERE id IN (SELECT key FROM json_each(:counts)) RETURNING id, last_seq"
+)
+# The write path's statements, built once (building a statement per batch cost more
+# Python than running it): the lists are expanding parameters.
+_ALLOCATE = (
+    update(C)
+    .where(C.c.id == bindparam("conv"))
+    .values(last_seq=C.c.last_seq + bindparam("n", type_=Integer))
+    .returning(C.c.last_seq)
+)
+_SENDERS_ROLES = (
+    select(C.c.id, C.c.kind, C.c.private, C.c.archived, M.c.user_id, M.c.role)
+    .select_from(C.outerjoin(M, and_(M.c.conv_id == C.c.id, M.c.user_id.in_(bindparam("users", expanding=True)))))
+    .where(C.c.id.in_(bindparam("convs", expanding=True)))
+    .order_by(C.c.id)
+    # FOR UPDATE OF conversations (in id order, so replicas never deadlock): a membership
+    # change committing between this check and the insert would otherwise let a member who
+    # was just removed post after their own member_left. On SQLite the transaction holds
+    # the database's write lock from its start (write_tx: BEGIN IMMEDIATE).
+    .with_for_update(of=C)
+)
+# Column-wise IN lists on the unique index (conv_id, sender, client_msg_id), exact keys
+# filtered after; see senders_roles().
+_EXISTING_SENDS = select(E).where(
+    E.c.conv_id.in_(bindparam("convs", expanding=True)),
+    E.c.sender.in_(bindparam("senders", expanding=True)),
+    E.c.client_msg_id.in_(bindparam("cmids", expanding=True)),
+)
+_MESSAGE_SEQS = select(E.c.conv_id, E.c.seq).where(
+    E.c.conv_id.in_(bindparam("convs", expanding=True)),
+    E.c.seq.in_(bindparam("seqs", expanding=True)),
+    E.c.kind == "message",
 )
 
 SendKey = tuple[str, str, str]  # (conv, sender, client_msg_id)
@@ -79,8 +118,9 @@ class Store:
 
     async def check(self) -> None:
         """Raises when the database cannot be reached. Through ``tx()``: on SQLite every
-        transaction shares ONE connection (StaticPool) and only ``tx()`` serialises them; a
-        bare ``engine.connect()`` would ROLLBACK a concurrent write when returned to the pool."""
+        transaction of the engine shares ONE connection and only ``tx()`` serialises them; a
+        bare ``engine.connect()`` would ROLLBACK a concurrent write when returned to the pool.
+        (The write path's ``write_tx`` has its own connection, serialised by SQLite's lock.)"""
         async with self.tx() as conn:
             await conn.execute(text("SELECT 1"))
 
@@ -141,30 +181,30 @@ class Store:
             q = q.where(C.c.name_key > after_key)
         return (await conn.execute(q)).all()
 
-    async def allocate(self, conn: AsyncConnection, conv: str, count: int) -> int:
+    # The write path's statements are synchronous functions of a ``Connection``: the writer
+    # runs its whole transaction in one ``write_tx`` (one hop to SQLite's writer thread);
+    # async callers use ``await conn.run_sync(store.allocate, conv, n)``.
+    def allocate(self, conn: Connection, conv: str, count: int) -> int:
         """Reserve ``count`` seqs; returns the first. Row-locks the conversation until commit."""
-        res = await conn.execute(
-            update(C).where(C.c.id == conv).values(last_seq=C.c.last_seq + count).returning(C.c.last_seq)
-        )
-        last = res.scalar_one()
+        last = conn.execute(_ALLOCATE, {"conv": conv, "n": count}).scalar_one()
         return int(last) - count + 1
 
-    async def allocate_many(self, conn: AsyncConnection, counts: dict[str, int]) -> dict[str, int]:
+    def allocate_many(self, conn: Connection, counts: dict[str, int], *, locked: bool = False) -> dict[str, int]:
         """``allocate`` for several conversations: the first seq of each. On PostgreSQL two
         statements whatever their number (the rows locked in id order first, as one
         ``allocate`` per conversation in sorted order would: no deadlock with another
-        writer), on SQLite one; not one round trip per conversation."""
+        writer; one when ``locked``: this transaction holds their locks already, taken in id
+        order by ``senders_roles``), on SQLite one; not one round trip per conversation."""
         convs = sorted(counts)
-        if len(convs) < 3:
-            return {conv: await self.allocate(conn, conv, counts[conv]) for conv in convs}
+        if len(convs) < 2 or (len(convs) == 2 and not locked):
+            return {conv: self.allocate(conn, conv, counts[conv]) for conv in convs}
         if conn.dialect.name == "postgresql":
-            await conn.execute(_LOCK_CONVS, {"ids": convs})
-            rows = (await conn.execute(_ALLOCATE_MANY, {"ids": convs, "ns": [counts[c] for c in convs]})).all()
+            if not locked:
+                conn.execute(_LOCK_CONVS, {"ids": convs})
+            rows = (conn.execute(_ALLOCATE_MANY, {"ids": convs, "ns": [counts[c] for c in convs]})).all()
         else:
             # SQLite has one writer at a time (no row locks to order): one UPDATE ... RETURNING.
-            step = case({conv: counts[conv] for conv in convs}, value=C.c.id, else_=0)
-            q = update(C).where(C.c.id.in_(convs)).values(last_seq=C.c.last_seq + step)
-            rows = (await conn.execute(q.returning(C.c.id, C.c.last_seq))).all()
+            rows = conn.execute(_ALLOCATE_MANY_SQLITE, {"counts": orjson.dumps(counts).decode()}).all()
         first = {str(conv): int(last) - counts[str(conv)] + 1 for conv, last in rows}
         if len(first) != len(convs):  # a conversation vanished: as allocate would, fail the batch
             raise NoResultFound(f"conversations not found: {sorted(set(convs) - set(first))}")
@@ -216,8 +256,8 @@ class Store:
         q = select(C.c.id, C.c.last_seq, M.c.role).join(M, M.c.conv_id == C.c.id).where(M.c.user_id == user)
         return (await conn.execute(q)).all()
 
-    async def senders_roles(
-        self, conn: AsyncConnection, pairs: Iterable[tuple[str, str]]
+    def senders_roles(
+        self, conn: Connection, pairs: Iterable[tuple[str, str]]
     ) -> tuple[dict[str, tuple[str, bool, bool]], dict[tuple[str, str], str]]:
         """For a batch of (conv, user): each existing conversation's (kind, private, archived),
         and the role of each user who is a member, in ONE query (the write path counts round
@@ -229,45 +269,31 @@ class Store:
         pairs = set(pairs)
         if not pairs:
             return {}, {}
-        convs, users = {c for c, _ in pairs}, {u for _, u in pairs}
-        j = C.outerjoin(M, and_(M.c.conv_id == C.c.id, M.c.user_id.in_(users)))
-        # FOR UPDATE OF conversations (in id order, so replicas never deadlock): a membership
-        # change committing between this check and the insert would otherwise let a member who
-        # was just removed post after their own member_left. SQLite serialises transactions.
-        q = (
-            select(C.c.id, C.c.kind, C.c.private, C.c.archived, M.c.user_id, M.c.role)
-            .select_from(j)
-            .where(C.c.id.in_(convs))
-            .order_by(C.c.id)
-            .with_for_update(of=C)
-        )
+        convs, users = list({c for c, _ in pairs}), list({u for _, u in pairs})
         kinds: dict[str, tuple[str, bool, bool]] = {}
         roles: dict[tuple[str, str], str] = {}
-        for r in (await conn.execute(q)).all():
+        for r in conn.execute(_SENDERS_ROLES, {"users": users, "convs": convs}).all():
             kinds[r.id] = (r.kind, bool(r.private), bool(r.archived))
             if r.user_id is not None and (r.id, r.user_id) in pairs:
                 roles[(r.id, r.user_id)] = r.role
         return kinds, roles
 
     # --- events --------------------------------------------------------------------------
-    async def insert_events(self, conn: AsyncConnection, evs: list[Event]) -> None:
+    def insert_events(self, conn: Connection, evs: list[Event]) -> None:
         if evs:
-            await conn.execute(insert(E), [event_row(e) for e in evs])
+            conn.execute(insert(E), [event_row(e) for e in evs])
 
-    async def existing_sends(self, conn: AsyncConnection, keys: Iterable[SendKey]) -> dict[SendKey, Event]:
-        keys = list(set(keys))
-        if not keys:
-            return {}
-        # Column-wise IN lists on the unique index (conv_id, sender, client_msg_id), exact
-        # keys filtered here; see senders_roles().
-        q = select(E).where(
-            E.c.conv_id.in_({k[0] for k in keys}),
-            E.c.sender.in_({k[1] for k in keys}),
-            E.c.client_msg_id.in_({k[2] for k in keys}),
-        )
+    def existing_sends(self, conn: Connection, keys: Iterable[SendKey]) -> dict[SendKey, Event]:
         wanted = set(keys)
+        if not wanted:
+            return {}
+        params = {
+            "convs": list({k[0] for k in wanted}),
+            "senders": list({k[1] for k in wanted}),
+            "cmids": list({k[2] for k in wanted}),
+        }
         out: dict[SendKey, Event] = {}
-        for r in (await conn.execute(q)).all():
+        for r in conn.execute(_EXISTING_SENDS, params).all():
             key = (r.conv_id, r.sender, r.client_msg_id)
             if key in wanted:
                 out[key] = event_from_row(r)
@@ -283,18 +309,14 @@ class Store:
         return {r.conv_id for r in (await conn.execute(q)).all()}
 
     # --- edits and deletes -----------------------------------------------------------------
-    async def message_seqs(self, conn: AsyncConnection, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    def message_seqs(self, conn: Connection, wanted: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         """Which (conv, seq) of ``wanted`` are ``message`` events (deleted or not), in ONE query
         (column-wise IN lists on the primary key, exact pairs filtered here)."""
         wanted = set(wanted)
         if not wanted:
             return set()
-        q = select(E.c.conv_id, E.c.seq).where(
-            E.c.conv_id.in_({c for c, _ in wanted}),
-            E.c.seq.in_({s for _, s in wanted}),
-            E.c.kind == "message",
-        )
-        return {(r.conv_id, r.seq) for r in (await conn.execute(q)).all()} & wanted
+        params = {"convs": list({c for c, _ in wanted}), "seqs": list({s for _, s in wanted})}
+        return {(r.conv_id, r.seq) for r in conn.execute(_MESSAGE_SEQS, params).all()} & wanted
 
     async def find_delete(self, conn: AsyncConnection, conv: str, target: int) -> Event | None:
         """The ``delete`` event of message ``target`` (index ix_events_target)."""

@@ -1,6 +1,7 @@
 """The write path: a batch of send commands becomes events in ONE transaction.
 
-Per batch: validate, find events already stored under the same idempotency key,
+Per batch (one ``write_tx``: on SQLite the whole transaction is one hop to its writer
+thread): validate, find events already stored under the same idempotency key,
 check membership, role and archived state (``permissions.py``, the ``post`` row), allocate
 every conversation's seqs (``Store.allocate_many``: the rows locked in id order, so
 concurrent replicas never deadlock, and one UPDATE ... RETURNING for the batch) and insert
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chat_common.db import write_tx
 from chat_proto.commands import SendCommand
 from chat_proto.errors import ChatError, ErrorCode
 from chat_proto.events import Event
 from chat_proto.timefmt import now_ts
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat_messages import privacy_store
 from chat_messages.permissions import hidden, refusal
@@ -70,57 +72,72 @@ class Writer:
             except ChatError as err:
                 outcomes[i].error = err
         keys: dict[int, SendKey] = {i: (cmds[i].conv, cmds[i].sender, cmds[i].client_msg_id) for i in bodies}
-        new_events: list[Event] = []
-        async with self.store.tx() as conn:
-            existing = await self.store.existing_sends(conn, keys.values()) if look_up else {}
-            kinds, roles = await self.store.senders_roles(conn, ((k[0], k[1]) for k in keys.values()))
-            first_of: dict[SendKey, int] = {}
-            pending: dict[str, list[int]] = {}
-            for i, key in keys.items():
-                if key in existing:
-                    outcomes[i].event = existing[key]
-                    continue
-                if key in first_of:  # same key twice in one batch: answered like a replay
-                    continue
-                refusal = self._authorize(key, roles, kinds)
-                if refusal is not None:
-                    outcomes[i].error = refusal
-                    continue
-                first_of[key] = i
-                pending.setdefault(key[0], []).append(i)
-            await self._check_blocks(conn, cmds, pending, kinds, outcomes)
-            await self._check_replies(conn, cmds, pending, outcomes)
-            ts = now_ts()
-            firsts = await self.store.allocate_many(conn, {conv: len(idx) for conv, idx in pending.items()})
-            for conv in sorted(pending):
-                idx = pending[conv]
-                first = firsts[conv]
-                for n, i in enumerate(idx):
-                    cmd = cmds[i]
-                    ev = Event(
-                        conv=conv,
-                        seq=first + n,
-                        kind="message",
-                        sender=cmd.sender,
-                        ts=ts,
-                        client_msg_id=cmd.client_msg_id,
-                        body=bodies[i],
-                        attachments=cmd.attachments,
-                        reply_to=cmd.reply_to,
-                    )
-                    outcomes[i].event = ev
-                    outcomes[i].created = True
-                    new_events.append(ev)
-            await self.store.insert_events(conn, new_events)
+        # The transaction runs whole in one hop (write_tx): on SQLite on its writer thread.
+        new_events, first_of = await write_tx(self.store.engine, self._tx, cmds, bodies, keys, look_up, outcomes)
         for i, key in keys.items():
             if outcomes[i].event is None and outcomes[i].error is None:
                 earlier = outcomes[first_of[key]]
                 outcomes[i].event, outcomes[i].error = earlier.event, earlier.error
         return BatchResult(outcomes, new_events)
 
+    def _tx(
+        self,
+        conn: Connection,
+        cmds: list[SendCommand],
+        bodies: dict[int, str],
+        keys: dict[int, SendKey],
+        look_up: bool,
+        outcomes: list[Outcome],
+    ) -> tuple[list[Event], dict[SendKey, int]]:
+        """The write transaction (synchronous SQLAlchemy: see ``write_tx``). Fills
+        ``outcomes``; returns the new events and, per key, the command that stored it."""
+        existing = self.store.existing_sends(conn, keys.values()) if look_up else {}
+        kinds, roles = self.store.senders_roles(conn, ((k[0], k[1]) for k in keys.values()))
+        first_of: dict[SendKey, int] = {}
+        pending: dict[str, list[int]] = {}
+        for i, key in keys.items():
+            if key in existing:
+                outcomes[i].event = existing[key]
+                continue
+            if key in first_of:  # same key twice in one batch: answered like a replay
+                continue
+            refusal = self._authorize(key, roles, kinds)
+            if refusal is not None:
+                outcomes[i].error = refusal
+                continue
+            first_of[key] = i
+            pending.setdefault(key[0], []).append(i)
+        self._check_blocks(conn, cmds, pending, kinds, outcomes)
+        self._check_replies(conn, cmds, pending, outcomes)
+        ts = now_ts()
+        # senders_roles locked every conversation of the batch (PostgreSQL, in id order)
+        firsts = self.store.allocate_many(conn, {conv: len(idx) for conv, idx in pending.items()}, locked=True)
+        new_events: list[Event] = []
+        for conv in sorted(pending):
+            idx = pending[conv]
+            first = firsts[conv]
+            for n, i in enumerate(idx):
+                cmd = cmds[i]
+                ev = Event(
+                    conv=conv,
+                    seq=first + n,
+                    kind="message",
+                    sender=cmd.sender,
+                    ts=ts,
+                    client_msg_id=cmd.client_msg_id,
+                    body=bodies[i],
+                    attachments=cmd.attachments,
+                    reply_to=cmd.reply_to,
+                )
+                outcomes[i].event = ev
+                outcomes[i].created = True
+                new_events.append(ev)
+        self.store.insert_events(conn, new_events)
+        return new_events, first_of
+
     @staticmethod
-    async def _check_blocks(
-        conn: AsyncConnection,
+    def _check_blocks(
+        conn: Connection,
         cmds: list[SendCommand],
         pending: dict[str, list[int]],
         kinds: dict[str, tuple[str, bool, bool]],
@@ -132,7 +149,7 @@ class Writer:
         if not dms:
             return
         senders = {cmds[i].sender for c in dms for i in pending[c]}
-        blocked = await privacy_store.blocked_in_convs(conn, dms, senders)
+        blocked = privacy_store.blocked_in_convs(conn, dms, senders)
         for conv in dms:
             keep = []
             for i in pending[conv]:
@@ -145,8 +162,8 @@ class Writer:
             else:
                 del pending[conv]
 
-    async def _check_replies(
-        self, conn: AsyncConnection, cmds: list[SendCommand], pending: dict[str, list[int]], outcomes: list[Outcome]
+    def _check_replies(
+        self, conn: Connection, cmds: list[SendCommand], pending: dict[str, list[int]], outcomes: list[Outcome]
     ) -> None:
         """``reply_to`` must be the seq of a ``message`` of the same conversation (deleted
         or not): one query for all of a batch's replies, none for a batch without any.
@@ -154,7 +171,7 @@ class Writer:
         replies = {(cmds[i].conv, cmds[i].reply_to) for idx in pending.values() for i in idx if cmds[i].reply_to}
         if not replies:
             return
-        found = await self.store.message_seqs(conn, ((c, s) for c, s in replies if s is not None))
+        found = self.store.message_seqs(conn, ((c, s) for c, s in replies if s is not None))
         for conv in list(pending):
             keep = []
             for i in pending[conv]:
