@@ -5,6 +5,7 @@ Real store (SQLite) and writer; the JetStream messages and NATS publishing are r
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -73,12 +74,12 @@ class FailingStore(Store):
 
     down = False
 
-    async def insert_events(self, conn: Any, events: list[Event]) -> None:
+    def insert_events(self, conn: Any, events: list[Event]) -> None:
         if self.down:
             raise OperationalError("INSERT", {}, Exception("connection refused"))
         if any(e.body == POISON for e in events):
             raise DataError("INSERT", {}, Exception("value out of range"))
-        await super().insert_events(conn, events)
+        super().insert_events(conn, events)
 
 
 def command(conv: str, sender: str, cmid: str, body: str) -> FakeMsg:
@@ -163,3 +164,38 @@ def test_what_counts_as_transient() -> None:
     unique.sqlstate = "23505"  # type: ignore[attr-defined]
     assert not transient(DBAPIError("x", {}, unique))
     assert not transient(OverflowError("int too large"))
+
+
+class SlowStream:
+    """The Publisher port with a JetStream that takes its time to store the events."""
+
+    def __init__(self) -> None:
+        self.stored = asyncio.Event()
+        self.events: list[Event] = []
+
+    async def publish_events(self, events: list[Event]) -> None:
+        await self.stored.wait()
+        self.events.extend(events)
+
+
+async def test_senders_are_answered_at_commit_and_commands_acked_after_publication(
+    store: Store, convs: Conversations
+) -> None:
+    """An ack promises a durably stored message: the senders are answered as soon as the
+    batch committed, not after JetStream stored the events; the commands themselves are
+    acked only after that (a crash in between redelivers them and publishes the events)."""
+    conv = str((await convs.create("alice", CreateConversation(kind="dm", members=["bob"])))["conversation"]["id"])
+    nc, stream = FakeNats(), SlowStream()
+    consumer = CommandConsumer(cast(Any, nc), cast(Any, None), Writer(store), cast(Any, stream))
+    msgs = [command(conv, "alice", f"m{i}", f"hello {i}") for i in range(3)]
+    handled = asyncio.create_task(consumer.handle(cast(Any, msgs)))
+    for _ in range(200):
+        if nc.published:
+            break
+        await asyncio.sleep(0.01)
+    results = nc.results()
+    assert [results[f"m{i}"]["event"]["seq"] for i in range(3)] == [3, 4, 5]  # answered, stored
+    assert stream.events == [] and all(m.outcome == [] for m in msgs)  # not published, not acked
+    stream.stored.set()
+    await handled
+    assert [e.seq for e in stream.events] == [3, 4, 5] and all(m.outcome == ["ack"] for m in msgs)

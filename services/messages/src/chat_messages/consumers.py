@@ -1,4 +1,4 @@
-"""The JetStream command consumer: take a batch, commit it, publish, then ack.
+"""The JetStream command consumer: take a batch, commit it, answer, publish, then ack.
 
 A crash anywhere before the ack means redelivery; the store's idempotency key
 turns a redelivered command into the event stored the first time, which is
@@ -108,7 +108,8 @@ class CommandConsumer:
                 self._task.cancel()
 
     async def _loop(self, inbox: asyncio.Queue[Msg]) -> None:
-        """Two stages, each in order: committing, then publishing+acking.
+        """Two stages, each in order: committing (and answering the senders), then
+        publishing+acking.
 
         Commands keep streaming in while a batch commits, so when a commit ends everything
         that arrived meanwhile is committed next as one batch: the batch grows with the
@@ -169,6 +170,12 @@ class CommandConsumer:
             if not live:
                 return None
         COMMIT_SECONDS.observe(time.perf_counter() - t0)
+        # The senders are answered as soon as their messages are committed (durably
+        # stored: what an ack promises), not after the events are in CHAT_EVENTS; the
+        # protocol lets a sender's ack and event come in either order. The commands are
+        # acked only after publication (_finish), so a crash before it redelivers them and
+        # the stored events are published then: nothing acked is ever missing from the stream.
+        await self._answer(cmds, result.outcomes)
         return live, cmds, result
 
     async def _isolate(
@@ -246,7 +253,6 @@ class CommandConsumer:
             await self._retry_later(live, exc)
             return
         PUBLISH_SECONDS.observe(time.perf_counter() - committed)
-        await self._answer(cmds, result.outcomes)
         for m, o in zip(live, result.outcomes, strict=True):
             try:
                 if o.error is not None:
