@@ -17,9 +17,8 @@ from chat_messages.models import conversations as C
 from chat_messages.models import events as E
 from chat_messages.models import members as M
 
-# allocate_many on PostgreSQL: lock the rows in id order (LockRows runs above the sort),
-# then reserve every conversation's seqs in one statement
-_LOCK_CONVS = text("SELECT id FROM conversations WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE")
+# allocate_many on PostgreSQL: every conversation's seqs in one statement (the rows are
+# locked in id order already, by senders_roles in the same transaction)
 _ALLOCATE_MANY = text(
     "UPDATE conversations AS c SET last_seq = c.last_seq + v.n"
     " FROM unnest(CAST(:ids AS text[]), CAST(:ns AS int[])) AS v(id, n)"
@@ -189,18 +188,15 @@ class Store:
         last = conn.execute(_ALLOCATE, {"conv": conv, "n": count}).scalar_one()
         return int(last) - count + 1
 
-    def allocate_many(self, conn: Connection, counts: dict[str, int], *, locked: bool = False) -> dict[str, int]:
-        """``allocate`` for several conversations: the first seq of each. On PostgreSQL two
-        statements whatever their number (the rows locked in id order first, as one
-        ``allocate`` per conversation in sorted order would: no deadlock with another
-        writer; one when ``locked``: this transaction holds their locks already, taken in id
-        order by ``senders_roles``), on SQLite one; not one round trip per conversation."""
+    def allocate_many(self, conn: Connection, counts: dict[str, int]) -> dict[str, int]:
+        """``allocate`` for several conversations: the first seq of each, in ONE statement
+        whatever their number, not one round trip per conversation. The caller holds the
+        rows' locks, taken in id order (``senders_roles`` in the same transaction: no
+        deadlock with another writer); SQLite has one writer at a time anyway."""
         convs = sorted(counts)
-        if len(convs) < 2 or (len(convs) == 2 and not locked):
+        if len(convs) < 2:
             return {conv: self.allocate(conn, conv, counts[conv]) for conv in convs}
         if conn.dialect.name == "postgresql":
-            if not locked:
-                conn.execute(_LOCK_CONVS, {"ids": convs})
             rows = (conn.execute(_ALLOCATE_MANY, {"ids": convs, "ns": [counts[c] for c in convs]})).all()
         else:
             # SQLite has one writer at a time (no row locks to order): one UPDATE ... RETURNING.

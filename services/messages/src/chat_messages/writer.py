@@ -3,10 +3,10 @@
 Per batch (one ``write_tx``: on SQLite the whole transaction is one hop to its writer
 thread): validate, find events already stored under the same idempotency key,
 check membership, role and archived state (``permissions.py``, the ``post`` row), allocate
-every conversation's seqs (``Store.allocate_many``: the rows locked in id order, so
-concurrent replicas never deadlock, and one UPDATE ... RETURNING for the batch) and insert
-all new events. The caller publishes the
-events and only then acks the commands.
+every conversation's seqs (``Store.allocate_many``: one UPDATE ... RETURNING for the batch;
+the membership check locked the rows in id order, so concurrent replicas never deadlock) and
+insert all new events. The caller answers the senders, publishes the events and only then
+acks the commands.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class Writer:
         self._check_replies(conn, cmds, pending, outcomes)
         ts = now_ts()
         # senders_roles locked every conversation of the batch (PostgreSQL, in id order)
-        firsts = self.store.allocate_many(conn, {conv: len(idx) for conv, idx in pending.items()}, locked=True)
+        firsts = self.store.allocate_many(conn, {conv: len(idx) for conv, idx in pending.items()})
         new_events: list[Event] = []
         for conv in sorted(pending):
             idx = pending[conv]
