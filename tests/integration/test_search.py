@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from chat_devtools.tcp_proxy import TcpProxy
 from chat_devtools.testing import NO_RATE_LIMITS, ClusterFactory
-from chat_proto.subjects import EVT_STREAM
+from chat_proto.subjects import EVT_STREAM, evt_conv
 from chat_sdk import ChatClient, SearchPage
 from helpers.chat_client import Api, User
 from helpers.peer import users
+from nats.js.errors import NotFoundError
 
 PASSWORD = "search-tests-password-1"
 INDEX = f"chat-it-{uuid.uuid4().hex[:8]}"  # this module's own index on the shared node
@@ -328,6 +329,18 @@ async def test_events_lost_to_the_stream_trigger_a_rebuild(cluster: ClusterFacto
         nc = await c.account.connect(c.nats_url)
         try:
             js = nc.jetstream()
+            # A sender is answered at commit, its event is published just after: purge only
+            # once the last missed event is in the stream.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    last_ev = json.loads((await js.get_last_msg(EVT_STREAM, evt_conv(conv))).data)
+                except NotFoundError:
+                    last_ev = {}
+                if last_ev.get("seq") == missed[-1]["seq"] or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            assert last_ev.get("seq") == missed[-1]["seq"], last_ev
             last = (await js.stream_info(EVT_STREAM)).state.last_seq
             await js.purge_stream(EVT_STREAM, seq=last + 1)  # retention took everything so far
         finally:
