@@ -40,8 +40,13 @@ class NatsPublisher:
         pending = self._batches.get(msg.subject[len(self._prefix) :])
         if pending is None or pending.fut.done():
             return
-        if b'"error"' in msg.data:
-            pending.fut.set_exception(RuntimeError(f"JetStream refused an event: {msg.data[:200]!r}"))
+        # A stored event is answered with a PubAck ({"stream": ..., "seq": ...}, perhaps
+        # "duplicate": true). Anything else fails the batch: an error, or an empty status
+        # reply (503 no responders: no stream listens on the subject, e.g. while NATS
+        # restores its streams), which must not count as stored.
+        if b'"error"' in msg.data or b'"seq"' not in msg.data:
+            status = (msg.headers or {}).get("Status", "")
+            pending.fut.set_exception(RuntimeError(f"JetStream did not store an event: {status} {msg.data[:200]!r}"))
             return
         pending.left -= 1
         if pending.left == 0:
