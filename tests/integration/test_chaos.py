@@ -52,7 +52,7 @@ async def test_replicas_killed_in_turn_then_nats_and_postgres_lose_nothing(
         print(f"\n{report.row()}\n" + "\n".join(str(f) for f in report.faults))
         for note in report.notes:
             print(note)
-        assert report.ok, "\n".join(report.problems)
+        assert report.ok, "\n".join(report.problems + report.notes)
         assert report.acked > 0 and report.uploads > 0
         assert len(report.faults) == 5 + 2  # one replica of each service, NATS, PostgreSQL
     finally:

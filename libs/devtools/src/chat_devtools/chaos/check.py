@@ -46,6 +46,7 @@ class Report:
     presence_s: float | None = None
     searchable: int = 0
     search_s: float | None = None
+    unsearchable: list[tuple[str, int]] = field(default_factory=list)
     uploads: int = 0
     uploads_ok: int = 0
     faults: list[FaultRecord] = field(default_factory=list)
@@ -212,6 +213,7 @@ async def check_search(w: Workload, r: Report, timeout: float) -> None:
         r.search_s = time.monotonic() - t0
     else:
         missing = sorted(want - found)
+        r.unsearchable = missing
         r.problem(f"{len(missing)} acknowledged messages not searchable after {timeout:.0f}s, e.g. {missing[:5]}")
 
 

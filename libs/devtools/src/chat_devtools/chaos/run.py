@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import nats
+import orjson
 from chat_proto import subjects
 
 from chat_devtools.chaos.check import Report, check
@@ -39,22 +41,26 @@ async def run_chaos(c: Cluster, cfg: ChaosConfig, pg: Any = None) -> Report:
         r.problems += [f"{p.name} is not running after the run" for p in c.dead()]
         await check(w, r)
         if r.searchable < r.acked:
-            r.notes.append(await search_consumer_state(c))
+            r.notes.append(await search_consumer_state(c, r.unsearchable[:3]))
+            r.notes += [f"fault: {f}" for f in r.faults]
     finally:
         await w.close()
         r.duration_s = time.monotonic() - t0
     return r
 
 
-async def search_consumer_state(c: Cluster) -> str:
+async def search_consumer_state(c: Cluster, missing: Sequence[tuple[str, int]] = ()) -> str:
     """The index consumer as NATS sees it (for a run where messages were not searchable:
-    still pending or waiting for redelivery, or settled and so lost on the way)."""
+    still pending or waiting for redelivery, or settled and so lost on the way), and for
+    each of ``missing`` (conv, seq) whether its event is in the stream at all (never
+    published, or published and not indexed)."""
     try:
         nc = await (c.account.connect(c.nats_url) if c.account is not None else nats.connect(c.nats_url))
         try:
             js = nc.jetstream()
             info = await js.consumer_info(subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER)
             stream = await js.stream_info(subjects.EVT_STREAM)
+            where = [f"{conv}:{seq} {await _in_stream(js, conv, seq)}" for conv, seq in missing]
         finally:
             await nc.close()
     except Exception as exc:
@@ -65,4 +71,29 @@ async def search_consumer_state(c: Cluster) -> str:
         f"search consumer: pending {info.num_pending}, ack pending {info.num_ack_pending}, "
         f"redelivered {info.num_redelivered}, ack floor {floor}, delivered {delivered}, "
         f"stream last seq {stream.state.last_seq}, ack_wait {info.config.ack_wait}s"
+        + (f"; missing events: {'; '.join(where)}" if where else "")
     )
+
+
+async def _in_stream(js: Any, conv: str, seq: int) -> str:
+    """Where the event ``conv:seq`` is in the event stream: read the conversation's subject
+    from the start with an ordered consumer (a diagnostic: bounded to a few seconds)."""
+    sub = await js.subscribe(subjects.evt_conv(conv), ordered_consumer=True)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                msg = await sub.next_msg(timeout=1)
+            except TimeoutError:
+                return "not in the stream (read to its end)"
+            try:
+                ev = orjson.loads(msg.data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(ev, dict) and ev.get("seq") == seq:
+                return f"in the stream at {msg.metadata.sequence.stream}, published {msg.metadata.timestamp}"
+            if msg.metadata.num_pending == 0:
+                return "not in the stream (read to its end)"
+        return "not found within 5 s"
+    finally:
+        await sub.unsubscribe()
