@@ -199,3 +199,37 @@ async def test_senders_are_answered_at_commit_and_commands_acked_after_publicati
     stream.stored.set()
     await handled
     assert [e.seq for e in stream.events] == [3, 4, 5] and all(m.outcome == ["ack"] for m in msgs)
+
+
+class FlakyStream:
+    """The Publisher port: JetStream away for the first ``failures`` publications."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.events: list[Event] = []
+
+    async def publish_events(self, events: list[Event]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TimeoutError("no PubAck")
+        self.events.extend(events)
+
+
+async def test_stored_events_are_published_again_whatever_the_delivery_count(
+    store: Store, convs: Conversations
+) -> None:
+    """A batch committed but not published (NATS went away) is redelivered; after a NATS
+    restart its commands can come back counted as delivered once. Their events, found in
+    the store, are published again all the same, before the new ones of the batch."""
+    conv = str((await convs.create("alice", CreateConversation(kind="dm", members=["bob"])))["conversation"]["id"])
+    nc, stream = FakeNats(), FlakyStream(failures=1)
+    consumer = CommandConsumer(cast(Any, nc), cast(Any, None), Writer(store), cast(Any, stream))
+    first = [command(conv, "alice", f"m{i}", f"hello {i}") for i in range(3)]
+    await consumer.handle(cast(Any, first))
+    assert all(m.outcome == ["nak"] for m in first) and stream.events == []  # committed, not published
+    again = [command(conv, "alice", f"m{i}", f"hello {i}") for i in range(3)]  # delivered "once" again
+    new = command(conv, "alice", "m3", "hello 3")
+    await consumer.handle(cast(Any, [*again, new]))
+    assert [e.seq for e in stream.events] == [3, 4, 5, 6]
+    assert all(m.outcome == ["ack"] for m in [*again, new])
+    assert [nc.results()[f"m{i}"]["event"]["seq"] for i in range(4)] == [3, 4, 5, 6]

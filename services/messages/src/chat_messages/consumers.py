@@ -2,7 +2,8 @@
 
 A crash anywhere before the ack means redelivery; the store's idempotency key
 turns a redelivered command into the event stored the first time, which is
-published again (the stream de-duplicates it, gateways drop seqs they have seen).
+published again (the stream de-duplicates it, gateways drop seqs they have seen) —
+whatever JetStream's delivery count says (a NATS restart can reset it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from chat_common.db import database_unavailable
 from chat_proto import subjects
 from chat_proto.commands import RESULT_SCHEMA, SendCommand
 from chat_proto.errors import ChatError, ErrorCode
+from chat_proto.events import Event
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -242,13 +244,7 @@ class CommandConsumer:
         if prev is not None:
             await asyncio.wait([prev])
         try:
-            await self.pub.publish_events(result.new_events)
-            again = [
-                o.event
-                for m, o in zip(live, result.outcomes, strict=True)
-                if o.event is not None and not o.created and streams.times_delivered(m) > 1
-            ]
-            await self.pub.publish_events(again)
+            await self.pub.publish_events(_replayed(result) + result.new_events)
         except Exception as exc:
             await self._retry_later(live, exc)
             return
@@ -300,6 +296,20 @@ class CommandConsumer:
             await self.nc.publish(subject, orjson.dumps({"v": 1, "results": results}), headers=RESULT_HEADERS)
         except Exception:  # the gateway times out and the client resends
             log.warning("results not published", extra={"subject": subject})
+
+
+def _replayed(result: BatchResult) -> list[Event]:
+    """The events the batch found already stored (replays), each once, in seq order: they
+    are published again, before the batch's new events (older seqs first), so an event whose
+    first publication a crash interrupted reaches the stream; JetStream drops the ones it
+    already holds (``Nats-Msg-Id``). Decided by the store, not by JetStream's delivery count:
+    after a NATS restart a command that was delivered before can come again as delivered once."""
+    new = {(e.conv, e.seq) for e in result.new_events}
+    seen: dict[tuple[str, int], Event] = {}
+    for o in result.outcomes:
+        if o.event is not None and not o.created and (o.event.conv, o.event.seq) not in new:
+            seen.setdefault((o.event.conv, o.event.seq), o.event)
+    return [seen[k] for k in sorted(seen, key=lambda k: k[1])]
 
 
 def transient(exc: BaseException) -> bool:
