@@ -11,9 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats
+import orjson
 import websockets
 from chat_devtools.cluster import Cluster
 from chat_devtools.testing import NO_RATE_LIMITS
+from chat_proto import subjects
 
 from helpers.chat_client import Api, User, Ws
 
@@ -236,4 +239,41 @@ async def assert_clean(api: Api, user: User, conv: str, b: Burst, c: Cluster) ->
             f"(history: {len(events)} events, max seq {events[-1]['seq'] if events else 0}); "
             f"logs in {c.log_dir}:\n" + "\n".join(detail)
         )
-    await check_log(api, user, conv, b, n_members=2)
+    events = await check_log(api, user, conv, b, n_members=2)
+    await assert_in_stream(c, conv, [e["seq"] for e in events])
+
+
+# A stored event whose publication a crash interrupted is published when its command is
+# redelivered (MESSAGES_ACK_WAIT_S later) or retried after a backoff: well within this.
+IN_STREAM_WITHIN_S = 45.0
+
+
+async def stream_seqs(c: Cluster, conv: str) -> set[int]:
+    """The seqs of ``conv``'s events in CHAT_EVENTS, read from the start with an ordered consumer."""
+    nc = await (c.account.connect(c.nats_url) if c.account is not None else nats.connect(c.nats_url))
+    seqs: set[int] = set()
+    try:
+        sub = await nc.jetstream().subscribe(subjects.evt_conv(conv), ordered_consumer=True)
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2)
+            except TimeoutError:
+                return seqs  # nothing (more) on the subject
+            ev = orjson.loads(msg.data)
+            seqs.add(int(ev["seq"]))
+            if msg.metadata.num_pending == 0:
+                return seqs
+    finally:
+        await nc.close()
+
+
+async def assert_in_stream(c: Cluster, conv: str, stored: list[int]) -> None:
+    """Every stored event of ``conv`` reaches the event stream (docs/guarantees.md §1: the
+    commands are acked to JetStream only after their events are in it), within a redelivery."""
+    deadline = time.monotonic() + IN_STREAM_WITHIN_S
+    while True:
+        missing = sorted(set(stored) - await stream_seqs(c, conv))
+        if not missing or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert not missing, f"{len(missing)} stored events never reached CHAT_EVENTS, e.g. seqs {missing[:10]}"
