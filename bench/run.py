@@ -106,7 +106,7 @@ def summarize_profile(raw: Path, top: int = 25) -> tuple[list[tuple[str, float]]
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or not count.isdigit():  # a wrapped or truncated line
             continue
         n = int(count)
         total += n
