@@ -3,7 +3,8 @@
 A crash anywhere before the ack means redelivery; the store's idempotency key
 turns a redelivered command into the event stored the first time, which is
 published again (the stream de-duplicates it, gateways drop seqs they have seen) —
-whatever JetStream's delivery count says (a NATS restart can reset it).
+whatever JetStream's delivery count says (a copy of a command, e.g. a gateway's
+re-publication under a one-time id, comes counted as delivered once).
 """
 
 from __future__ import annotations
@@ -302,8 +303,10 @@ def _replayed(result: BatchResult) -> list[Event]:
     """The events the batch found already stored (replays), each once, in seq order: they
     are published again, before the batch's new events (older seqs first), so an event whose
     first publication a crash interrupted reaches the stream; JetStream drops the ones it
-    already holds (``Nats-Msg-Id``). Decided by the store, not by JetStream's delivery count:
-    after a NATS restart a command that was delivered before can come again as delivered once."""
+    already holds (``Nats-Msg-Id``). Decided by the store, not by JetStream's delivery count: across a
+    NATS restart the copy of a command that reaches this batch may be counted as delivered
+    once (a gateway's re-publication under a one-time id, or lost delivery state) while the
+    original's publication never happened."""
     new = {(e.conv, e.seq) for e in result.new_events}
     seen: dict[tuple[str, int], Event] = {}
     for o in result.outcomes:
