@@ -76,6 +76,8 @@ def backoff_s(num_delivered: int) -> float:
 def times_delivered(msg: Msg) -> int:
     """``msg.metadata.num_delivered``, read from the ack subject without building the whole
     metadata (a timestamp, two dataclasses): the write path asks it of every command.
+    A hint only: after a NATS crash the consumer's delivery state comes back older, and a
+    message delivered before is counted 1 again.
     ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>``;
     any other form (a domain, an account hash) goes through nats-py."""
     tokens = msg.reply.split(".") if msg.reply else []

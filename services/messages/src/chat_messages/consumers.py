@@ -3,8 +3,9 @@
 A crash anywhere before the ack means redelivery; the store's idempotency key
 turns a redelivered command into the event stored the first time, which is
 published again (the stream de-duplicates it, gateways drop seqs they have seen) —
-whatever JetStream's delivery count says (a copy of a command, e.g. a gateway's
-re-publication under a one-time id, comes counted as delivered once).
+whatever JetStream's delivery count says (after a NATS crash the consumer's delivery
+state comes back older than it was: commands delivered before come again counted as
+delivered once; a gateway's re-publication under a one-time id is counted once too).
 """
 
 from __future__ import annotations
@@ -303,10 +304,9 @@ def _replayed(result: BatchResult) -> list[Event]:
     """The events the batch found already stored (replays), each once, in seq order: they
     are published again, before the batch's new events (older seqs first), so an event whose
     first publication a crash interrupted reaches the stream; JetStream drops the ones it
-    already holds (``Nats-Msg-Id``). Decided by the store, not by JetStream's delivery count: across a
-    NATS restart the copy of a command that reaches this batch may be counted as delivered
-    once (a gateway's re-publication under a one-time id, or lost delivery state) while the
-    original's publication never happened."""
+    already holds (``Nats-Msg-Id``). Decided by the store, not by JetStream's delivery count: after a NATS
+    crash a command delivered before comes again counted as delivered once (the consumer's
+    delivery state is written behind), its event maybe never published."""
     new = {(e.conv, e.seq) for e in result.new_events}
     seen: dict[tuple[str, int], Event] = {}
     for o in result.outcomes:
