@@ -11,12 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
-import orjson
 import websockets
 from chat_devtools.cluster import Cluster
+from chat_devtools.eventlog import conv_events
 from chat_devtools.testing import NO_RATE_LIMITS
-from chat_proto import subjects
 
 from helpers.chat_client import Api, User, Ws
 
@@ -248,31 +246,17 @@ async def assert_clean(api: Api, user: User, conv: str, b: Burst, c: Cluster) ->
 IN_STREAM_WITHIN_S = 45.0
 
 
-async def stream_seqs(c: Cluster, conv: str) -> set[int]:
-    """The seqs of ``conv``'s events in CHAT_EVENTS, read from the start with an ordered consumer."""
-    nc = await (c.account.connect(c.nats_url) if c.account is not None else nats.connect(c.nats_url))
-    seqs: set[int] = set()
-    try:
-        sub = await nc.jetstream().subscribe(subjects.evt_conv(conv), ordered_consumer=True)
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=2)
-            except TimeoutError:
-                return seqs  # nothing (more) on the subject
-            ev = orjson.loads(msg.data)
-            seqs.add(int(ev["seq"]))
-            if msg.metadata.num_pending == 0:
-                return seqs
-    finally:
-        await nc.close()
-
-
 async def assert_in_stream(c: Cluster, conv: str, stored: list[int]) -> None:
     """Every stored event of ``conv`` reaches the event stream (docs/guarantees.md §1: the
     commands are acked to JetStream only after their events are in it), within a redelivery."""
     deadline = time.monotonic() + IN_STREAM_WITHIN_S
     while True:
-        missing = sorted(set(stored) - await stream_seqs(c, conv))
+        nc = await c.connect_nats()
+        try:
+            published = {p.seq for p in await conv_events(nc.jetstream(), conv)}
+        finally:
+            await nc.close()
+        missing = sorted(set(stored) - published)
         if not missing or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import nats as nats_py
+
 from chat_devtools.nats_accounts import ChatAccount
 from chat_devtools.ports import LOOPBACK, free_port
 from chat_devtools.services import ServiceProcess
@@ -220,6 +222,13 @@ class Cluster:
     @property
     def ws_urls(self) -> list[str]:
         return [f"ws://{g.host}:{g.port}/ws" for g in self.gateways]
+
+    async def connect_nats(self) -> Any:
+        """A NATS connection in this cluster's account (a plain one when it has none), for
+        tests and checkers that read its streams."""
+        return await (
+            self.account.connect(self.nats_url) if self.account is not None else nats_py.connect(self.nats_url)
+        )
 
     def dead(self) -> list[ServiceProcess]:
         """Started processes that have exited."""

@@ -7,8 +7,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import nats
-import orjson
 from chat_proto import subjects
 
 from chat_devtools.chaos.check import Report, check
@@ -16,6 +14,7 @@ from chat_devtools.chaos.config import ChaosConfig
 from chat_devtools.chaos.faults import plan, run_schedule
 from chat_devtools.chaos.workload import Workload
 from chat_devtools.cluster import Cluster
+from chat_devtools.eventlog import conv_events
 
 
 async def run_chaos(c: Cluster, cfg: ChaosConfig, pg: Any = None) -> Report:
@@ -55,7 +54,7 @@ async def search_consumer_state(c: Cluster, missing: Sequence[tuple[str, int]] =
     each of ``missing`` (conv, seq) whether its event is in the stream at all (never
     published, or published and not indexed)."""
     try:
-        nc = await (c.account.connect(c.nats_url) if c.account is not None else nats.connect(c.nats_url))
+        nc = await c.connect_nats()
         try:
             js = nc.jetstream()
             info = await js.consumer_info(subjects.EVT_STREAM, subjects.SEARCH_EVENTS_CONSUMER)
@@ -76,24 +75,8 @@ async def search_consumer_state(c: Cluster, missing: Sequence[tuple[str, int]] =
 
 
 async def _in_stream(js: Any, conv: str, seq: int) -> str:
-    """Where the event ``conv:seq`` is in the event stream: read the conversation's subject
-    from the start with an ordered consumer (a diagnostic: bounded to a few seconds)."""
-    sub = await js.subscribe(subjects.evt_conv(conv), ordered_consumer=True)
-    try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                msg = await sub.next_msg(timeout=1)
-            except TimeoutError:
-                return "not in the stream (read to its end)"
-            try:
-                ev = orjson.loads(msg.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(ev, dict) and ev.get("seq") == seq:
-                return f"in the stream at {msg.metadata.sequence.stream}, published {msg.metadata.timestamp}"
-            if msg.metadata.num_pending == 0:
-                return "not in the stream (read to its end)"
-        return "not found within 5 s"
-    finally:
-        await sub.unsubscribe()
+    """Where the event ``conv:seq`` is in the event stream (a diagnostic)."""
+    for p in await conv_events(js, conv, within_s=5):
+        if p.seq == seq:
+            return f"in the stream at {p.stream_seq}, published {p.at}"
+    return "not in the stream"
