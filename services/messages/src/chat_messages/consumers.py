@@ -149,7 +149,9 @@ class CommandConsumer:
         if prepared is not None:
             await self._finish(None, time.perf_counter(), *prepared)
 
-    async def _commit(self, msgs: list[Msg]) -> tuple[list[Msg], list[SendCommand], BatchResult] | None:
+    async def _commit(self, msgs: list[Msg]) -> tuple[list[Msg], BatchResult] | None:
+        """Validate, commit and answer one batch; what ``_finish`` publishes and acks (None:
+        nothing committed, every command already settled or left to redelivery)."""
         cmds: list[SendCommand] = []
         live: list[Msg] = []
         for m in msgs:
@@ -180,7 +182,7 @@ class CommandConsumer:
         # acked only after publication (_finish), so a crash before it redelivers them and
         # the stored events are published then: nothing acked is ever missing from the stream.
         await self._answer(cmds, result.outcomes)
-        return live, cmds, result
+        return live, result
 
     async def _isolate(
         self, live: list[Msg], cmds: list[SendCommand], replays: bool
@@ -239,7 +241,6 @@ class CommandConsumer:
         prev: asyncio.Task[None] | None,
         started: float,
         live: list[Msg],
-        cmds: list[SendCommand],
         result: BatchResult,
     ) -> None:
         committed = time.perf_counter()
